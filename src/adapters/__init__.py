@@ -1,0 +1,1 @@
+"""Adapters: one module per store technology, each implementing domain.ports.CounterRepository."""

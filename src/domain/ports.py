@@ -1,0 +1,45 @@
+"""The port every store implements. Adapters live in `adapters/`, one per technology."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from domain.model import Counter, Idempotency, Incremented, Page, Replaced
+
+
+@runtime_checkable
+class CounterRepository(Protocol):
+    """Where counters live. Every method is atomic on its own.
+
+    Rules every implementation keeps (the contract suite in tests/contract states them):
+    - an increment that returns was applied exactly once; one that raises was not applied,
+      except StoreUnavailableError raised after the store may have applied it, which the caller
+      can retry safely only with an Idempotency;
+    - a result outside the signed 64-bit range raises CounterOverflowError and changes nothing;
+    - stored data it cannot read raises StoreCorruptedError and is never overwritten;
+    - a store that cannot be reached raises StoreUnavailableError.
+    """
+
+    async def get(self, name: str) -> Counter:
+        """The counter, or a counter at 0 (no timestamps) when it does not exist."""
+        ...
+
+    async def increment(self, name: str, by: int, idempotency: Idempotency | None = None) -> Incremented:
+        """Add `by` (non-zero, may be negative) and return the new state."""
+        ...
+
+    async def set(self, name: str, count: int) -> Replaced:
+        """Set the counter to `count`, creating it if needed; return the new and previous values."""
+        ...
+
+    async def delete(self, name: str) -> Counter | None:
+        """Remove the counter and return its last state, or None when it did not exist."""
+        ...
+
+    async def list(self, after: str | None, limit: int) -> Page:
+        """Up to `limit` counters with names greater than `after`, sorted by name."""
+        ...
+
+    async def ping(self) -> None:
+        """Return when the store answers, raise StoreUnavailableError otherwise."""
+        ...

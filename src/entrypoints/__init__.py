@@ -1,0 +1,1 @@
+"""The outer edge: settings, wiring, HTTP and the command line."""
