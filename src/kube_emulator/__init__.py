@@ -1,0 +1,1 @@
+"""An emulated Kubernetes API server for ConfigMaps (tests and local runs)."""
