@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-
 import pytest
 
 from domain.errors import CounterOverflowError, IdempotencyKeyReusedError
@@ -109,7 +108,9 @@ class RepositoryContract:
         assert (second.counter.count, second.previous) == (-5, 41)
         assert (await repository.get("s")).count == -5
 
-    async def test_delete_returns_last_value_and_counter_reads_zero(self, repository: CounterRepository) -> None:
+    async def test_delete_returns_last_value_and_counter_reads_zero(
+        self, repository: CounterRepository
+    ) -> None:
         await repository.increment("d", 9)
         deleted = await repository.delete("d")
         assert deleted is not None
@@ -167,7 +168,9 @@ class RepositoryContract:
         assert (await repository.get("c")).count == 1
         assert (await repository.get("other")).count == 0
 
-    async def test_fifty_concurrent_requests_with_one_key_count_once(self, repository: CounterRepository) -> None:
+    async def test_fifty_concurrent_requests_with_one_key_count_once(
+        self, repository: CounterRepository
+    ) -> None:
         results = await asyncio.gather(*(repository.increment("c", 1, key("k3")) for _ in range(50)))
         assert (await repository.get("c")).count == 1
         assert {r.counter.count for r in results} == {1}
@@ -214,5 +217,3 @@ class RepositoryContract:
     async def test_ping_answers_when_the_store_is_up(self, repository: CounterRepository) -> None:
         await repository.ping()
         assert isinstance(repository, CounterRepository)
-
-

@@ -1,0 +1,92 @@
+"""The composition root: which store, built from which settings.
+
+Nothing here connects at import time. Stores are `Resource`s inside a `Selector`: calling
+`container.repository()` opens only the selected one, and `shutdown_resources()` closes it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from dependency_injector import containers, providers
+
+from adapters.memory import InMemoryCounterRepository
+from domain.ports import CounterRepository
+from domain.services import CounterService
+from entrypoints.settings import Settings
+
+
+async def open_memory_repository() -> AsyncIterator[InMemoryCounterRepository]:
+    yield InMemoryCounterRepository()
+
+
+def _lazy(module: str, opener: str) -> Callable[..., AsyncIterator[CounterRepository]]:
+    """An adapter's opener, imported only when its store is selected: a SQLite service never
+    pays for importing the Kubernetes client, in start-up time or in memory."""
+
+    async def open_selected(**options: Any) -> AsyncIterator[CounterRepository]:
+        open_repository = getattr(importlib.import_module(module), opener)
+        async with asynccontextmanager(open_repository)(**options) as repository:
+            yield repository
+
+    open_selected.__name__ = opener
+    return open_selected
+
+
+open_sqlite_repository = _lazy("adapters.sqlite", "open_sqlite_repository")
+open_redis_repository = _lazy("adapters.redis", "open_redis_repository")
+open_configmap_repository = _lazy("adapters.configmap", "open_configmap_repository")
+
+
+class Container(containers.DeclarativeContainer):
+    config = providers.Configuration(strict=True)
+
+    repository = providers.Selector(
+        config.backend,
+        memory=providers.Resource(open_memory_repository),
+        sqlite=providers.Resource(open_sqlite_repository, path=config.sqlite_path),
+        redis=providers.Resource(open_redis_repository, url=config.redis_url, prefix=config.redis_prefix),
+        configmap=providers.Resource(
+            open_configmap_repository,
+            name=config.configmap_name,
+            namespace=config.configmap_namespace,
+            kubeconfig=config.kubeconfig,
+            coalesce=config.configmap_coalesce,
+        ),
+    )
+
+    counter_service = providers.Singleton(
+        CounterService,
+        repository=repository,
+        idempotency_ttl_seconds=config.idempotency_ttl_seconds,
+    )
+
+
+def build_container(settings: Settings) -> Container:
+    container = Container()
+    values = settings.as_dict()
+    values["configmap_namespace"] = settings.resolved_namespace()
+    values["kubeconfig"] = settings.kubeconfig or None
+    container.config.from_dict(values)
+    return container
+
+
+async def start_service(container: Container) -> CounterService:
+    """Open the selected store and build the service on it.
+
+    A provider returns an awaitable when an async Resource is behind it, and a plain value when
+    a test has overridden the store with an object; both are fine here.
+    """
+    service = container.counter_service()
+    if inspect.isawaitable(service):
+        service = await service
+    if not isinstance(service, CounterService):
+        raise TypeError(f"counter_service provided {type(service).__name__}, not CounterService")
+    return service
+
+
+__all__ = ["Container", "CounterRepository", "build_container", "start_service"]

@@ -1,0 +1,1 @@
+"""The HTTP edge: Litestar app factory, controllers, schemas and the error table."""

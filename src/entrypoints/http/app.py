@@ -1,0 +1,136 @@
+"""The one way to build the app: `create_app(container=None)`.
+
+Nothing connects here. The lifespan opens the selected store when the server starts and closes
+it when the server stops.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+from pathlib import Path
+
+import litestar_offline_docs
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin, YamlRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.static_files import create_static_files_router
+
+from entrypoints.container import Container, build_container, start_service
+from entrypoints.http.auth import ADMIN_TOKEN_STATE_KEY
+from entrypoints.http.controllers import (
+    CounterController,
+    DefaultCounterController,
+    HealthController,
+    docs_redirect,
+)
+from entrypoints.http.dependencies import (
+    BACKEND_STATE_KEY,
+    SERVICE_STATE_KEY,
+    provide_backend_name,
+    provide_counter_service,
+)
+from entrypoints.http.errors import EXCEPTION_HANDLERS
+from entrypoints.http.middleware import RequestContextMiddleware
+from entrypoints.logs import configure_logging
+from entrypoints.settings import Settings
+
+logger = logging.getLogger("counter.app")
+
+DOCS_ASSETS_PATH = "/schema/assets"
+_DOCS_ASSETS_DIR = Path(litestar_offline_docs.__file__).parent / "static"
+
+
+def _openapi_config() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="Counter Web Server",
+        version=version("counter-web-server"),
+        description=(
+            "Exact HTTP counters: `POST` increments atomically, `GET` reads. Safe retries with"
+            " `Idempotency-Key`; errors are RFC 9457 problem details."
+        ),
+        path="/schema",
+        components=Components(
+            security_schemes={
+                "bearerAuth": SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description="The token set in COUNTER_ADMIN_TOKEN.",
+                )
+            }
+        ),
+        render_plugins=[
+            # Assets served by the app itself, so the docs render with no internet.
+            SwaggerRenderPlugin(
+                js_url=f"{DOCS_ASSETS_PATH}/swagger-ui-bundle.js",
+                css_url=f"{DOCS_ASSETS_PATH}/swagger-ui.css",
+                standalone_preset_js_url=f"{DOCS_ASSETS_PATH}/swagger-ui-standalone-preset.js",
+                path=["/swagger", "/"],
+                favicon="<link rel='icon' href='data:,'>",  # the default icon comes from a CDN
+            ),
+            JsonRenderPlugin(),
+            YamlRenderPlugin(),
+        ],
+    )
+
+
+def create_app(container: Container | None = None, settings: Settings | None = None) -> Litestar:
+    """Build the app. `settings` default to the environment; `container` to one built from them
+    (tests pass a container whose store provider they have overridden)."""
+    settings = settings or Settings.from_env()
+    container = container or build_container(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        app.state[SERVICE_STATE_KEY] = await start_service(container)
+        logger.info("store opened", extra={"backend": settings.backend})
+        try:
+            yield
+        finally:
+            shutdown = container.shutdown_resources()
+            if shutdown is not None:
+                await shutdown
+            logger.info("store closed", extra={"backend": settings.backend})
+
+    return Litestar(
+        route_handlers=[
+            DefaultCounterController,
+            CounterController,
+            HealthController,
+            docs_redirect,
+            create_static_files_router(path=DOCS_ASSETS_PATH, directories=[_DOCS_ASSETS_DIR]),
+        ],
+        dependencies={
+            "counter_service": Provide(provide_counter_service, sync_to_thread=False),
+            "backend_name": Provide(provide_backend_name, sync_to_thread=False),
+        },
+        lifespan=[lifespan],
+        state=State(_initial_state(settings)),
+        exception_handlers=EXCEPTION_HANDLERS,
+        # Plain-ASGI types on our side; Litestar's own TypedDicts are narrower than they need be.
+        middleware=[DefineMiddleware(RequestContextMiddleware, access_log=settings.access_log)],  # type: ignore[arg-type]
+        openapi_config=_openapi_config(),
+        request_max_body_size=settings.max_body_bytes,
+        debug=False,
+    )
+
+
+def _initial_state(settings: Settings) -> dict[str, object]:
+    return {
+        BACKEND_STATE_KEY: settings.backend,
+        ADMIN_TOKEN_STATE_KEY: settings.admin_token.encode(),
+    }
+
+
+def app_factory() -> Litestar:
+    """For `uvicorn --factory entrypoints.http.app:app_factory` (what `counter serve` runs, in
+    every worker process: each configures its own logging)."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings=settings)

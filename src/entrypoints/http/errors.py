@@ -1,0 +1,149 @@
+"""The one table that turns exceptions into problem-details responses (RFC 9457).
+
+Handlers hold no try/except: domain errors travel up to here. A 500 never shows internal
+detail; its traceback goes to the log, with the request id that the response also carries.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from domain.errors import (
+    CounterOverflowError,
+    DomainError,
+    IdempotencyKeyReusedError,
+    InvalidAmountError,
+    InvalidCounterNameError,
+    InvalidIdempotencyKeyError,
+    InvalidInputError,
+    StoreCorruptedError,
+    StoreUnavailableError,
+)
+from entrypoints.http.schemas import ProblemDetails
+
+logger = logging.getLogger("counter.http")
+
+PROBLEM_JSON = "application/problem+json"
+_TYPE_BASE = "urn:counter-web-server:problem:"
+
+
+class AdminDisabledError(Exception):
+    """Admin routes are off because no COUNTER_ADMIN_TOKEN is configured."""
+
+
+class UnauthorizedError(Exception):
+    """The bearer token is missing or wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class Mapping:
+    status: int
+    slug: str
+    title: str
+
+
+# Most specific first: the first class the exception is an instance of wins.
+_DOMAIN_TABLE: tuple[tuple[type[Exception], Mapping], ...] = (
+    (InvalidCounterNameError, Mapping(400, "invalid-counter-name", "Invalid counter name")),
+    (InvalidIdempotencyKeyError, Mapping(400, "invalid-idempotency-key", "Invalid Idempotency-Key")),
+    (InvalidAmountError, Mapping(422, "invalid-amount", "Invalid amount")),
+    (InvalidInputError, Mapping(422, "invalid-input", "Invalid input")),
+    (CounterOverflowError, Mapping(409, "counter-overflow", "Counter overflow")),
+    (
+        IdempotencyKeyReusedError,
+        Mapping(422, "idempotency-key-reused", "Idempotency-Key reused with a different request"),
+    ),
+    (StoreUnavailableError, Mapping(503, "store-unavailable", "Store unavailable")),
+    (StoreCorruptedError, Mapping(500, "store-corrupted", "Unreadable stored data")),
+    (AdminDisabledError, Mapping(403, "admin-disabled", "Admin operations are disabled")),
+    (UnauthorizedError, Mapping(401, "unauthorized", "Unauthorized")),
+)
+
+
+def problem(
+    request: Request[Any, Any, Any],
+    status: int,
+    *,
+    title: str,
+    detail: str,
+    slug: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[ProblemDetails]:
+    body = ProblemDetails(
+        type=f"{_TYPE_BASE}{slug}" if slug else "about:blank",
+        title=title,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+    )
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def handle_domain_error(request: Request[Any, Any, Any], exc: Exception) -> Response[ProblemDetails]:
+    mapping = next((m for cls, m in _DOMAIN_TABLE if isinstance(exc, cls)), None)
+    if mapping is None:  # a DomainError subclass nobody mapped: a bug, but no traceback to the client
+        return handle_unexpected(request, exc)
+    headers: dict[str, str] = {}
+    if isinstance(exc, StoreUnavailableError):
+        headers["Retry-After"] = str(exc.retry_after)
+        logger.warning("store unavailable", extra={"error": str(exc)})
+    elif isinstance(exc, StoreCorruptedError):
+        logger.error("unreadable stored data", extra={"error": str(exc)})
+    elif isinstance(exc, UnauthorizedError):
+        headers["WWW-Authenticate"] = 'Bearer realm="counter-admin"'
+    return problem(
+        request,
+        mapping.status,
+        title=mapping.title,
+        detail=str(exc),
+        slug=mapping.slug,
+        headers=headers or None,
+    )
+
+
+def handle_validation_error(
+    request: Request[Any, Any, Any], exc: ValidationException
+) -> Response[ProblemDetails]:
+    details = exc.extra if isinstance(exc.extra, list) else []
+    reasons = "; ".join(
+        f"{item.get('key') or item.get('source') or 'body'}: {item.get('message')}"
+        for item in details
+        if isinstance(item, dict)
+    )
+    detail = reasons or exc.detail or "the request is not valid"
+    return problem(request, 400, title="Invalid request", detail=detail, slug="invalid-request")
+
+
+def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ProblemDetails]:
+    status = exc.status_code
+    if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+        return handle_unexpected(request, exc)
+    title = HTTPStatus(status).phrase
+    headers = dict(exc.headers or {})
+    return problem(request, status, title=title, detail=exc.detail or title, headers=headers or None)
+
+
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[ProblemDetails]:
+    logger.error("unhandled error", exc_info=exc)
+    return problem(
+        request,
+        500,
+        title="Internal Server Error",
+        detail="the server failed to handle this request; the log has the details under this request's id",
+    )
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    DomainError: handle_domain_error,
+    AdminDisabledError: handle_domain_error,
+    UnauthorizedError: handle_domain_error,
+    ValidationException: handle_validation_error,
+    HTTPException: handle_http_exception,
+    Exception: handle_unexpected,
+}

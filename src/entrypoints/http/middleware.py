@@ -1,0 +1,75 @@
+"""Plain ASGI middleware (no framework layers on the hot path): request id and access log."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from entrypoints.logs import request_id_var
+
+# Plain ASGI types: this middleware needs nothing from the framework.
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+access_logger = logging.getLogger("counter.access")
+
+# A client-sent id is echoed into logs and headers: keep it short and printable.
+_VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
+_HEADER = b"x-request-id"
+
+
+class RequestContextMiddleware:
+    """Takes X-Request-ID from the request (or makes one), returns it on the response, puts it
+    on every log line of the request, and writes one access line when the response is sent."""
+
+    def __init__(self, app: ASGIApp, *, access_log: bool = True) -> None:
+        self.app = app
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = b""
+        for name, value in scope["headers"]:
+            if name == _HEADER:
+                if _VALID_REQUEST_ID.fullmatch(value):
+                    request_id = value
+                break
+        if not request_id:
+            request_id = uuid.uuid4().hex.encode()
+        token = request_id_var.set(request_id.decode())
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), (_HEADER, request_id)]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if self.access_log:
+                access_logger.info(
+                    "%s %s %s",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    extra={
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                    },
+                )
+            request_id_var.reset(token)

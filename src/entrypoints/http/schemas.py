@@ -1,0 +1,87 @@
+"""Request and response bodies, mapped explicitly from domain objects."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+
+from domain.model import INT64_MAX, INT64_MIN, Counter
+
+Int64 = Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]
+
+
+class IncrementRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Optional body of an increment. No body means `{"by": 1}`."""
+
+    by: Annotated[
+        int,
+        msgspec.Meta(
+            ge=INT64_MIN,
+            le=INT64_MAX,
+            description="Amount to add: a non-zero signed 64-bit integer; negative decrements.",
+            examples=[1, 5, -1],
+        ),
+    ] = 1
+
+
+class SetRequest(msgspec.Struct, forbid_unknown_fields=True):
+    count: Annotated[
+        int,
+        msgspec.Meta(ge=INT64_MIN, le=INT64_MAX, description="The new value (signed 64-bit).", examples=[0]),
+    ]
+
+
+class CounterResponse(msgspec.Struct, omit_defaults=True):
+    name: Annotated[str, msgspec.Meta(examples=["default"])]
+    count: Annotated[int, msgspec.Meta(description="Current value (signed 64-bit).", examples=[3])]
+    created_at: Annotated[
+        datetime | None, msgspec.Meta(description="When the counter was first written (not every store).")
+    ] = None
+    updated_at: Annotated[
+        datetime | None, msgspec.Meta(description="When the counter was last written (not every store).")
+    ] = None
+
+
+class ReplacedResponse(msgspec.Struct, omit_defaults=True):
+    name: str
+    count: int
+    previous: Annotated[int, msgspec.Meta(description="The value before this request.")]
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class CounterPage(msgspec.Struct):
+    counters: list[CounterResponse]
+    next_cursor: Annotated[
+        str | None, msgspec.Meta(description="Pass as `cursor` for the next page; null on the last page.")
+    ]
+
+
+class LiveResponse(msgspec.Struct):
+    status: Annotated[str, msgspec.Meta(examples=["alive"])]
+
+
+class ReadyResponse(msgspec.Struct):
+    status: Annotated[str, msgspec.Meta(examples=["ready"])]
+    store: Annotated[str, msgspec.Meta(examples=["sqlite"])]
+
+
+class ProblemDetails(msgspec.Struct, omit_defaults=True):
+    """RFC 9457 problem details."""
+
+    title: str
+    status: int
+    detail: str
+    type: str = "about:blank"
+    instance: str | None = None
+
+
+def counter_response(counter: Counter) -> CounterResponse:
+    return CounterResponse(
+        name=counter.name,
+        count=counter.count,
+        created_at=counter.created_at,
+        updated_at=counter.updated_at,
+    )

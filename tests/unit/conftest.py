@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from dependency_injector import providers
+from litestar.testing import AsyncTestClient
+
+from adapters.memory import InMemoryCounterRepository
+from entrypoints.container import build_container
+from entrypoints.http.app import create_app
+from entrypoints.settings import Settings
+
+ADMIN_TOKEN = "s3cret-admin-token"
+
+
+@pytest.fixture
+def memory_store() -> InMemoryCounterRepository:
+    return InMemoryCounterRepository()
+
+
+def make_client(store: InMemoryCounterRepository, **settings: object) -> AsyncTestClient:  # type: ignore[type-arg]
+    config = Settings(**{"backend": "memory", "access_log": True, **settings})  # type: ignore[arg-type]
+    container = build_container(config)
+    # The store is swapped on the container, the way production wires it: no monkeypatching.
+    container.repository.override(providers.Object(store))
+    return AsyncTestClient(app=create_app(container=container, settings=config))
+
+
+@pytest.fixture
+async def client(memory_store: InMemoryCounterRepository) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
+    async with make_client(memory_store, admin_token=ADMIN_TOKEN) as test_client:
+        yield test_client
