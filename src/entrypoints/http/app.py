@@ -16,7 +16,6 @@ import litestar_offline_docs
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
@@ -98,7 +97,7 @@ def create_app(container: Container | None = None, settings: Settings | None = N
                 await shutdown
             logger.info("store closed", extra={"backend": settings.backend})
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             DefaultCounterController,
             CounterController,
@@ -113,12 +112,15 @@ def create_app(container: Container | None = None, settings: Settings | None = N
         lifespan=[lifespan],
         state=State(_initial_state(settings)),
         exception_handlers=EXCEPTION_HANDLERS,
-        # Plain-ASGI types on our side; Litestar's own TypedDicts are narrower than they need be.
-        middleware=[DefineMiddleware(RequestContextMiddleware, access_log=settings.access_log)],  # type: ignore[arg-type]
         openapi_config=_openapi_config(),
         request_max_body_size=settings.max_body_bytes,
         debug=False,
+        logging_config=None,  # configured once by entrypoints.logs, not by the framework
     )
+    # Outermost, around the framework's own router and error handling, so that every response
+    # (a 404 for an unknown path too) gets a request id and an access line.
+    app.asgi_handler = RequestContextMiddleware(app.asgi_handler, access_log=settings.access_log)  # type: ignore[arg-type,assignment]
+    return app
 
 
 def _initial_state(settings: Settings) -> dict[str, object]:

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import pytest
+
+from adapters.memory import InMemoryCounterRepository
+from domain.errors import (
+    CounterOverflowError,
+    InvalidAmountError,
+    InvalidCounterNameError,
+    InvalidIdempotencyKeyError,
+    InvalidInputError,
+)
+from domain.model import INT64_MAX, INT64_MIN, Idempotency, add_checked, check_amount, check_name
+from domain.services import CounterService
+
+
+@pytest.mark.parametrize("name", ["a", "A1", "0", "default", "a.b-c_d", "x" * 63, "9lives"])
+def test_valid_names(name: str) -> None:
+    assert check_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "x" * 64, "-a", "_a", ".a", "a b", "a/b", "é", "a:b", "a\n"])
+def test_invalid_names(name: str) -> None:
+    with pytest.raises(InvalidCounterNameError):
+        check_name(name)
+
+
+@pytest.mark.parametrize("by", [0, INT64_MAX + 1, INT64_MIN - 1, True])
+def test_invalid_amounts(by: int) -> None:
+    with pytest.raises(InvalidAmountError):
+        check_amount(by)
+
+
+def test_add_checked_refuses_to_leave_int64() -> None:
+    assert add_checked("c", INT64_MAX - 1, 1) == INT64_MAX
+    with pytest.raises(CounterOverflowError):
+        add_checked("c", INT64_MAX, 1)
+    with pytest.raises(CounterOverflowError):
+        add_checked("c", INT64_MIN, -1)
+
+
+def test_fingerprint_depends_on_name_and_amount() -> None:
+    a = Idempotency.for_increment("k", "c", 1, 60)
+    assert a == Idempotency.for_increment("k", "c", 1, 60)
+    assert a.fingerprint != Idempotency.for_increment("k", "c", 2, 60).fingerprint
+    assert a.fingerprint != Idempotency.for_increment("k", "d", 1, 60).fingerprint
+    with pytest.raises(InvalidIdempotencyKeyError):
+        Idempotency.for_increment("", "c", 1, 60)
+
+
+async def test_service_validates_before_touching_the_store() -> None:
+    store = InMemoryCounterRepository()
+    service = CounterService(store)
+    with pytest.raises(InvalidCounterNameError):
+        await service.increment("bad name")
+    with pytest.raises(InvalidAmountError):
+        await service.increment("c", 0)
+    with pytest.raises(InvalidAmountError):
+        await service.set("c", INT64_MAX + 1)
+    with pytest.raises(InvalidInputError):
+        await service.list(limit=0)
+    assert (await store.list(None, 10)).counters == []
+    assert (await service.increment("c", 2, "key")).counter.count == 2
+    assert (await service.increment("c", 2, "key")).replayed
