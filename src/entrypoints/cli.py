@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -81,6 +82,7 @@ def serve(settings: Settings) -> int:
     from entrypoints.logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
+    logging.getLogger("counter.cli").info("starting", extra=settings.redacted())
     uvicorn.run(
         APP_FACTORY,
         factory=True,

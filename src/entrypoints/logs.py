@@ -60,7 +60,9 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        fields = _fields(record)
+        # Fields the message already shows (the access line's method, path, status) are noise.
+        message = record.getMessage()
+        fields = {k: v for k, v in _fields(record).items() if str(v) not in message}
         if fields:
             line += " " + " ".join(f"{k}={v}" for k, v in fields.items())
         return line
