@@ -1,0 +1,347 @@
+"""RedisCounterRepository against a real Redis: the store contract, and what only Redis can do
+wrong (key types, a server that stops, restarts or stalls)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import pytest
+import redis.asyncio
+
+from adapters.redis import RedisCounterRepository, open_redis_repository
+from domain.errors import StoreCorruptedError, StoreUnavailableError
+from domain.model import Idempotency, Incremented
+from domain.ports import CounterRepository
+from tests.contract.repository_contract import Reopen, RepositoryContract
+
+if TYPE_CHECKING:  # loaded as a plugin by tests/conftest.py, which must come first for assert rewriting
+    from tests.integration.redis_fixtures import RedisServer
+
+pytestmark = pytest.mark.integration
+
+KEY = "any printable key: spaces, {braces}, *stars* and ~"
+BUSY_LUA = """
+local start = redis.call('TIME')
+repeat
+  local now = redis.call('TIME')
+until (now[1] - start[1]) * 1000000 + (now[2] - start[2]) > tonumber(ARGV[1])
+return 1
+"""
+
+OpenRepository = Callable[..., Awaitable[RedisCounterRepository]]
+
+
+@pytest.fixture
+async def raw(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
+    """A plain client, to look at and tamper with the keys behind the repository's back."""
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def open_repository() -> AsyncIterator[OpenRepository]:
+    """`await open_repository(url, prefix)`: more repositories, all closed at the end."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def opener(url: str, prefix: str, socket_timeout: float = 2.0) -> RedisCounterRepository:
+            manager = contextlib.asynccontextmanager(open_redis_repository)(
+                url, prefix, socket_timeout=socket_timeout
+            )
+            return await stack.enter_async_context(manager)
+
+        yield opener
+
+
+class TestRedisRepository(RepositoryContract):
+    @pytest.fixture
+    def repository(self, redis_repository: RedisCounterRepository) -> RedisCounterRepository:
+        return redis_repository
+
+    @pytest.fixture
+    def reopen(self, redis_url: str, redis_prefix: str, open_repository: OpenRepository) -> Reopen:
+        # A second service instance on the same server and prefix: Redis is the durable store here.
+        async def second_instance() -> CounterRepository:
+            return await open_repository(redis_url, redis_prefix)
+
+        return second_instance
+
+
+# --- layout and isolation --------------------------------------------------------------------
+
+
+async def test_keys_are_laid_out_as_documented(
+    redis_repository: RedisCounterRepository,
+    redis_prefix: str,
+    raw: redis.asyncio.Redis,
+) -> None:
+    await redis_repository.increment("c", 5, Idempotency.for_increment(KEY, "c", 5, 60))
+    fields = await raw.hgetall(f"{redis_prefix}c:c")
+    assert fields[b"count"] == b"5"
+    assert fields[b"created_at"].isdigit()
+    assert fields[b"updated_at"] == fields[b"created_at"]
+    assert await raw.zrange(f"{redis_prefix}names", 0, -1, withscores=True) == [(b"c", 0.0)]
+    digest = hashlib.sha256(KEY.encode()).hexdigest()
+    record = f"{redis_prefix}idem:{digest}"
+    assert (await raw.hgetall(record))[b"count"] == b"5"
+    assert 0 < await raw.pttl(record) <= 60_000
+
+
+async def test_two_prefixes_do_not_see_each_other(
+    redis_url: str,
+    redis_prefix: str,
+    open_repository: OpenRepository,
+) -> None:
+    a = await open_repository(redis_url, f"{redis_prefix}a:")
+    b = await open_repository(redis_url, f"{redis_prefix}b:")
+    await a.increment("shared-name", 7)
+    await a.increment("only-a", 1)
+    assert (await b.get("shared-name")).count == 0
+    assert (await b.list(None, 10)).counters == []
+    await b.increment("shared-name", 1)
+    assert (await a.get("shared-name")).count == 7
+    assert [c.name for c in (await a.list(None, 10)).counters] == ["only-a", "shared-name"]
+    assert (await b.delete("shared-name")) is not None
+    assert (await a.get("shared-name")).count == 7
+
+
+# --- unreadable data is reported and never overwritten ---------------------------------------
+
+
+async def test_a_key_of_the_wrong_type_is_reported_and_left_alone(
+    redis_repository: RedisCounterRepository,
+    redis_prefix: str,
+    raw: redis.asyncio.Redis,
+) -> None:
+    key = f"{redis_prefix}c:odd"
+    await raw.set(key, "not a hash")
+    with pytest.raises(StoreCorruptedError):
+        await redis_repository.increment("odd", 1)
+    with pytest.raises(StoreCorruptedError):
+        await redis_repository.get("odd")
+    with pytest.raises(StoreCorruptedError):
+        await redis_repository.set("odd", 3)
+    with pytest.raises(StoreCorruptedError):
+        await redis_repository.delete("odd")
+    assert await raw.get(key) == b"not a hash"
+    assert await raw.zscore(f"{redis_prefix}names", "odd") is None
+
+
+@pytest.mark.parametrize("stored", [b"12abc", b"", b"1.5", b"99999999999999999999"])
+async def test_a_count_that_is_not_a_64_bit_integer_is_reported_and_left_alone(
+    redis_repository: RedisCounterRepository,
+    redis_prefix: str,
+    raw: redis.asyncio.Redis,
+    stored: bytes,
+) -> None:
+    key = f"{redis_prefix}c:bad"
+    await raw.hset(key, "count", stored)
+    for attempt in (
+        lambda: redis_repository.get("bad"),
+        lambda: redis_repository.increment("bad", 1),
+        lambda: redis_repository.increment("bad", 1, Idempotency.for_increment("k", "bad", 1, 60)),
+        lambda: redis_repository.set("bad", 0),
+        lambda: redis_repository.delete("bad"),
+    ):
+        with pytest.raises(StoreCorruptedError):
+            await attempt()
+    assert await raw.hgetall(key) == {b"count": stored}
+    # A refused increment recorded no Idempotency-Key.
+    assert await raw.keys(f"{redis_prefix}idem:*") == []
+
+
+async def test_a_names_index_of_the_wrong_type_stops_writes_before_they_start(
+    redis_repository: RedisCounterRepository,
+    redis_prefix: str,
+    raw: redis.asyncio.Redis,
+) -> None:
+    await raw.set(f"{redis_prefix}names", "oops")
+    with pytest.raises(StoreCorruptedError):
+        await redis_repository.increment("c", 1)
+    with pytest.raises(StoreCorruptedError):
+        await redis_repository.set("c", 1)
+    with pytest.raises(StoreCorruptedError):
+        await redis_repository.list(None, 10)
+    assert await raw.exists(f"{redis_prefix}c:c") == 0
+    assert await raw.get(f"{redis_prefix}names") == b"oops"
+
+
+async def test_one_bad_key_fails_only_its_own_caller_in_a_pipeline(
+    redis_repository: RedisCounterRepository,
+    redis_prefix: str,
+    raw: redis.asyncio.Redis,
+) -> None:
+    await raw.set(f"{redis_prefix}c:odd", "not a hash")
+    before = redis_repository.round_trips
+    results = await asyncio.gather(
+        *(redis_repository.increment("good", 1) for _ in range(10)),
+        redis_repository.increment("odd", 1),
+        redis_repository.get("odd"),
+        return_exceptions=True,
+    )
+    assert redis_repository.round_trips - before == 1
+    counts = sorted(r.counter.count for r in results[:10] if isinstance(r, Incremented))
+    assert counts == list(range(1, 11))
+    assert isinstance(results[10], StoreCorruptedError)
+    assert isinstance(results[11], StoreCorruptedError)
+
+
+# --- batching ----------------------------------------------------------------------------------
+
+
+async def test_concurrent_calls_share_round_trips(redis_repository: RedisCounterRepository) -> None:
+    await redis_repository.increment("warm", 1)  # connected, script loaded: measure the steady state
+    trips, commands = redis_repository.round_trips, redis_repository.commands
+    results = await asyncio.gather(*(redis_repository.increment("hot", 1) for _ in range(200)))
+    assert sorted(r.counter.count for r in results) == list(range(1, 201))
+    assert redis_repository.commands - commands == 200
+    assert redis_repository.round_trips - trips <= 3
+    trips = redis_repository.round_trips
+    counters = await asyncio.gather(*(redis_repository.get("hot") for _ in range(50)))
+    assert {c.count for c in counters} == {200}
+    assert redis_repository.round_trips - trips == 1
+
+
+async def test_a_call_on_its_own_goes_out_at_once(redis_repository: RedisCounterRepository) -> None:
+    await redis_repository.increment("solo", 1)  # connected, scripts loaded
+    trips = redis_repository.round_trips
+    for expected in range(2, 7):
+        assert (await redis_repository.increment("solo", 1)).counter.count == expected
+    assert redis_repository.round_trips - trips == 5
+
+
+async def test_scripts_flushed_from_the_server_are_loaded_again(
+    redis_repository: RedisCounterRepository,
+    raw: redis.asyncio.Redis,
+) -> None:
+    await redis_repository.increment("c", 1)
+    await raw.script_flush()
+    results = await asyncio.gather(*(redis_repository.increment("c", 1) for _ in range(20)))
+    assert sorted(r.counter.count for r in results) == list(range(2, 22))
+    assert (await redis_repository.set("c", 0)).previous == 21
+
+
+# --- a store that is down, restarted or stalled ------------------------------------------------
+
+
+async def test_a_stopped_server_makes_every_operation_unavailable_then_a_restart_heals(
+    redis_server: RedisServer,
+    redis_repository: RedisCounterRepository,
+) -> None:
+    assert (await redis_repository.increment("c", 1)).counter.count == 1
+    redis_server.stop()
+    try:
+        for attempt in (
+            lambda: redis_repository.increment("c", 1),
+            lambda: redis_repository.increment("c", 1, Idempotency.for_increment("k", "c", 1, 60)),
+            lambda: redis_repository.get("c"),
+            lambda: redis_repository.set("c", 5),
+            lambda: redis_repository.delete("c"),
+            lambda: redis_repository.list(None, 10),
+            redis_repository.ping,
+        ):
+            with pytest.raises(StoreUnavailableError) as raised:
+                await attempt()
+            assert raised.value.retry_after == 1
+        many = await asyncio.gather(
+            *(redis_repository.increment("c", 1) for _ in range(50)), return_exceptions=True
+        )
+        assert all(isinstance(result, StoreUnavailableError) for result in many)
+    finally:
+        redis_server.start()
+    # The restarted server lost its data and its scripts (--save ""): both come back on demand.
+    await redis_repository.ping()
+    assert (await redis_repository.increment("c", 1)).counter.count == 1
+    assert (await redis_repository.get("c")).count == 1
+
+
+async def test_a_server_refusing_writes_changes_nothing(
+    redis_repository: RedisCounterRepository,
+    raw: redis.asyncio.Redis,
+) -> None:
+    await redis_repository.increment("c", 1)
+    await raw.config_set("maxmemory", "1")  # every write is now refused with OOM
+    try:
+        for attempt in (
+            lambda: redis_repository.increment("c", 1),
+            lambda: redis_repository.increment("new", 1),
+            lambda: redis_repository.set("c", 5),
+        ):
+            with pytest.raises(StoreUnavailableError, match="refused"):
+                await attempt()
+    finally:
+        await raw.config_set("maxmemory", "0")
+    assert (await redis_repository.get("c")).count == 1
+    assert (await redis_repository.get("new")).count == 0
+
+
+async def test_opening_does_not_need_a_running_server(open_repository: OpenRepository) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))  # bound but not listening: connections are refused
+        repository = await open_repository(f"redis://127.0.0.1:{sock.getsockname()[1]}/0", "x:")
+        with pytest.raises(StoreUnavailableError, match="cannot connect"):
+            await repository.ping()
+        with pytest.raises(StoreUnavailableError, match="nothing was changed"):
+            await repository.increment("c", 1)
+
+
+async def test_a_write_held_back_past_the_timeout_is_reported_as_unknown(
+    redis_url: str,
+    redis_prefix: str,
+    raw: redis.asyncio.Redis,
+    open_repository: OpenRepository,
+) -> None:
+    key = Idempotency.for_increment("retry-me", "c", 1, 60)
+    repository = await open_repository(redis_url, redis_prefix, socket_timeout=0.3)
+    await repository.ping()
+    await raw.client_pause(1500, all=False)  # holds back writes (scripts), not PING
+    try:
+        with pytest.raises(StoreUnavailableError, match=r"no reply within 0.3 s.*outcome is unknown"):
+            await repository.increment("c", 1, key)
+    finally:
+        await raw.client_unpause()
+    # Whatever became of it (a paused client that hangs up is dropped unexecuted), the keyed retry
+    # leaves the counter incremented exactly once.
+    again = await repository.increment("c", 1, key)
+    assert again.counter.count == 1
+    assert (await repository.get("c")).count == 1
+
+
+async def test_a_timed_out_increment_that_was_applied_is_replayed_by_a_keyed_retry(
+    redis_url: str,
+    redis_prefix: str,
+    raw: redis.asyncio.Redis,
+    open_repository: OpenRepository,
+) -> None:
+    key = Idempotency.for_increment("retry-me", "c", 1, 60)
+    repository = await open_repository(redis_url, redis_prefix, socket_timeout=0.3)
+    await repository.ping()
+
+    async def hog_the_server() -> None:
+        await raw.eval(BUSY_LUA, 0, 800_000)  # 0.8 s of Lua: Redis serves nobody else meanwhile
+
+    busy = asyncio.create_task(hog_the_server())
+    await asyncio.sleep(0.05)
+    with pytest.raises(StoreUnavailableError, match="outcome is unknown"):
+        await repository.increment("c", 1, key)
+    await busy
+    # Redis read the script before the client hung up and ran it when it was free again.
+    assert (await repository.get("c")).count == 1
+    again = await repository.increment("c", 1, key)
+    assert again.replayed
+    assert again.counter.count == 1
+    assert (await repository.get("c")).count == 1
+
+
+async def test_a_closed_repository_refuses_work(redis_repository: RedisCounterRepository) -> None:
+    await redis_repository.increment("c", 1)
+    await redis_repository.aclose()
+    with pytest.raises(StoreUnavailableError, match="closed"):
+        await redis_repository.get("c")
