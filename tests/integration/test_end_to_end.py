@@ -26,7 +26,8 @@ async def hammer(url: str, requests: int = REQUESTS, in_flight: int = IN_FLIGHT)
 
         async def worker() -> None:
             for _ in remaining:
-                statuses.append((await client.post("/counter")).status_code)
+                response = await client.post("/counter")
+                statuses.append(response.status_code)
 
         await asyncio.gather(*(worker() for _ in range(in_flight)))
     return statuses
