@@ -1,3 +1,4 @@
-"""Fixtures shared by the integration tests: a redis-server of our own on a free port."""
+"""Fixtures shared by the integration tests: our own redis-server on a free port, and an
+emulated Kubernetes API server for ConfigMaps."""
 
-pytest_plugins = ["tests.integration.redis_fixtures"]
+pytest_plugins = ["tests.integration.redis_fixtures", "tests.integration.kube_fixtures"]

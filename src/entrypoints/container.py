@@ -69,7 +69,8 @@ class Container(containers.DeclarativeContainer):
 def build_container(settings: Settings) -> Container:
     container = Container()
     values = settings.as_dict()
-    values["configmap_namespace"] = settings.resolved_namespace()
+    # Empty means "find it": the adapter looks at the pod's service account, then the kubeconfig.
+    values["configmap_namespace"] = settings.configmap_namespace or None
     values["kubeconfig"] = settings.kubeconfig or None
     container.config.from_dict(values)
     return container

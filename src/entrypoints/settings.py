@@ -9,13 +9,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 BACKENDS = ("sqlite", "redis", "memory", "configmap")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("text", "json")
-SERVICE_ACCOUNT_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 class SettingsError(ValueError):
@@ -47,7 +45,11 @@ SPECS: tuple[Spec, ...] = (
     Spec("COUNTER_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL (redis:// or rediss://)"),
     Spec("COUNTER_REDIS_PREFIX", "counter:", "prefix of every Redis key the service writes"),
     Spec("COUNTER_CONFIGMAP_NAME", "counter-store", "ConfigMap that holds the counters"),
-    Spec("COUNTER_CONFIGMAP_NAMESPACE", "", "its namespace; empty: the pod's own, else 'default'"),
+    Spec(
+        "COUNTER_CONFIGMAP_NAMESPACE",
+        "",
+        "its namespace; empty: the pod's own, else the kubeconfig context's, else 'default'",
+    ),
     Spec("COUNTER_KUBECONFIG", "", "kubeconfig outside a cluster; empty: KUBECONFIG or ~/.kube/config"),
     Spec("COUNTER_CONFIGMAP_COALESCE", "true", "group concurrent increments into one API write"),
     Spec("COUNTER_ADMIN_TOKEN", "", "bearer token for PUT/DELETE; empty: admin routes answer 403"),
@@ -99,14 +101,6 @@ class Settings:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-    def resolved_namespace(self) -> str:
-        if self.configmap_namespace:
-            return self.configmap_namespace
-        try:
-            return SERVICE_ACCOUNT_NAMESPACE_FILE.read_text().strip() or "default"
-        except OSError:
-            return "default"
 
     def redacted(self) -> dict[str, Any]:
         """Settings safe to log: secrets are replaced by whether they are set."""

@@ -1,0 +1,696 @@
+"""The ConfigMap store against a Kubernetes API: the emulated one, or a real cluster.
+
+By default every test runs against `kube_emulator` (real HTTP on 127.0.0.1, driven by the official
+client through a kubeconfig). When COUNTER_TEST_KUBECONFIG names a kubeconfig, the same tests run
+against that cluster (namespace COUNTER_TEST_NAMESPACE, default "default"); the tests that need
+injected faults are skipped there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import socket
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import urllib3
+import yaml
+from kubernetes import client as k8s_client
+from kubernetes.client.exceptions import ApiException, ForbiddenException
+
+from adapters import configmap as configmap_adapter
+from adapters.configmap import (
+    IDEMPOTENCY_KEY,
+    ConfigMapCounterRepository,
+    new_api_client,
+    open_configmap_repository,
+    resolve_namespace,
+)
+from domain.errors import CounterOverflowError, StoreCorruptedError, StoreUnavailableError
+from domain.model import INT64_MAX, Idempotency
+from tests.contract.repository_contract import Reopen, RepositoryContract
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+REAL_KUBECONFIG = os.environ.get("COUNTER_TEST_KUBECONFIG")
+NO_FAULTS_ON_A_REAL_CLUSTER = (
+    "fault injection needs the emulated API; COUNTER_TEST_KUBECONFIG points at a real cluster"
+)
+
+
+# --- where the API is -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KubeTarget:
+    kubeconfig: str
+    namespace: str
+    emulator: Any | None  # kube_emulator.KubeApiEmulator, None on a real cluster
+
+
+@pytest.fixture(scope="module")
+def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeTarget]:
+    if REAL_KUBECONFIG:
+        yield KubeTarget(REAL_KUBECONFIG, os.environ.get("COUNTER_TEST_NAMESPACE", "default"), None)
+        return
+    from kube_emulator import KubeApiEmulator
+
+    with KubeApiEmulator(write_delay=0.0) as api:
+        path = api.write_kubeconfig(tmp_path_factory.mktemp("kube") / "kubeconfig")
+        yield KubeTarget(str(path), "default", api)
+
+
+@pytest.fixture(scope="module")
+def admin(kube: KubeTarget) -> Iterator[Any]:
+    """A plain synchronous client, to seed and inspect ConfigMaps behind the store's back."""
+    api_client = new_api_client(kube.kubeconfig)
+    yield k8s_client.CoreV1Api(api_client)
+    api_client.close()
+
+
+@pytest.fixture
+def cm_name(kube: KubeTarget, admin: Any) -> Iterator[str]:
+    name = f"counter-test-{uuid.uuid4().hex[:10]}"
+    yield name
+    with contextlib.suppress(ApiException):
+        admin.delete_namespaced_config_map(name, kube.namespace)
+
+
+OpenRepo = Callable[..., Awaitable[ConfigMapCounterRepository]]
+
+
+@pytest.fixture
+async def open_repo(kube: KubeTarget) -> AsyncIterator[OpenRepo]:
+    """Open repositories through the Resource generator; all are closed at the end of the test."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def opener(name: str, **settings: Any) -> ConfigMapCounterRepository:
+            resource = contextlib.asynccontextmanager(open_configmap_repository)
+            return await stack.enter_async_context(
+                resource(name, kube.namespace, kube.kubeconfig, **settings)
+            )
+
+        yield opener
+
+
+@pytest.fixture
+def inject(kube: KubeTarget) -> Iterator[Callable[..., None]]:
+    """Set the emulator's faults for this test (skipped on a real cluster)."""
+    if kube.emulator is None:
+        pytest.skip(NO_FAULTS_ON_A_REAL_CLUSTER)
+    from kube_emulator import Faults
+
+    emulator = kube.emulator
+    yield lambda **faults: emulator.set_faults(Faults(**faults))
+    emulator.clear_faults()
+
+
+def seed(admin: Any, namespace: str, name: str, data: dict[str, str]) -> None:
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
+    admin.create_namespaced_config_map(namespace, body)
+
+
+def stored_data(admin: Any, namespace: str, name: str) -> dict[str, str]:
+    data: dict[str, str] = admin.read_namespaced_config_map(name, namespace).data or {}
+    return data
+
+
+# --- the contract -----------------------------------------------------------------------------
+
+
+class TestConfigMapContract(RepositoryContract):
+    @pytest.fixture
+    async def repository(self, open_repo: OpenRepo, cm_name: str) -> ConfigMapCounterRepository:
+        return await open_repo(cm_name)
+
+    @pytest.fixture
+    def reopen(self, open_repo: OpenRepo, cm_name: str) -> Reopen:
+        async def second_instance() -> ConfigMapCounterRepository:
+            return await open_repo(cm_name)
+
+        return second_instance
+
+
+# --- format -----------------------------------------------------------------------------------
+
+
+async def test_missing_configmap_is_ready_and_created_on_the_first_write(
+    open_repo: OpenRepo, cm_name: str, kube: KubeTarget, admin: Any
+) -> None:
+    repository = await open_repo(cm_name)
+    await repository.ping()
+    assert (await repository.get("c")).count == 0
+    assert (await repository.list(None, 10)).counters == []
+    with pytest.raises(ApiException) as missing:
+        admin.read_namespaced_config_map(cm_name, kube.namespace)
+    assert missing.value.status == 404
+
+    assert (await repository.increment("c", 2)).counter.count == 2
+    data = stored_data(admin, kube.namespace, cm_name)
+    assert json.loads(data["c"])["count"] == 2
+
+
+async def test_each_counter_is_one_readable_data_key(
+    open_repo: OpenRepo, cm_name: str, kube: KubeTarget
+) -> None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed")
+    repository = await open_repo(cm_name)
+    await repository.increment("pageviews", 41)
+    await repository.increment("pageviews", 1)
+    await repository.set("downloads", 7)
+    process = await asyncio.create_subprocess_exec(
+        kubectl,
+        "--kubeconfig",
+        kube.kubeconfig,
+        "--namespace",
+        kube.namespace,
+        "get",
+        "configmap",
+        cm_name,
+        "-o",
+        "yaml",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    data = yaml.safe_load(out)["data"]
+    pageviews = json.loads(data["pageviews"])
+    assert pageviews["count"] == 42
+    assert set(pageviews) == {"count", "created_at", "updated_at"}
+    assert json.loads(data["downloads"])["count"] == 7
+    # Reserved bookkeeping keys start with "_", which no counter name can.
+    assert {k for k in data if not k[0].isalnum()} <= {"_writers", IDEMPOTENCY_KEY}
+
+
+async def test_unknown_fields_are_kept(
+    open_repo: OpenRepo, cm_name: str, kube: KubeTarget, admin: Any
+) -> None:
+    seed(admin, kube.namespace, cm_name, {"c": '{"count": 5, "owner": "team-a"}'})
+    repository = await open_repo(cm_name)
+    counter = await repository.get("c")
+    assert (counter.count, counter.created_at) == (5, None)
+    assert (await repository.increment("c", 1)).counter.count == 6
+    stored = json.loads(stored_data(admin, kube.namespace, cm_name)["c"])
+    assert stored["count"] == 6
+    assert stored["owner"] == "team-a"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"count": "x"}',
+        "not json",
+        '{"count": 1.5}',
+        "1.5",
+        f'{{"count": {INT64_MAX + 1}}}',
+        '{"count": true}',
+        '{"count": NaN}',
+        '{"total": 3}',
+        '{"count": 1, "created_at": "yesterday"}',
+        "[]",
+    ],
+)
+async def test_unreadable_data_is_reported_and_never_overwritten(
+    open_repo: OpenRepo, cm_name: str, kube: KubeTarget, admin: Any, raw: str
+) -> None:
+    seed(admin, kube.namespace, cm_name, {"bad": raw, "good": '{"count": 1}'})
+    repository = await open_repo(cm_name)
+    with pytest.raises(StoreCorruptedError, match="'bad'"):
+        await repository.get("bad")
+    # In one batch: the op on the unreadable key fails, the other is applied.
+    bad, good = await asyncio.gather(
+        repository.increment("bad", 1), repository.increment("good", 1), return_exceptions=True
+    )
+    assert isinstance(bad, StoreCorruptedError)
+    assert not isinstance(good, BaseException)
+    assert good.counter.count == 2
+    for refused in (repository.set("bad", 0), repository.delete("bad"), repository.list(None, 10)):
+        with pytest.raises(StoreCorruptedError):
+            await refused
+    data = stored_data(admin, kube.namespace, cm_name)
+    assert data["bad"] == raw
+    assert json.loads(data["good"])["count"] == 2
+
+
+async def test_unreadable_idempotency_records_are_left_alone(
+    open_repo: OpenRepo, cm_name: str, kube: KubeTarget, admin: Any
+) -> None:
+    seed(admin, kube.namespace, cm_name, {IDEMPOTENCY_KEY: "{broken"})
+    repository = await open_repo(cm_name)
+    with pytest.raises(StoreCorruptedError, match=IDEMPOTENCY_KEY):
+        await repository.increment("c", 1, Idempotency.for_increment("k", "c", 1, 60.0))
+    assert (await repository.increment("c", 1)).counter.count == 1
+    assert stored_data(admin, kube.namespace, cm_name)[IDEMPOTENCY_KEY] == "{broken"
+
+
+async def test_idempotency_records_are_bounded_oldest_first(
+    open_repo: OpenRepo, cm_name: str, kube: KubeTarget, admin: Any
+) -> None:
+    repository = await open_repo(cm_name, max_idempotency_records=5)
+
+    def key(i: int) -> Idempotency:
+        return Idempotency.for_increment(f"key-{i}", "c", 1, 3600.0)
+
+    for i in range(8):
+        assert not (await repository.increment("c", 1, key(i))).replayed
+    records = json.loads(stored_data(admin, kube.namespace, cm_name)[IDEMPOTENCY_KEY])
+    assert len(records) == 5
+    assert all(len(hashed) == 32 for hashed in records)  # hashed keys, never the keys themselves
+    assert (await repository.increment("c", 1, key(7))).replayed  # among the newest: replayed
+    evicted = await repository.increment("c", 1, key(0))  # evicted before its TTL: counts again
+    assert not evicted.replayed
+    assert evicted.counter.count == 9
+
+
+# --- creation races ---------------------------------------------------------------------------
+
+
+class CreateLosesTheRace:
+    """A CoreV1Api whose first create finds that another writer has just created the ConfigMap."""
+
+    def __init__(self, api: Any, admin: Any, namespace: str) -> None:
+        self._api = api
+        self._admin = admin
+        self._namespace = namespace
+        self.raced = False
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._api, attribute)
+
+    def create_namespaced_config_map(self, namespace: str, body: Any, **options: Any) -> Any:
+        if not self.raced:
+            self.raced = True
+            seed(self._admin, namespace, body["metadata"]["name"], {"c": '{"count": 10}'})
+        return self._api.create_namespaced_config_map(namespace, body, **options)
+
+
+async def test_a_create_that_loses_the_race_retries_as_an_update(
+    cm_name: str, kube: KubeTarget, admin: Any
+) -> None:
+    api_client = new_api_client(kube.kubeconfig)
+    api = CreateLosesTheRace(k8s_client.CoreV1Api(api_client), admin, kube.namespace)
+    repository = ConfigMapCounterRepository(api, cm_name, kube.namespace)
+    try:
+        assert (await repository.increment("c", 1)).counter.count == 11
+        assert api.raced
+        assert repository.conflicts == 1  # AlreadyExists, then a read and a patch
+    finally:
+        await repository.aclose()
+        api_client.close()
+    assert json.loads(stored_data(admin, kube.namespace, cm_name)["c"])["count"] == 11
+
+
+async def test_concurrent_creators_all_count(open_repo: OpenRepo, cm_name: str) -> None:
+    repositories = [await open_repo(cm_name) for _ in range(5)]
+    results = await asyncio.gather(*(r.increment("c", 1) for r in repositories for _ in range(20)))
+    values = [r.counter.count for r in results]
+    assert sorted(values) == list(range(1, 101))
+    assert (await repositories[0].get("c")).count == 100
+
+
+# --- coalescing -------------------------------------------------------------------------------
+
+
+async def test_coalescing_turns_many_increments_into_few_writes(open_repo: OpenRepo, cm_name: str) -> None:
+    repository = await open_repo(cm_name)
+    await repository.increment("warm-up", 1)
+    writes_before = repository.api_writes
+    results = await asyncio.gather(*(repository.increment("hot", 1) for _ in range(200)))
+    writes = repository.api_writes - writes_before
+    assert sorted(r.counter.count for r in results) == list(range(1, 201))
+    assert writes <= 200 / 4, f"{writes} API writes for 200 increments"
+
+
+async def test_without_coalescing_every_increment_writes(open_repo: OpenRepo, cm_name: str) -> None:
+    repository = await open_repo(cm_name, coalesce=False, max_attempts=100, max_retry_seconds=30.0)
+    results = await asyncio.gather(*(repository.increment("hot", 1) for _ in range(20)))
+    assert sorted(r.counter.count for r in results) == list(range(1, 21))
+    assert repository.api_writes >= 20
+
+
+async def test_overflow_in_a_batch_fails_only_that_increment(open_repo: OpenRepo, cm_name: str) -> None:
+    repository = await open_repo(cm_name)
+    await repository.set("big", INT64_MAX - 2)
+    results = await asyncio.gather(
+        *(repository.increment("big", 1) for _ in range(4)), return_exceptions=True
+    )
+    assert [r.counter.count for r in results if not isinstance(r, BaseException)] == [
+        INT64_MAX - 1,
+        INT64_MAX,
+    ]
+    assert sum(isinstance(r, CounterOverflowError) for r in results) == 2
+    assert (await repository.get("big")).count == INT64_MAX
+
+
+# --- several processes ------------------------------------------------------------------------
+
+
+async def run_workers(
+    kube: KubeTarget,
+    name: str,
+    *,
+    processes: int = 3,
+    increments: int = 200,
+    concurrency: int = 32,
+    options: tuple[str, ...] = (),
+) -> list[dict[str, Any]]:
+    """Start the worker processes, let them go at once, return their reports."""
+    command = [sys.executable, "-m", "tests.integration.configmap_worker"]
+    command += ["--kubeconfig", kube.kubeconfig, "--namespace", kube.namespace, "--name", name]
+    command += ["--increments", str(increments), "--concurrency", str(concurrency), *options]
+    workers = [
+        await asyncio.create_subprocess_exec(
+            *command,
+            cwd=ROOT,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for _ in range(processes)
+    ]
+    try:
+        for worker in workers:
+            assert worker.stdout is not None
+            line = await asyncio.wait_for(worker.stdout.readline(), timeout=60)
+            assert line.strip() == b"ready", line
+        for worker in workers:
+            assert worker.stdin is not None
+            worker.stdin.write(b"go\n")
+            await worker.stdin.drain()
+        reports = []
+        for worker in workers:
+            out, err = await asyncio.wait_for(worker.communicate(), timeout=120)
+            assert worker.returncode == 0, err.decode()[-3000:]
+            reports.append(json.loads(out.decode().splitlines()[-1]))
+    finally:
+        for worker in workers:
+            if worker.returncode is None:
+                worker.kill()
+                await worker.wait()
+    return reports
+
+
+def summarise(reports: list[dict[str, Any]], final: int) -> dict[str, int]:
+    values = [v for report in reports for v in report["values"]]
+    return {
+        "final": final,
+        "successes": len(values),
+        "distinct": len(set(values)),
+        "not_counted": sum(len(r["not_counted"]) for r in reports),
+        "unknown": sum(len(r["unknown"]) for r in reports),
+        "api_writes": sum(r["stats"]["api_writes"] for r in reports),
+        "conflicts": sum(r["stats"]["conflicts"] for r in reports),
+        "timeouts_resolved": sum(r["stats"]["timeouts_resolved"] for r in reports),
+    }
+
+
+async def test_processes_each_with_a_coalescer_lose_nothing(
+    open_repo: OpenRepo, cm_name: str, kube: KubeTarget
+) -> None:
+    reports = await run_workers(kube, cm_name)
+    final = (await (await open_repo(cm_name)).get("hot")).count
+    summary = summarise(reports, final)
+    print("configmap 3 processes x 200 increments:", summary)
+    assert summary["distinct"] == summary["successes"]  # nobody got another's value
+    assert final == summary["successes"] == 600, summary
+    assert summary["api_writes"] <= 600 / 4, summary
+
+
+async def test_processes_under_injected_faults_lose_nothing_and_count_nothing_twice(
+    open_repo: OpenRepo, cm_name: str, kube: KubeTarget, inject: Callable[..., None]
+) -> None:
+    inject(
+        conflict=0.1,
+        too_many_requests=0.05,
+        retry_after=1,
+        server_error=0.05,
+        timeout_before=0.03,
+        timeout_after=0.05,
+        timeout_seconds=1.0,
+        writes_only=True,
+        seed=1,
+    )
+    assert kube.emulator is not None
+    faults_before = kube.emulator.stats()["faults"]
+    # 8 in flight per process: smaller batches, so more writes and every kind of fault.
+    options = ("--request-timeout", "0.5", "--max-retry-seconds", "20", "--max-attempts", "30")
+    reports = await run_workers(kube, cm_name, concurrency=8, options=options)
+    faults = {k: n - faults_before.get(k, 0) for k, n in kube.emulator.stats()["faults"].items()}
+    kube.emulator.clear_faults()
+    final = (await (await open_repo(cm_name)).get("hot")).count
+    summary = summarise(reports, final)
+    print("configmap 3 processes x 200 increments under faults:", summary, faults)
+    assert summary["distinct"] == summary["successes"]
+    # Exact: a write whose answer was lost is recognised by re-reading, so every success was
+    # counted once and every failure not at all; only an "outcome unknown" failure may have counted.
+    assert summary["successes"] <= final <= summary["successes"] + summary["unknown"], summary
+    assert summary["successes"] + summary["not_counted"] + summary["unknown"] == 600
+    assert summary["timeouts_resolved"] >= 1, summary
+    kinds = ("conflict", "too_many_requests", "server_error", "timeout_before", "timeout_after")
+    assert all(faults.get(kind, 0) >= 1 for kind in kinds), faults
+
+
+# --- faults, one process ----------------------------------------------------------------------
+
+
+async def test_a_write_applied_before_its_timeout_is_recognised(
+    open_repo: OpenRepo, cm_name: str, inject: Callable[..., None]
+) -> None:
+    repository = await open_repo(cm_name, request_timeout=0.3, max_retry_seconds=20.0, max_attempts=30)
+    await repository.increment("t", 1)
+    inject(timeout_after=0.5, timeout_seconds=0.6, seed=3)
+    values = [(await repository.increment("t", 1)).counter.count for _ in range(10)]
+    assert values == list(range(2, 12))
+    assert (await repository.get("t")).count == 11
+    assert repository.stats.timeouts_resolved >= 1
+
+
+async def test_a_write_that_timed_out_unapplied_is_retried_once(
+    open_repo: OpenRepo, cm_name: str, inject: Callable[..., None]
+) -> None:
+    repository = await open_repo(cm_name, request_timeout=0.3, max_retry_seconds=20.0, max_attempts=30)
+    await repository.increment("t", 1)
+    inject(timeout_before=0.5, timeout_seconds=0.6, seed=4)
+    values = [(await repository.increment("t", 1)).counter.count for _ in range(6)]
+    assert values == list(range(2, 8))
+    assert (await repository.get("t")).count == 7
+
+
+async def test_429_is_honoured_with_retry_after(
+    open_repo: OpenRepo, cm_name: str, inject: Callable[..., None]
+) -> None:
+    repository = await open_repo(cm_name)
+    await repository.increment("t", 1)
+    inject(too_many_requests=1.0, retry_after=1)
+    task = asyncio.create_task(repository.increment("t", 1))
+    await asyncio.sleep(1.5)
+    assert not task.done()  # still waiting, as asked
+    assert repository.stats.throttled >= 1
+    inject()
+    started = time.monotonic()
+    assert (await task).counter.count == 2
+    assert time.monotonic() - started < 1.5
+
+
+async def test_at_the_retry_bounds_the_answer_is_503_and_nothing_counted(
+    open_repo: OpenRepo, cm_name: str, inject: Callable[..., None]
+) -> None:
+    repository = await open_repo(cm_name, max_attempts=4, max_retry_seconds=2.0)
+    await repository.increment("t", 1)
+    inject(conflict=0.5, server_error=0.5, seed=5)
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailableError, match="nothing was counted") as refused:
+        await repository.increment("t", 1)
+    assert time.monotonic() - started < 5.0
+    assert refused.value.retry_after >= 1
+    inject()
+    assert (await repository.get("t")).count == 1
+
+
+class PatchesTimeOut:
+    """A CoreV1Api whose patches time out before they reach the server (the first `count` ones, or
+    all): the client cannot tell them from patches that were applied and whose answer was lost."""
+
+    def __init__(self, api: Any, count: int | None = None) -> None:
+        self._api = api
+        self.left = count
+        self.timed_out = 0
+        self._pool = urllib3.HTTPConnectionPool("127.0.0.1")  # named by the error; never connects
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._api, attribute)
+
+    def patch_namespaced_config_map(self, *args: Any, **options: Any) -> Any:
+        if self.left is None or self.left > 0:
+            if self.left is not None:
+                self.left -= 1
+            self.timed_out += 1
+            raise urllib3.exceptions.ReadTimeoutError(self._pool, "/api/v1", "Read timed out.")
+        return self._api.patch_namespaced_config_map(*args, **options)
+
+
+@pytest.fixture
+async def api_client(kube: KubeTarget) -> AsyncIterator[Any]:
+    client = new_api_client(kube.kubeconfig)
+    yield client
+    client.close()
+
+
+async def test_unconfirmed_writes_are_fenced_before_answering_not_counted(
+    api_client: Any, cm_name: str, kube: KubeTarget
+) -> None:
+    api = PatchesTimeOut(k8s_client.CoreV1Api(api_client), count=3)
+    repository = ConfigMapCounterRepository(
+        api, cm_name, kube.namespace, max_attempts=3, max_retry_seconds=2.0
+    )
+    try:
+        await repository.set("c", 5)  # created with a POST, which is not faulted
+        api.left = 3
+        api.timed_out = 0
+        with pytest.raises(StoreUnavailableError, match="nothing was counted"):
+            await repository.increment("c", 1)
+        # Three tries left their outcome unknown; a fourth write (a fence, with no increment)
+        # made sure that none of them can still apply, so the answer is a clean "not counted".
+        assert api.timed_out == 3
+        assert repository.stats.outcomes_unknown == 0
+        assert (await repository.get("c")).count == 5
+    finally:
+        await repository.aclose()
+
+
+async def test_writes_that_stay_unconfirmed_are_reported_as_unknown(
+    api_client: Any, cm_name: str, kube: KubeTarget, admin: Any
+) -> None:
+    seed(admin, kube.namespace, cm_name, {"c": '{"count": 5}'})
+    api = PatchesTimeOut(k8s_client.CoreV1Api(api_client))
+    repository = ConfigMapCounterRepository(
+        api, cm_name, kube.namespace, max_attempts=3, max_retry_seconds=1.0
+    )
+    try:
+        with pytest.raises(StoreUnavailableError, match="outcome is unknown"):
+            await repository.increment("c", 1)
+        assert repository.stats.outcomes_unknown == 1
+    finally:
+        await repository.aclose()
+    assert json.loads(stored_data(admin, kube.namespace, cm_name)["c"])["count"] == 5
+
+
+async def test_a_full_configmap_refuses_new_counters_and_keeps_counting_old_ones(
+    open_repo: OpenRepo, cm_name: str
+) -> None:
+    repository = await open_repo(cm_name)
+    names = [f"{i:06d}" + "x" * 57 for i in range(7000)]  # 63 characters each
+    results = await asyncio.gather(*(repository.set(n, 1) for n in names), return_exceptions=True)
+    refused = [r for r in results if isinstance(r, BaseException)]
+    assert refused, "7000 counters of this size do not fit in 1 MiB"
+    assert all(isinstance(r, StoreUnavailableError) and "is full" in str(r) for r in refused)
+    assert (await repository.increment(names[0], 1)).counter.count == 2
+    page = await repository.list(None, 1000)
+    assert len(page.counters) == 1000
+
+
+# --- readiness and errors ---------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def write_kubeconfig(path: Path, server: str) -> str:
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "nowhere", "cluster": {"server": server}}],
+        "users": [{"name": "nobody", "user": {"token": "x"}}],
+        "contexts": [
+            {"name": "nowhere", "context": {"cluster": "nowhere", "user": "nobody", "namespace": "team-a"}}
+        ],
+        "current-context": "nowhere",
+    }
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return str(path)
+
+
+async def test_an_api_that_is_down_is_not_ready_and_counts_nothing(tmp_path: Path) -> None:
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", f"http://127.0.0.1:{free_port()}")
+    resource = contextlib.asynccontextmanager(open_configmap_repository)
+    async with resource("c", "default", kubeconfig, request_timeout=1.0, max_retry_seconds=0.5) as repository:
+        with pytest.raises(StoreUnavailableError, match="cannot be reached"):
+            await repository.ping()
+        with pytest.raises(StoreUnavailableError, match="nothing was counted"):
+            await repository.increment("c", 1)
+        with pytest.raises(StoreUnavailableError):
+            await repository.get("c")
+
+
+@pytest.fixture
+def wrong_token_kubeconfig(kube: KubeTarget, tmp_path: Path) -> str:
+    if kube.emulator is None:
+        pytest.skip("needs the emulated API, whose token is known")
+    config = kube.emulator.kubeconfig(kube.namespace)
+    config["users"][0]["user"] = {"token": "wrong"}
+    path = tmp_path / "kubeconfig"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    return str(path)
+
+
+async def test_rejected_credentials_are_not_ready(kube: KubeTarget, wrong_token_kubeconfig: str) -> None:
+    resource = contextlib.asynccontextmanager(open_configmap_repository)
+    async with resource("c", kube.namespace, wrong_token_kubeconfig) as repository:
+        with pytest.raises(StoreUnavailableError, match="refused the credentials"):
+            await repository.ping()
+        with pytest.raises(StoreUnavailableError, match="refused the credentials"):
+            await repository.increment("c", 1)
+
+
+class ForbiddenApi:
+    """A CoreV1Api for a service account without the RBAC permissions."""
+
+    def _refuse(self, *args: Any, **options: Any) -> Any:
+        raise ForbiddenException(status=403, reason="Forbidden")
+
+    read_namespaced_config_map = _refuse
+    create_namespaced_config_map = _refuse
+    patch_namespaced_config_map = _refuse
+
+
+async def test_forbidden_is_not_ready_and_names_the_permission() -> None:
+    repository = ConfigMapCounterRepository(ForbiddenApi(), "counters", "team-a")
+    try:
+        with pytest.raises(StoreUnavailableError, match="may not get configmaps in namespace team-a"):
+            await repository.ping()
+        with pytest.raises(StoreUnavailableError, match="RBAC"):
+            await repository.increment("c", 1)
+    finally:
+        await repository.aclose()
+
+
+def test_namespace_comes_from_the_argument_the_pod_then_the_kubeconfig_context(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    service_account = tmp_path / "namespace"
+    monkeypatch.setattr(configmap_adapter, "SERVICE_ACCOUNT_NAMESPACE", service_account)
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", "http://127.0.0.1:1")
+    assert resolve_namespace("explicit", kubeconfig) == "explicit"
+    assert resolve_namespace(None, kubeconfig) == "team-a"
+    assert resolve_namespace(None, str(tmp_path / "missing")) == "default"
+    service_account.write_text("pods-own\n", encoding="utf-8")
+    assert resolve_namespace(None, kubeconfig) == "pods-own"
