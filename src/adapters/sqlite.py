@@ -16,7 +16,7 @@ How it works, and why:
   everything (overflow, idempotency key, readable data) before it writes, so a refused job
   writes nothing and does not affect the others.
 - Data it cannot read (a count that is not an integer, a timestamp that does not parse) raises
-  StoreCorruptedError and is never overwritten: increment and set refuse it; delete may remove
+  StoreCorruptedError and is never overwritten: increment, set and delete refuse
   it. The schema's CHECK constraint already stops most hand edits that would store such data.
 """
 
@@ -380,16 +380,14 @@ class _Transaction:
         return Replaced(counter=Counter(name, count, current.created_at, self.now), previous=current.count)
 
     def delete(self, name: str) -> Counter | None:
-        """Remove the counter, readable or not. An unreadable one has no last state to return,
-        so it is reported as None, like a counter that did not exist."""
+        """Remove the counter and return its last state. Unreadable data is refused here too, as
+        in every store: it is reported and left for a human to look at, never silently dropped."""
         row = self._row(_GET, (name,))
         if row is None:
             return None
+        counter = _counter(name, *row)  # raises StoreCorruptedError before anything is deleted
         self._cursor.execute(_DELETE, (name,))
-        try:
-            return _counter(name, *row)
-        except StoreCorruptedError:
-            return None
+        return counter
 
     def list(self, after: str | None, limit: int) -> Page:
         # Names are non-empty, so every name sorts after ''. One row more tells whether more follow.

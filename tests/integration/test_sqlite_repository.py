@@ -227,13 +227,14 @@ async def test_unreadable_count_is_reported_and_never_overwritten(
         repository.increment("c", 1),
         repository.increment("c", 1, key("k")),
         repository.set("c", 0),
+        repository.delete("c"),
         repository.list(None, 10),
     ):
         with pytest.raises(StoreCorruptedError, match="not an integer"):
             await attempt
     assert raw.execute("SELECT count FROM counters").fetchone() == stored
     assert (await repository.increment("other", 1)).counter.count == 1  # the store still works
-    assert await repository.delete("c") is None  # removed; it had no readable last state
+    raw.execute("DELETE FROM counters WHERE name = 'c'")  # a human repairs it by hand
     assert (await repository.increment("c", 1, key("k"))).counter.count == 1  # the key was not used
 
 
