@@ -47,5 +47,15 @@ image:  ## build the container image (needs a Docker engine)
 kind: $(HELM)  ## a local kind cluster with the chart installed (needs Docker and kind)
 	deploy/scripts/kind-up.sh && deploy/scripts/kind-deploy.sh
 
+BENCH_STAMP := $(VENV)/.bench-stamp
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)  ## load-test every store against /health/live and a FastAPI peer (~4 min; not part of test)
+	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; }
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,119 @@
+"""What the harness measures: scenarios and their results (plain dataclasses, saved as JSON)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    COUNTER = "counter"  # `counter serve`
+    PEER = "peer"  # bench/peers/fastapi_redis_app.py
+
+
+class Needs(StrEnum):
+    REDIS = "redis"
+    KUBE = "kube"
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str  # what --scenarios selects
+    label: str  # the table's first column
+    store: str  # the plot's legend
+    method: str
+    path: str
+    kind: Kind = Kind.COUNTER
+    workers: int = 1
+    env: tuple[tuple[str, str], ...] = ()  # COUNTER_* variables besides the defaults
+    needs: frozenset[Needs] = frozenset()
+    modules: tuple[str, ...] = ()  # must be importable, else the scenario is skipped
+    only_concurrency: int | None = None  # measured at this concurrency only
+    soak: bool = True  # RSS after warm-up and after the soak's two halves
+    configmap: bool = False  # count the emulator's API writes
+
+    @property
+    def is_post(self) -> bool:
+        return self.method == "POST"
+
+
+@dataclass(slots=True)
+class Run:
+    phase: str  # warmup, measure or soak
+    concurrency: int
+    rps: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    p999_ms: float
+    max_ms: float
+    ok: int
+    failed: int
+    socket_errors: int
+    timeouts: int
+    sent: int
+    elapsed_s: float
+    complete: bool
+    server_cpu_share: float  # CPU seconds of the server's processes per second of the run
+    load_cpu_share: float  # the same for wrk
+    store_cpu_share: float | None = None  # the same for redis-server or the API emulator
+    increments: int | None = None  # GET /counter after minus before
+    lost: int | None = None  # 2xx answers minus increments (0: exact)
+    api_write_requests: int | None = None  # create/update/patch/delete requests to the API
+    api_writes_applied: int | None = None  # writes the emulator applied
+    api_reads: int | None = None  # get/list requests to the API
+
+    @property
+    def errors(self) -> int:
+        return self.failed + self.socket_errors
+
+    @property
+    def writes_per_increment(self) -> float | None:
+        if self.api_write_requests is None or not self.increments:
+            return None
+        return self.api_write_requests / self.increments
+
+
+@dataclass(slots=True)
+class WorkerMemory:
+    pid: int
+    after_warmup_kib: int | None
+    after_half_kib: int | None = None
+    after_soak_kib: int | None = None
+
+    @property
+    def growth_pct(self) -> float | None:
+        if not self.after_half_kib or self.after_soak_kib is None:
+            return None
+        return 100.0 * (self.after_soak_kib - self.after_half_kib) / self.after_half_kib
+
+
+@dataclass(slots=True)
+class Memory:
+    soak_requests: int  # RSS read once the server answered half of these, and all (warm-up included)
+    workers: list[WorkerMemory] = field(default_factory=list)
+    served_at_half: int | None = None  # requests the server had answered at each checkpoint
+    served_at_end: int | None = None
+    note: str = ""
+
+    @property
+    def max_growth_pct(self) -> float | None:
+        growths = [g for w in self.workers if (g := w.growth_pct) is not None]
+        return max(growths) if growths else None
+
+
+@dataclass(slots=True)
+class ScenarioResult:
+    scenario: Scenario
+    cpus: str = ""
+    runs: list[Run] = field(default_factory=list)
+    memory: Memory | None = None
+    skipped: str = ""  # why it did not run
+    error: str = ""  # why it stopped half way
+    notes: list[str] = field(default_factory=list)
+
+    def measured(self) -> list[Run]:
+        return [r for r in self.runs if r.phase == "measure"]
+
+    def at(self, concurrency: int) -> Run | None:
+        return next((r for r in self.measured() if r.concurrency == concurrency), None)

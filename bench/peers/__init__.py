@@ -1,0 +1,1 @@
+"""Peers: the common stack the service is compared with, each a minimal app."""

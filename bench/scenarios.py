@@ -1,0 +1,409 @@
+"""The scenarios of issue 6 and how one is run: start, warm up, soak (RSS), measure, stop."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import math
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+import redis
+
+from bench import load, procs, servers
+from bench.model import Kind, Memory, Needs, Run, Scenario, ScenarioResult, WorkerMemory
+
+_T = TypeVar("_T")
+_POST = "POST"
+_COUNTER = "/counter"
+_LIVE = "/health/live"
+
+CATALOGUE: tuple[Scenario, ...] = (
+    Scenario(
+        "health", "GET /health/live", "health (ceiling)", "GET", _LIVE, env=(("COUNTER_BACKEND", "memory"),)
+    ),
+    Scenario(
+        "health-log",
+        "GET /health/live, access log on",
+        "health + access log",
+        "GET",
+        _LIVE,
+        env=(("COUNTER_BACKEND", "memory"), ("COUNTER_ACCESS_LOG", "true"), ("COUNTER_LOG_LEVEL", "info")),
+        only_concurrency=64,
+        soak=False,
+    ),
+    Scenario("memory", "POST memory", "memory", _POST, _COUNTER, env=(("COUNTER_BACKEND", "memory"),)),
+    Scenario(
+        "sqlite",
+        "POST sqlite",
+        "sqlite",
+        _POST,
+        _COUNTER,
+        env=(("COUNTER_BACKEND", "sqlite"),),
+        modules=("adapters.sqlite",),
+    ),
+    Scenario(
+        "redis",
+        "POST redis",
+        "redis",
+        _POST,
+        _COUNTER,
+        env=(("COUNTER_BACKEND", "redis"),),
+        needs=frozenset({Needs.REDIS}),
+        modules=("adapters.redis",),
+    ),
+    Scenario(
+        "redis-2w",
+        "POST redis, 2 workers",
+        "redis, 2 workers",
+        _POST,
+        _COUNTER,
+        workers=2,
+        env=(("COUNTER_BACKEND", "redis"),),
+        needs=frozenset({Needs.REDIS}),
+        modules=("adapters.redis",),
+    ),
+    Scenario(
+        "configmap",
+        "POST configmap, coalescing",
+        "configmap, coalescing on",
+        _POST,
+        _COUNTER,
+        env=(("COUNTER_BACKEND", "configmap"), ("COUNTER_CONFIGMAP_COALESCE", "true")),
+        needs=frozenset({Needs.KUBE}),
+        modules=("adapters.configmap", "kube_emulator.__main__"),
+        configmap=True,
+    ),
+    Scenario(
+        "configmap-off",
+        "POST configmap, no coalescing",
+        "configmap, coalescing off",
+        _POST,
+        _COUNTER,
+        env=(("COUNTER_BACKEND", "configmap"), ("COUNTER_CONFIGMAP_COALESCE", "false")),
+        needs=frozenset({Needs.KUBE}),
+        modules=("adapters.configmap", "kube_emulator.__main__"),
+        configmap=True,
+    ),
+    Scenario(
+        "peer",
+        "peer: FastAPI + redis-py INCR",
+        "peer FastAPI + redis-py",
+        _POST,
+        _COUNTER,
+        kind=Kind.PEER,
+        needs=frozenset({Needs.REDIS}),
+        modules=("fastapi", "redis.asyncio"),
+    ),
+)
+NAMES = tuple(s.name for s in CATALOGUE)
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    duration: float
+    warmup: float
+    concurrencies: tuple[int, ...]
+    soak_requests: int
+    soak_max_seconds: float
+    write_delay: float
+    cpus: procs.CpuPlan
+    workdir: Path
+    repeat: int = 1  # measured runs per concurrency; the median one is reported
+    profile_dir: Path | None = None  # run `counter serve` under pyinstrument, sessions saved here
+
+
+@dataclass(slots=True)
+class Context:
+    """What scenarios share: options, and the stores started on first use (one redis-server and
+    one emulator for the whole run; each scenario uses its own keys or ConfigMap)."""
+
+    options: Options
+    stack: ExitStack
+    log: Callable[[str], None]
+    _redis: servers.RedisServer | None = None
+    _kube: servers.KubeEmulator | None = None
+    _failed: dict[Needs, str] = field(default_factory=dict)
+
+    def redis(self) -> servers.RedisServer:
+        if self._redis is None:
+            self._redis = self._start(
+                Needs.REDIS,
+                servers.redis_server(self.options.cpus.stores, self.options.workdir / "redis"),
+            )
+        return self._redis
+
+    def kube(self) -> servers.KubeEmulator:
+        if self._kube is None:
+            self._kube = self._start(
+                Needs.KUBE,
+                servers.kube_emulator(
+                    self.options.cpus.stores, self.options.workdir / "kube", self.options.write_delay
+                ),
+            )
+        return self._kube
+
+    def store_pids(self, scenario: Scenario) -> list[int]:
+        """The processes of the stores behind the scenario's server (already started)."""
+        pids = []
+        if Needs.REDIS in scenario.needs and self._redis is not None:
+            pids.append(self._redis.process.pid)
+        if Needs.KUBE in scenario.needs and self._kube is not None:
+            pids.append(self._kube.process.pid)
+        return pids
+
+    def _start(self, need: Needs, manager: AbstractContextManager[_T]) -> _T:
+        if need in self._failed:
+            raise procs.StartError(self._failed[need])
+        try:
+            return self.stack.enter_context(manager)
+        except procs.StartError as error:
+            self._failed[need] = str(error)
+            raise
+
+
+def unavailable(scenario: Scenario) -> str:
+    """Why the scenario cannot run here ('' when it can)."""
+    for module in scenario.modules:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            return f"module {module} is not there yet"
+    if Needs.REDIS in scenario.needs and shutil.which("redis-server") is None:
+        return "redis-server is not installed (apt-get install -y redis-server)"
+    return ""
+
+
+# Failures that end one scenario, not the run.
+_SCENARIO_ERRORS = (procs.StartError, load.LoadError, httpx.HTTPError, redis.RedisError, OSError, KeyError)
+
+
+def run_scenario(scenario: Scenario, context: Context) -> ScenarioResult:
+    result = ScenarioResult(scenario=scenario)
+    result.skipped = unavailable(scenario)
+    if result.skipped:
+        return result
+    cpus, note = context.options.cpus.server_for(scenario.workers)
+    result.cpus = cpus or "not pinned"
+    if note:
+        result.notes.append(note)
+    profile = _profile_path(scenario, context.options)
+    if profile is not None:
+        result.notes.append("profiled with pyinstrument: its numbers are slower than the real ones")
+    try:
+        with _server(scenario, context, cpus, profile) as server:
+            _measure_server(scenario, context, server, result)
+    except procs.StartError as error:
+        result.skipped = f"did not start: {error}"
+    except _SCENARIO_ERRORS as error:
+        result.error = f"{type(error).__name__}: {error}"
+    if profile is not None and profile.exists():
+        rendered = servers.render_profile(profile)
+        result.notes += [f"profile: {path}" for path in rendered]
+    return result
+
+
+def _profile_path(scenario: Scenario, options: Options) -> Path | None:
+    if options.profile_dir is None or scenario.kind is not Kind.COUNTER or scenario.workers != 1:
+        return None
+    return options.profile_dir / f"{scenario.name}.pyisession"
+
+
+@contextlib.contextmanager
+def _server(
+    scenario: Scenario, context: Context, cpus: str, profile: Path | None
+) -> Iterator[servers.Server]:
+    workdir = context.options.workdir
+    log_path = workdir / "logs" / f"{scenario.name}.log"
+    if scenario.kind is Kind.PEER:
+        with servers.peer_server(context.redis().url, cpus=cpus, log_path=log_path) as server:
+            yield server
+        return
+    env = dict(scenario.env)
+    if env.get("COUNTER_BACKEND") == "sqlite":
+        db = workdir / "sqlite" / scenario.name / "counter.db"
+        db.parent.mkdir(parents=True, exist_ok=True)
+        env["COUNTER_SQLITE_PATH"] = str(db)
+    if Needs.REDIS in scenario.needs:
+        env["COUNTER_REDIS_URL"] = context.redis().url
+        env["COUNTER_REDIS_PREFIX"] = f"bench:{scenario.name}:"
+    if Needs.KUBE in scenario.needs:
+        env["COUNTER_KUBECONFIG"] = str(context.kube().kubeconfig)
+        env["COUNTER_CONFIGMAP_NAME"] = f"bench-{scenario.name}"
+        env["COUNTER_CONFIGMAP_NAMESPACE"] = "default"
+    with servers.counter_server(
+        env, workers=scenario.workers, cpus=cpus, log_path=log_path, profile=profile
+    ) as server:
+        yield server
+
+
+def _measure_server(
+    scenario: Scenario, context: Context, server: servers.Server, result: ScenarioResult
+) -> None:
+    options = context.options
+    concurrencies = (
+        (scenario.only_concurrency,) if scenario.only_concurrency is not None else options.concurrencies
+    )
+    top = max(concurrencies)
+    context.log(f"{scenario.name}: warm-up {options.warmup:g}s at {top} connections")
+    warm = _run(scenario, context, server, "warmup", top, seconds=options.warmup)
+    result.runs.append(warm)
+    if scenario.soak:
+        result.memory = _soak(scenario, context, server, result, top, served=warm.ok + warm.failed)
+    for concurrency in concurrencies:
+        context.log(
+            f"{scenario.name}: measure {options.duration:g}s at {concurrency} connections"
+            + (f", {options.repeat} times" if options.repeat > 1 else "")
+        )
+        runs = [
+            _run(scenario, context, server, "repeat", concurrency, seconds=options.duration)
+            for _ in range(options.repeat)
+        ]
+        # The run with the median throughput stands for the concurrency; the others stay in the JSON.
+        median = sorted(runs, key=lambda r: r.rps)[(len(runs) - 1) // 2]
+        median.phase = "measure"
+        result.runs += runs
+
+
+def _soak(
+    scenario: Scenario,
+    context: Context,
+    server: servers.Server,
+    result: ScenarioResult,
+    concurrency: int,
+    *,
+    served: int,
+) -> Memory:
+    """RSS of each worker after the warm-up, then once the server has answered half of
+    --soak-requests and all of them (warm-up included)."""
+    options = context.options
+    memory = Memory(
+        soak_requests=options.soak_requests,
+        workers=[WorkerMemory(pid, procs.rss_kib(pid)) for pid in server.worker_pids()],
+    )
+    warm = result.runs[-1]
+    remaining = options.soak_requests - served
+    estimate = remaining / warm.rps if warm.rps > 0 else math.inf
+    if estimate > options.soak_max_seconds:
+        memory.note = (
+            f"soak skipped: {remaining} more requests at {warm.rps:.0f}/s would take ~{estimate:.0f}s"
+            f" (limit --soak-max-seconds {options.soak_max_seconds:g})"
+        )
+        return memory
+    for checkpoint in (options.soak_requests // 2, options.soak_requests):
+        budget = checkpoint - served
+        if budget > 0:
+            context.log(f"{scenario.name}: soak {budget} requests (up to {checkpoint} in all)")
+            run = _run(
+                scenario,
+                context,
+                server,
+                "soak",
+                concurrency,
+                budget=budget,
+                max_seconds=options.soak_max_seconds * 2 + 30,
+            )
+            result.runs.append(run)
+            served += run.ok + run.failed
+        for worker in memory.workers:
+            if checkpoint < options.soak_requests:
+                worker.after_half_kib = procs.rss_kib(worker.pid)
+            else:
+                worker.after_soak_kib = procs.rss_kib(worker.pid)
+        if checkpoint < options.soak_requests:
+            memory.served_at_half = served
+        else:
+            memory.served_at_end = served
+    return memory
+
+
+def _run(
+    scenario: Scenario,
+    context: Context,
+    server: servers.Server,
+    phase: str,
+    concurrency: int,
+    *,
+    seconds: float = 0.0,
+    budget: int = 0,
+    max_seconds: float | None = None,
+) -> Run:
+    """One wrk run, with the counter read before and after (and the API's counts for ConfigMap)."""
+    check = scenario.is_post
+    kube = context.kube() if scenario.configmap else None
+    count_before = server.read_count() if check else 0
+    stats_before = kube.stats() if kube else None
+    pids = server.all_pids()
+    store_pids = context.store_pids(scenario)
+    cpu_before = procs.cpu_seconds(pids)
+    store_before = procs.cpu_seconds(store_pids)
+    measured = load.run(
+        server.url,
+        method=scenario.method,
+        path=scenario.path,
+        concurrency=concurrency,
+        cpus=context.options.cpus.load,
+        seconds=seconds,
+        budget=budget,
+        max_seconds=max_seconds,
+    )
+    cpu_after = procs.cpu_seconds(pids)
+    store_after = procs.cpu_seconds(store_pids)
+    elapsed = measured.elapsed_s
+    run = Run(
+        phase=phase,
+        concurrency=concurrency,
+        rps=measured.rps,
+        p50_ms=measured.p50_ms,
+        p90_ms=measured.p90_ms,
+        p99_ms=measured.p99_ms,
+        p999_ms=measured.p999_ms,
+        max_ms=measured.max_ms,
+        ok=measured.ok,
+        failed=measured.failed,
+        socket_errors=measured.socket_errors,
+        timeouts=measured.timeouts,
+        sent=measured.sent,
+        elapsed_s=measured.elapsed_s,
+        complete=measured.complete,
+        server_cpu_share=(cpu_after - cpu_before) / elapsed if elapsed else 0.0,
+        load_cpu_share=measured.load_cpu_share,
+        store_cpu_share=(store_after - store_before) / elapsed if store_pids and elapsed else None,
+    )
+    if check:
+        run.increments = server.read_count() - count_before
+        run.lost = measured.ok - run.increments
+    if kube is not None and stats_before is not None:
+        stats_after = kube.stats()
+        run.api_write_requests = _verbs(stats_after, _WRITE_VERBS) - _verbs(stats_before, _WRITE_VERBS)
+        run.api_reads = _verbs(stats_after, _READ_VERBS) - _verbs(stats_before, _READ_VERBS)
+        run.api_writes_applied = int(stats_after["writes"]) - int(stats_before["writes"])
+    return run
+
+
+_WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+_READ_VERBS = frozenset({"get", "list", "watch"})
+
+
+def _verbs(stats: dict[str, object], verbs: frozenset[str]) -> int:
+    requests = stats.get("requests")
+    if not isinstance(requests, dict):
+        raise KeyError("the emulator's stats have no 'requests' by verb")
+    return sum(int(count) for verb, count in requests.items() if verb in verbs)
+
+
+def select(names: str | None) -> list[Scenario]:
+    if not names:
+        return list(CATALOGUE)
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in wanted if n not in NAMES]
+    if unknown:
+        raise ValueError(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(NAMES)}")
+    return [s for s in CATALOGUE if s.name in wanted]
