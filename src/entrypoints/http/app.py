@@ -38,6 +38,7 @@ from entrypoints.http.dependencies import (
 from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.middleware import RequestContextMiddleware
 from entrypoints.logs import configure_logging
+from entrypoints.runtime import tune_garbage_collector
 from entrypoints.settings import Settings
 
 logger = logging.getLogger("counter.app")
@@ -79,9 +80,12 @@ def _openapi_config() -> OpenAPIConfig:
     )
 
 
-def create_app(container: Container | None = None, settings: Settings | None = None) -> Litestar:
+def create_app(
+    container: Container | None = None, settings: Settings | None = None, *, tune_gc: bool = False
+) -> Litestar:
     """Build the app. `settings` default to the environment; `container` to one built from them
-    (tests pass a container whose store provider they have overridden)."""
+    (tests pass a container whose store provider they have overridden). `tune_gc` is for the
+    server process (see entrypoints.runtime), not for tests that build many apps."""
     settings = settings or Settings.from_env()
     container = container or build_container(settings)
 
@@ -89,6 +93,8 @@ def create_app(container: Container | None = None, settings: Settings | None = N
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state[SERVICE_STATE_KEY] = await start_service(container)
         logger.info("store opened", extra={"backend": settings.backend})
+        if tune_gc:
+            tune_garbage_collector()
         try:
             yield
         finally:
@@ -135,4 +141,4 @@ def app_factory() -> Litestar:
     every worker process: each configures its own logging)."""
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings=settings)
+    return create_app(settings=settings, tune_gc=True)

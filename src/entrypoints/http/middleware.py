@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
+import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -23,6 +24,10 @@ access_logger = logging.getLogger("counter.access")
 # A client-sent id is echoed into logs and headers: keep it short and printable.
 _VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 _HEADER = b"x-request-id"
+# Generated ids: a random prefix per process and a sequence number, unique without the cost of
+# uuid4() on every request (it showed in the profile).
+_PROCESS_PREFIX = secrets.token_hex(6).encode()
+_sequence = itertools.count(1)
 
 
 class RequestContextMiddleware:
@@ -44,7 +49,7 @@ class RequestContextMiddleware:
                     request_id = value
                 break
         if not request_id:
-            request_id = uuid.uuid4().hex.encode()
+            request_id = b"%s-%x" % (_PROCESS_PREFIX, next(_sequence))
         token = request_id_var.set(request_id.decode())
         started = time.perf_counter()
         status = 500
