@@ -312,6 +312,7 @@ async def test_openapi_documents_every_operation(client: Client) -> None:
     assert {"400", "409", "422", "503"} <= post["responses"].keys()
     assert any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in post["parameters"])
     assert "requestBody" in post
+    assert "Idempotent-Replayed" in post["responses"]["200"]["headers"]
     assert operations[("/counters/{name}", "put")]["security"] == [{"bearerAuth": []}]
     assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     assert {"IncrementRequest", "CounterResponse", "ProblemDetails"} <= spec["components"]["schemas"].keys()

@@ -8,6 +8,7 @@ import binascii
 from typing import Annotated
 
 from litestar import Controller, Response, delete, get, post, put
+from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
 from litestar.openapi.datastructures import ResponseSpec
@@ -79,6 +80,16 @@ IdempotencyKey = Annotated[
 ]
 
 
+REPLAYED_HEADERS = [
+    ResponseHeader(
+        name=REPLAYED_HEADER,
+        documentation_only=True,
+        description="`true` when this is the recorded response of an earlier request with the same"
+        " Idempotency-Key; nothing was changed. Absent otherwise.",
+    )
+]
+
+
 def _incremented(result: Incremented) -> Response[CounterResponse]:
     headers = {REPLAYED_HEADER: "true"} if result.replayed else None
     return Response(counter_response(result.counter), status_code=HTTP_200_OK, headers=headers)
@@ -100,6 +111,7 @@ class DefaultCounterController(Controller):
         summary="Increment the default counter",
         status_code=HTTP_200_OK,
         responses=INCREMENT_ERRORS,
+        response_headers=REPLAYED_HEADERS,
     )
     async def increment_default(
         self,
@@ -156,6 +168,7 @@ class CounterController(Controller):
         summary="Increment a counter",
         status_code=HTTP_200_OK,
         responses=INCREMENT_ERRORS,
+        response_headers=REPLAYED_HEADERS,
     )
     async def increment_counter(
         self,
