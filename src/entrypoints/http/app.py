@@ -21,6 +21,7 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin, Yaml
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 
+from domain.errors import DomainError
 from entrypoints.container import Container, build_container, start_service
 from entrypoints.http.auth import ADMIN_TOKEN_STATE_KEY
 from entrypoints.http.controllers import (
@@ -91,7 +92,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        app.state[SERVICE_STATE_KEY] = await start_service(container)
+        try:
+            app.state[SERVICE_STATE_KEY] = await start_service(container)
+        except DomainError as error:
+            # One line that says what to fix, before the server's own start-up failure report.
+            logger.error("cannot open the store", extra={"backend": settings.backend, "error": str(error)})  # noqa: TRY400
+            raise
         logger.info("store opened", extra={"backend": settings.backend})
         if tune_gc:
             tune_garbage_collector()
