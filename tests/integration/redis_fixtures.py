@@ -33,6 +33,7 @@ from typing import Any, Protocol
 import pytest
 
 from adapters.redis import RedisCounterRepository, open_redis_repository
+from tests.integration.server_process import free_port
 
 _START_TIMEOUT = 15.0
 _REDIS_IMAGE = "redis:7-alpine"
@@ -53,12 +54,6 @@ class RedisServer(Protocol):
     def start(self) -> None: ...
 
     def is_running(self) -> bool: ...
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _answers_ping(host: str, port: int) -> bool:
@@ -220,7 +215,7 @@ def redis_server() -> Iterator[RedisServer]:
             "COUNTER_TEST_REDIS=docker, but no Docker engine answers (DOCKER_HOST, /var/run/docker.sock)"
         )
     if docker:
-        container = ContainerRedisServer(_free_port())
+        container = ContainerRedisServer(free_port())
         try:
             yield container
         finally:
@@ -244,7 +239,7 @@ def _start_local(executable: str, directory: Path) -> LocalRedisServer:
     # A free port can be taken between the probe and redis-server's bind: try a few.
     last: RuntimeError | None = None
     for _ in range(3):
-        server = LocalRedisServer(executable, _free_port(), directory)
+        server = LocalRedisServer(executable, free_port(), directory)
         try:
             server.start()
         except RuntimeError as exc:

@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -38,6 +37,7 @@ from adapters.configmap import (
 from domain.errors import CounterOverflowError, StoreCorruptedError, StoreUnavailableError
 from domain.model import INT64_MAX, Idempotency
 from tests.contract.repository_contract import Reopen, RepositoryContract
+from tests.integration.server_process import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -602,13 +602,6 @@ async def test_a_full_configmap_refuses_new_counters_and_keeps_counting_old_ones
 
 
 # --- readiness and errors ---------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def write_kubeconfig(path: Path, server: str) -> str:
