@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, Literal, TypedDict, TypeVar, Unpack
 
 import urllib3
 from kubernetes import client as k8s_client
@@ -502,6 +502,9 @@ class ConfigMapStats:
     outcomes_unknown: int = 0
 
 
+DEFAULT_THREADS: Final = 8
+
+
 class ConfigMapCounterRepository:
     """Counters in one ConfigMap. Blocking client calls run in a small dedicated thread pool.
 
@@ -524,7 +527,7 @@ class ConfigMapCounterRepository:
         max_attempts: int = 10,
         max_retry_seconds: float = 10.0,
         request_timeout: float = 5.0,
-        threads: int = 8,
+        threads: int = DEFAULT_THREADS,
         max_idempotency_records: int = 1000,
         max_idempotency_bytes: int = 256 * 1024,
     ) -> None:
@@ -1196,38 +1199,34 @@ def new_api_client(kubeconfig: str | None = None, *, context: str | None = None,
     return k8s_client.ApiClient(configuration)
 
 
+class ConfigMapOptions(TypedDict, total=False):
+    """The repository's tuning, passed through `open_configmap_repository` unchanged."""
+
+    coalesce: bool
+    max_batch: int
+    max_attempts: int
+    max_retry_seconds: float
+    request_timeout: float
+    threads: int
+    max_idempotency_records: int
+    max_idempotency_bytes: int
+
+
 async def open_configmap_repository(
     name: str,
     namespace: str | None = None,
     kubeconfig: str | None = None,
     *,
     context: str | None = None,
-    coalesce: bool = True,
-    max_batch: int = 512,
-    max_attempts: int = 10,
-    max_retry_seconds: float = 10.0,
-    request_timeout: float = 5.0,
-    threads: int = 8,
-    max_idempotency_records: int = 1000,
-    max_idempotency_bytes: int = 256 * 1024,
+    **options: Unpack[ConfigMapOptions],
 ) -> AsyncIterator[ConfigMapCounterRepository]:
     """Resource: a repository on ConfigMap `name`, closed with its client at the end."""
-    api_client = await asyncio.to_thread(new_api_client, kubeconfig, context=context, pool_size=threads)
+    # One HTTP connection per API thread, so that no thread waits for a connection.
+    pool_size = options.get("threads", DEFAULT_THREADS)
+    api_client = await asyncio.to_thread(new_api_client, kubeconfig, context=context, pool_size=pool_size)
     try:
         resolved = await asyncio.to_thread(resolve_namespace, namespace, kubeconfig)
-        repository = ConfigMapCounterRepository(
-            k8s_client.CoreV1Api(api_client),
-            name,
-            resolved,
-            coalesce=coalesce,
-            max_batch=max_batch,
-            max_attempts=max_attempts,
-            max_retry_seconds=max_retry_seconds,
-            request_timeout=request_timeout,
-            threads=threads,
-            max_idempotency_records=max_idempotency_records,
-            max_idempotency_bytes=max_idempotency_bytes,
-        )
+        repository = ConfigMapCounterRepository(k8s_client.CoreV1Api(api_client), name, resolved, **options)
         try:
             yield repository
         finally:
