@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -95,3 +96,27 @@ async def test_json_logs_and_request_id_over_a_real_socket(tmp_path: Path) -> No
     assert access, log_path.read_text()
     assert access[0]["status"] == 200
     assert access[0]["path"] == "/counter"
+
+
+async def test_fast_path_and_framework_share_one_count_over_a_real_socket(tmp_path: Path) -> None:
+    """Bodies the fast path serves and bodies it hands on to the framework (chunked, lax JSON,
+    too large), through uvicorn's own HTTP parser: each counted once or refused."""
+    env = {"COUNTER_BACKEND": "sqlite", "COUNTER_SQLITE_PATH": str(tmp_path / "paths.db")}
+    with running_server(env, tmp_path / "server.log") as server:
+        async with httpx.AsyncClient(base_url=server.url) as client:
+
+            async def chunked() -> AsyncIterator[bytes]:
+                yield b'{"by":'
+                yield b" 4}"
+
+            answers = [
+                await client.post("/counters/mix"),  # fast path: +1
+                await client.post("/counters/mix", json={"by": 2}),  # fast path: +2
+                await client.post("/counters/mix", content=chunked()),  # no length: framework, +4
+                await client.post("/counters/mix", content=b'{"by": 8.0}'),  # lax: framework, +8
+                await client.post("/counters/mix", content=b'{"by": 1}' + b" " * 5000),  # 413
+            ]
+            count = (await client.get("/counters/mix")).json()["count"]
+    assert [a.status_code for a in answers] == [200, 200, 200, 200, 413]
+    assert [a.json().get("count") for a in answers[:4]] == [1, 3, 7, 15]
+    assert count == 15

@@ -27,7 +27,15 @@ def make_client(store: InMemoryCounterRepository, **settings: object) -> AsyncTe
     return AsyncTestClient(app=create_app(container=container, settings=config))
 
 
+@pytest.fixture(params=[True, False], ids=["fast-path", "framework"])
+def fast_path(request: pytest.FixtureRequest) -> bool:
+    """Every HTTP test runs twice: increments on the fast path (the default) and on the
+    framework's handlers (COUNTER_FAST_PATH=false); both must give the same answers."""
+    value: bool = request.param
+    return value
+
+
 @pytest.fixture
-async def client(memory_store: InMemoryCounterRepository) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
-    async with make_client(memory_store, admin_token=ADMIN_TOKEN) as test_client:
+async def client(memory_store: InMemoryCounterRepository, fast_path: bool) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
+    async with make_client(memory_store, admin_token=ADMIN_TOKEN, fast_path=fast_path) as test_client:
         yield test_client

@@ -177,8 +177,10 @@ async def test_admin_without_the_right_token_gets_401(client: Client, headers: d
     assert (await client.get("/counters/p")).json()["count"] == 1
 
 
-async def test_admin_without_a_configured_token_gets_403(memory_store: InMemoryCounterRepository) -> None:
-    async with make_client(memory_store, admin_token="") as client:
+async def test_admin_without_a_configured_token_gets_403(
+    memory_store: InMemoryCounterRepository, fast_path: bool
+) -> None:
+    async with make_client(memory_store, admin_token="", fast_path=fast_path) as client:
         assert_problem(
             await client.put("/counters/x", json={"count": 1}, headers=ADMIN), 403, "COUNTER_ADMIN_TOKEN"
         )
@@ -230,9 +232,9 @@ class BrokenStore(InMemoryCounterRepository):
         raise self.error
 
 
-async def test_store_down_gives_503_with_retry_after_and_no_value() -> None:
+async def test_store_down_gives_503_with_retry_after_and_no_value(fast_path: bool) -> None:
     async with make_client(
-        BrokenStore(StoreUnavailableError("redis at 127.0.0.1:1 refused", retry_after=2))
+        BrokenStore(StoreUnavailableError("redis at 127.0.0.1:1 refused", retry_after=2)), fast_path=fast_path
     ) as c:
         for response in (await c.post("/counter"), await c.get("/counter"), await c.get("/health/ready")):
             body = assert_problem(response, 503)
@@ -241,13 +243,16 @@ async def test_store_down_gives_503_with_retry_after_and_no_value() -> None:
         assert (await c.get("/health/live")).status_code == 200
 
 
-async def test_unreadable_data_gives_500_with_a_clear_message() -> None:
-    async with make_client(BrokenStore(StoreCorruptedError("counter 'x' holds 'abc'"))) as c:
+async def test_unreadable_data_gives_500_with_a_clear_message(fast_path: bool) -> None:
+    async with make_client(
+        BrokenStore(StoreCorruptedError("counter 'x' holds 'abc'")), fast_path=fast_path
+    ) as c:
         assert_problem(await c.get("/counter"), 500, "abc")
+        assert_problem(await c.post("/counters/x"), 500, "abc")
 
 
-async def test_a_bug_gives_500_without_internal_detail() -> None:
-    async with make_client(BrokenStore(RuntimeError("secret internal detail"))) as c:
+async def test_a_bug_gives_500_without_internal_detail(fast_path: bool) -> None:
+    async with make_client(BrokenStore(RuntimeError("secret internal detail")), fast_path=fast_path) as c:
         response = await c.post("/counter")
         body = assert_problem(response, 500)
         assert "secret" not in response.text

@@ -37,7 +37,8 @@ from entrypoints.http.dependencies import (
     provide_counter_service,
 )
 from entrypoints.http.errors import EXCEPTION_HANDLERS
-from entrypoints.http.middleware import RequestContextMiddleware
+from entrypoints.http.fast_path import IncrementFastPath
+from entrypoints.http.middleware import ASGIApp, RequestContextMiddleware
 from entrypoints.logs import configure_logging
 from entrypoints.runtime import tune_garbage_collector
 from entrypoints.settings import Settings
@@ -131,7 +132,12 @@ def create_app(
     )
     # Outermost, around the framework's own router and error handling, so that every response
     # (a 404 for an unknown path too) gets a request id and an access line.
-    app.asgi_handler = RequestContextMiddleware(app.asgi_handler, access_log=settings.access_log)  # type: ignore[arg-type,assignment]
+    handler: ASGIApp = app.asgi_handler  # type: ignore[assignment]
+    if settings.fast_path:
+        handler = IncrementFastPath(
+            handler, lambda: provide_counter_service(app.state), max_body_bytes=settings.max_body_bytes
+        )
+    app.asgi_handler = RequestContextMiddleware(handler, access_log=settings.access_log)  # type: ignore[assignment]
     return app
 
 

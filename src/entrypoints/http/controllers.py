@@ -1,5 +1,9 @@
 """HTTP controllers. Each handler validates nothing itself and catches nothing: the domain
-validates, and the error table in errors.py answers for every failure."""
+validates, and the error table in errors.py answers for every failure.
+
+The two increment handlers are the reference and the OpenAPI documentation of `POST /counter`
+and `POST /counters/{name}`; by default fast_path.py answers those requests in front of the
+framework, the same way (tests/unit/test_fast_path.py compares the two)."""
 
 from __future__ import annotations
 

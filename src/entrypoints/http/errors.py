@@ -31,6 +31,7 @@ logger = logging.getLogger("counter.http")
 
 PROBLEM_JSON = "application/problem+json"
 _TYPE_BASE = "urn:counter-web-server:problem:"
+_BUG_DETAIL = "the server failed to handle this request; the log has the details under this request's id"
 
 
 class AdminDisabledError(Exception):
@@ -66,29 +67,47 @@ _DOMAIN_TABLE: tuple[tuple[type[Exception], Mapping], ...] = (
 )
 
 
-def problem(
-    request: Request[Any, Any, Any],
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A problem-details answer, independent of the framework: Litestar's exception handlers
+    and the increment fast path (fast_path.py) both send what `problem_for` returns."""
+
+    status: int
+    body: ProblemDetails
+    headers: dict[str, str] | None = None
+
+
+def _problem(
+    path: str,
     status: int,
     *,
     title: str,
     detail: str,
     slug: str | None = None,
     headers: dict[str, str] | None = None,
-) -> Response[ProblemDetails]:
+) -> Problem:
     body = ProblemDetails(
         type=f"{_TYPE_BASE}{slug}" if slug else "about:blank",
         title=title,
         status=status,
         detail=detail,
-        instance=request.url.path,
+        instance=path,
     )
-    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    return Problem(status, body, headers)
 
 
-def handle_domain_error(request: Request[Any, Any, Any], exc: Exception) -> Response[ProblemDetails]:
+def problem_for(exc: Exception, path: str) -> Problem:
+    """The answer to a domain (or admin) error; anything unmapped is a bug and gets a bare 500
+    whose traceback goes to the log."""
     mapping = next((m for cls, m in _DOMAIN_TABLE if isinstance(exc, cls)), None)
-    if mapping is None:  # a DomainError subclass nobody mapped: a bug, but no traceback to the client
-        return handle_unexpected(request, exc)
+    if mapping is None:
+        logger.error("unhandled error", exc_info=exc)
+        return _problem(
+            path,
+            500,
+            title="Internal Server Error",
+            detail=_BUG_DETAIL,
+        )
     headers: dict[str, str] = {}
     if isinstance(exc, StoreUnavailableError):
         headers["Retry-After"] = str(exc.retry_after)
@@ -97,14 +116,19 @@ def handle_domain_error(request: Request[Any, Any, Any], exc: Exception) -> Resp
         logger.error("unreadable stored data", extra={"error": str(exc)})
     elif isinstance(exc, UnauthorizedError):
         headers["WWW-Authenticate"] = 'Bearer realm="counter-admin"'
-    return problem(
-        request,
-        mapping.status,
-        title=mapping.title,
-        detail=str(exc),
-        slug=mapping.slug,
-        headers=headers or None,
+    return _problem(
+        path, mapping.status, title=mapping.title, detail=str(exc), slug=mapping.slug, headers=headers or None
     )
+
+
+def _response(problem: Problem) -> Response[ProblemDetails]:
+    return Response(
+        problem.body, status_code=problem.status, media_type=PROBLEM_JSON, headers=problem.headers
+    )
+
+
+def handle_domain_error(request: Request[Any, Any, Any], exc: Exception) -> Response[ProblemDetails]:
+    return _response(problem_for(exc, request.url.path))
 
 
 def handle_validation_error(
@@ -117,7 +141,9 @@ def handle_validation_error(
         if isinstance(item, dict)
     )
     detail = reasons or exc.detail or "the request is not valid"
-    return problem(request, 400, title="Invalid request", detail=detail, slug="invalid-request")
+    return _response(
+        _problem(request.url.path, 400, title="Invalid request", detail=detail, slug="invalid-request")
+    )
 
 
 def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ProblemDetails]:
@@ -126,17 +152,13 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
         return handle_unexpected(request, exc)
     title = HTTPStatus(status).phrase
     headers = dict(exc.headers or {})
-    return problem(request, status, title=title, detail=exc.detail or title, headers=headers or None)
+    return _response(
+        _problem(request.url.path, status, title=title, detail=exc.detail or title, headers=headers or None)
+    )
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[ProblemDetails]:
-    logger.error("unhandled error", exc_info=exc)
-    return problem(
-        request,
-        500,
-        title="Internal Server Error",
-        detail="the server failed to handle this request; the log has the details under this request's id",
-    )
+    return handle_domain_error(request, exc)  # unmapped: problem_for logs it and answers 500
 
 
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
