@@ -58,6 +58,18 @@ CATALOGUE: tuple[Scenario, ...] = (
         modules=("adapters.redis",),
     ),
     Scenario(
+        "redis-framework",
+        "POST redis, framework path",
+        "redis, COUNTER_FAST_PATH=false",
+        _POST,
+        _COUNTER,
+        env=(("COUNTER_BACKEND", "redis"), ("COUNTER_FAST_PATH", "false")),
+        needs=frozenset({Needs.REDIS}),
+        modules=("adapters.redis",),
+        only_concurrency=64,
+        soak=False,
+    ),
+    Scenario(
         "redis-2w",
         "POST redis, 2 workers",
         "redis, 2 workers",

@@ -2,7 +2,7 @@
 
 Why: these two routes are the service's hot path, and Litestar's per-request pipeline (request
 object, signature model, dependency resolution, response object) costs about as much as the rest
-of the request together (see bench/README.md). This path does only what an increment needs, and
+of the request together (README, Performance). This path does only what an increment needs, and
 gives the same answers as the framework's handlers in controllers.py, which stay the reference
 and the OpenAPI documentation:
 
