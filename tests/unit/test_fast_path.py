@@ -175,6 +175,7 @@ Request = tuple[str, str, bytes, list[tuple[bytes, bytes]] | None]
         ("POST", "/counter", b"x" * (LIMIT + 1), None),  # 413 from the framework
         ("POST", "/counter", b'{"by": 2}', [(b"transfer-encoding", b"chunked")]),
         ("POST", "/counter", b'{"by": 2}', [(b"content-length", b"nine")]),
+        ("POST", "/counter", b'{"by": 2}', [(b"content-length", b"9" * 5000)]),
     ],
 )
 async def test_it_hands_on_what_it_does_not_serve_before_the_store(
