@@ -25,7 +25,12 @@ _LIVE = "/health/live"
 
 CATALOGUE: tuple[Scenario, ...] = (
     Scenario(
-        "health", "GET /health/live", "health (ceiling)", "GET", _LIVE, env=(("COUNTER_BACKEND", "memory"),)
+        "health",
+        "GET /health/live",
+        "health (a Litestar route)",
+        "GET",
+        _LIVE,
+        env=(("COUNTER_BACKEND", "memory"),),
     ),
     Scenario(
         "health-log",

@@ -16,6 +16,9 @@ a body without Content-Length or larger than COUNTER_MAX_BODY_BYTES (413 there),
 that does not decode strictly as an IncrementRequest (the framework's lax decoding and its
 400 messages apply; the body read here is handed on). Nothing is handed on once the store has
 been called, so a request is never counted twice. COUNTER_FAST_PATH=false turns it off.
+
+Mind: a middleware, guard or hook added to the Litestar app does not see the requests served
+here. Put it in front of this path in app.py (as RequestContextMiddleware is), or add it here.
 """
 
 from __future__ import annotations
