@@ -102,12 +102,7 @@ def problem_for(exc: Exception, path: str) -> Problem:
     mapping = next((m for cls, m in _DOMAIN_TABLE if isinstance(exc, cls)), None)
     if mapping is None:
         logger.error("unhandled error", exc_info=exc)
-        return _problem(
-            path,
-            500,
-            title="Internal Server Error",
-            detail=_BUG_DETAIL,
-        )
+        return _problem(path, 500, title="Internal Server Error", detail=_BUG_DETAIL)
     headers: dict[str, str] = {}
     if isinstance(exc, StoreUnavailableError):
         headers["Retry-After"] = str(exc.retry_after)
