@@ -59,11 +59,11 @@ from domain.errors import (
     StoreCorruptedError,
     StoreUnavailableError,
 )
+from domain.idempotency import Idempotency
 from domain.model import (
     INT64_MAX,
     INT64_MIN,
     Counter,
-    Idempotency,
     Incremented,
     Page,
     Replaced,

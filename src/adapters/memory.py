@@ -7,7 +7,8 @@ import time
 from datetime import UTC, datetime
 
 from domain.errors import IdempotencyKeyReusedError
-from domain.model import Counter, Idempotency, Incremented, Page, Replaced, add_checked
+from domain.idempotency import Idempotency
+from domain.model import Counter, Incremented, Page, Replaced, add_checked
 
 
 class InMemoryCounterRepository:

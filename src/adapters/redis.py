@@ -46,7 +46,8 @@ from domain.errors import (
     StoreCorruptedError,
     StoreUnavailableError,
 )
-from domain.model import INT64_MAX, INT64_MIN, Counter, Idempotency, Incremented, Page, Replaced
+from domain.idempotency import Idempotency
+from domain.model import INT64_MAX, INT64_MIN, Counter, Incremented, Page, Replaced
 
 __all__ = ["RedisCounterRepository", "open_redis_repository"]
 

@@ -39,7 +39,8 @@ from domain.errors import (
     StoreCorruptedError,
     StoreUnavailableError,
 )
-from domain.model import Counter, Idempotency, Incremented, Page, Replaced, add_checked, check_value
+from domain.idempotency import Idempotency
+from domain.model import Counter, Incremented, Page, Replaced, add_checked, check_value
 
 T = TypeVar("T")
 

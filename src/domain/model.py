@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,7 +10,6 @@ from domain.errors import (
     CounterOverflowError,
     InvalidAmountError,
     InvalidCounterNameError,
-    InvalidIdempotencyKeyError,
 )
 
 INT64_MIN = -(2**63)
@@ -20,7 +18,6 @@ DEFAULT_COUNTER = "default"
 
 # Valid as a ConfigMap data key and a Redis key, and unambiguous in a URL path.
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
-_KEY_RE = re.compile(r"[\x20-\x7e]{1,255}")
 
 
 def check_name(name: str) -> str:
@@ -71,26 +68,6 @@ class Counter:
     count: int
     created_at: datetime | None = None
     updated_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Idempotency:
-    """What a store needs to apply an increment at most once per key.
-
-    `fingerprint` identifies the request the key was first used with; a repeat with the same key
-    and another fingerprint is refused.
-    """
-
-    key: str
-    fingerprint: str
-    ttl_seconds: float
-
-    @staticmethod
-    def for_increment(key: str, name: str, by: int, ttl_seconds: float) -> Idempotency:
-        if _KEY_RE.fullmatch(key) is None:
-            raise InvalidIdempotencyKeyError("Idempotency-Key must be 1-255 printable ASCII characters")
-        digest = hashlib.sha256(f"increment\n{name}\n{by}".encode()).hexdigest()
-        return Idempotency(key=key, fingerprint=digest, ttl_seconds=ttl_seconds)
 
 
 @dataclass(frozen=True, slots=True)

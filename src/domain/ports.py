@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from domain.model import Counter, Idempotency, Incremented, Page, Replaced
+from domain.idempotency import Idempotency
+from domain.model import Counter, Incremented, Page, Replaced
 
 
 @runtime_checkable

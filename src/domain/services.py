@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from domain.errors import InvalidInputError
+from domain.idempotency import Idempotency
 from domain.model import (
     Counter,
-    Idempotency,
     Incremented,
     Page,
     Replaced,

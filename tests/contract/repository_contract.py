@@ -15,7 +15,8 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from domain.errors import CounterOverflowError, IdempotencyKeyReusedError
-from domain.model import INT64_MAX, INT64_MIN, Idempotency
+from domain.idempotency import Idempotency
+from domain.model import INT64_MAX, INT64_MIN
 from domain.ports import CounterRepository
 
 Reopen = Callable[[], Awaitable[CounterRepository]] | None

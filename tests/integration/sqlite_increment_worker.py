@@ -15,7 +15,8 @@ import json
 import sys
 
 from adapters.sqlite import SqliteCounterRepository
-from domain.model import Idempotency, Incremented
+from domain.idempotency import Idempotency
+from domain.model import Incremented
 
 
 async def main(path: str, counter: str, total: int, wave: int, key_prefix: str | None) -> None:

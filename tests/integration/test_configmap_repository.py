@@ -35,7 +35,8 @@ from adapters.configmap import (
     resolve_namespace,
 )
 from domain.errors import CounterOverflowError, StoreCorruptedError, StoreUnavailableError
-from domain.model import INT64_MAX, Idempotency
+from domain.idempotency import Idempotency
+from domain.model import INT64_MAX
 from tests.contract.repository_contract import Reopen, RepositoryContract
 from tests.integration.server_process import free_port
 

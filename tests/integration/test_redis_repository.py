@@ -15,7 +15,8 @@ import redis.asyncio
 
 from adapters.redis import RedisCounterRepository, open_redis_repository
 from domain.errors import StoreCorruptedError, StoreUnavailableError
-from domain.model import Idempotency, Incremented
+from domain.idempotency import Idempotency
+from domain.model import Incremented
 from domain.ports import CounterRepository
 from tests.contract.repository_contract import Reopen, RepositoryContract
 

@@ -20,7 +20,8 @@ from domain.errors import (
     StoreCorruptedError,
     StoreUnavailableError,
 )
-from domain.model import INT64_MAX, Idempotency
+from domain.idempotency import Idempotency
+from domain.model import INT64_MAX
 from tests.contract.repository_contract import RepositoryContract
 
 if TYPE_CHECKING:

@@ -10,7 +10,8 @@ from domain.errors import (
     InvalidIdempotencyKeyError,
     InvalidInputError,
 )
-from domain.model import INT64_MAX, INT64_MIN, Idempotency, add_checked, check_amount, check_name
+from domain.idempotency import Idempotency
+from domain.model import INT64_MAX, INT64_MIN, add_checked, check_amount, check_name
 from domain.services import CounterService
 
 
