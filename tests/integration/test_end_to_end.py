@@ -98,9 +98,10 @@ async def test_json_logs_and_request_id_over_a_real_socket(tmp_path: Path) -> No
     assert access[0]["path"] == "/counter"
 
 
-async def test_fast_path_and_framework_share_one_count_over_a_real_socket(tmp_path: Path) -> None:
-    """Bodies the fast path serves and bodies it hands on to the framework (chunked, lax JSON,
-    too large), through uvicorn's own HTTP parser: each counted once or refused."""
+async def test_lean_layer_and_handler_share_one_count_over_a_real_socket(tmp_path: Path) -> None:
+    """Bodies the increment route's lean layer serves and bodies it hands on to the handler
+    (chunked, lax JSON, too large), through uvicorn's own HTTP parser: each counted once or
+    refused."""
     env = {"COUNTER_BACKEND": "sqlite", "COUNTER_SQLITE_PATH": str(tmp_path / "paths.db")}
     with running_server(env, tmp_path / "server.log") as server:
         async with httpx.AsyncClient(base_url=server.url) as client:
@@ -110,10 +111,10 @@ async def test_fast_path_and_framework_share_one_count_over_a_real_socket(tmp_pa
                 yield b" 4}"
 
             answers = [
-                await client.post("/counters/mix"),  # fast path: +1
-                await client.post("/counters/mix", json={"by": 2}),  # fast path: +2
-                await client.post("/counters/mix", content=chunked()),  # no length: framework, +4
-                await client.post("/counters/mix", content=b'{"by": 8.0}'),  # lax: framework, +8
+                await client.post("/counters/mix"),  # lean layer: +1
+                await client.post("/counters/mix", json={"by": 2}),  # lean layer: +2
+                await client.post("/counters/mix", content=chunked()),  # no length: handler, +4
+                await client.post("/counters/mix", content=b'{"by": 8.0}'),  # lax: handler, +8
                 await client.post("/counters/mix", content=b'{"by": 1}' + b" " * 5000),  # 413
             ]
             count = (await client.get("/counters/mix")).json()["count"]

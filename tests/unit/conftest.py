@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from dependency_injector import providers
@@ -8,7 +9,7 @@ from litestar.testing import AsyncTestClient
 
 from adapters.memory import InMemoryCounterRepository
 from entrypoints.container import build_container
-from entrypoints.http.app import create_app
+from entrypoints.http.app import CounterApp, create_app
 from entrypoints.settings import Settings
 
 ADMIN_TOKEN = "s3cret-admin-token"
@@ -19,18 +20,25 @@ def memory_store() -> InMemoryCounterRepository:
     return InMemoryCounterRepository()
 
 
-def make_client(store: InMemoryCounterRepository, **settings: object) -> AsyncTestClient:  # type: ignore[type-arg]
+def make_app(store: object, *, litestar: dict[str, Any] | None = None, **settings: object) -> CounterApp:
+    """The app on `store`; `litestar` options (middleware, guards, cors_config...) go to Litestar."""
     config = Settings(**{"backend": "memory", "access_log": True, **settings})  # type: ignore[arg-type]
     container = build_container(config)
     # The store is swapped on the container, the way production wires it: no monkeypatching.
     container.repository.override(providers.Object(store))
-    return AsyncTestClient(app=create_app(container=container, settings=config))
+    return create_app(container=container, settings=config, **(litestar or {}))
 
 
-@pytest.fixture(params=[True, False], ids=["fast-path", "framework"])
+def make_client(
+    store: object, *, litestar: dict[str, Any] | None = None, **settings: object
+) -> AsyncTestClient:  # type: ignore[type-arg]
+    return AsyncTestClient(app=make_app(store, litestar=litestar, **settings))
+
+
+@pytest.fixture(params=[True, False], ids=["lean-layer", "handler"])
 def fast_path(request: pytest.FixtureRequest) -> bool:
-    """Every HTTP test runs twice: increments on the fast path (the default) and on the
-    framework's handlers (COUNTER_FAST_PATH=false); both must give the same answers."""
+    """Every HTTP test runs twice: increments answered by the routes' lean layer (the default)
+    and by the handlers' full pipeline (COUNTER_FAST_PATH=false); both must answer the same."""
     value: bool = request.param
     return value
 

@@ -321,3 +321,16 @@ async def test_openapi_documents_every_operation(client: Client) -> None:
     assert operations[("/counters/{name}", "put")]["security"] == [{"bearerAuth": []}]
     assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     assert {"IncrementRequest", "CounterResponse", "ProblemDetails"} <= spec["components"]["schemas"].keys()
+
+
+async def test_problem_titles_are_the_errors_own(client: Client) -> None:
+    from domain.errors import CounterOverflowError, InvalidAmountError, InvalidCounterNameError
+
+    assert (await client.post("/counters/t")).status_code == 200
+    answers = {
+        CounterOverflowError: await client.post("/counters/t", json={"by": INT64_MAX}),
+        InvalidAmountError: await client.post("/counters/t", json={"by": 0}),
+        InvalidCounterNameError: await client.post("/counters/bad!name"),
+    }
+    for error, response in answers.items():
+        assert response.json()["title"] == error.title, response.text

@@ -11,9 +11,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import litestar_offline_docs
 from litestar import Litestar
+from litestar import types as litestar_types
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -32,13 +34,13 @@ from entrypoints.http.controllers import (
 )
 from entrypoints.http.dependencies import (
     BACKEND_STATE_KEY,
+    FAST_PATH_STATE_KEY,
     SERVICE_STATE_KEY,
     provide_backend_name,
     provide_counter_service,
 )
 from entrypoints.http.errors import EXCEPTION_HANDLERS
-from entrypoints.http.fast_path import IncrementFastPath
-from entrypoints.http.middleware import ASGIApp, RequestContextMiddleware
+from entrypoints.http.middleware import RequestContextMiddleware
 from entrypoints.logs import configure_logging
 from entrypoints.runtime import tune_garbage_collector
 from entrypoints.settings import Settings
@@ -82,12 +84,36 @@ def _openapi_config() -> OpenAPIConfig:
     )
 
 
+class CounterApp(Litestar):
+    """The Litestar app, with the request context (request id, access log) around everything it
+    serves: a 404 for an unknown path, which no route middleware sees, gets both too. Everything
+    else (routing, middleware, CORS, guards, exception handlers) is Litestar's own."""
+
+    def __init__(self, *, access_log: bool = True, **options: Any) -> None:
+        super().__init__(**options)
+        self._serve = RequestContextMiddleware(super().__call__, access_log=access_log)  # type: ignore[arg-type]
+
+    async def __call__(
+        self,
+        scope: litestar_types.Scope | litestar_types.LifeSpanScope,
+        receive: litestar_types.Receive | litestar_types.LifeSpanReceive,
+        send: litestar_types.Send | litestar_types.LifeSpanSend,
+    ) -> None:
+        await self._serve(scope, receive, send)  # type: ignore[arg-type]
+
+
 def create_app(
-    container: Container | None = None, settings: Settings | None = None, *, tune_gc: bool = False
-) -> Litestar:
+    container: Container | None = None,
+    settings: Settings | None = None,
+    *,
+    tune_gc: bool = False,
+    **options: Any,
+) -> CounterApp:
     """Build the app. `settings` default to the environment; `container` to one built from them
     (tests pass a container whose store provider they have overridden). `tune_gc` is for the
-    server process (see entrypoints.runtime), not for tests that build many apps."""
+    server process (see entrypoints.runtime), not for tests that build many apps. `options` go
+    to Litestar as they are (middleware, cors_config, guards, plugins...): they see every route,
+    the increment routes included."""
     settings = settings or Settings.from_env()
     container = container or build_container(settings)
 
@@ -110,7 +136,7 @@ def create_app(
                 await shutdown
             logger.info("store closed", extra={"backend": settings.backend})
 
-    app = Litestar(
+    return CounterApp(
         route_handlers=[
             DefaultCounterController,
             CounterController,
@@ -129,22 +155,16 @@ def create_app(
         request_max_body_size=settings.max_body_bytes,
         debug=False,
         logging_config=None,  # configured once by entrypoints.logs, not by the framework
+        access_log=settings.access_log,
+        **options,
     )
-    # Outermost, around the framework's own router and error handling, so that every response
-    # (a 404 for an unknown path too) gets a request id and an access line.
-    handler: ASGIApp = app.asgi_handler  # type: ignore[assignment]
-    if settings.fast_path:
-        handler = IncrementFastPath(
-            handler, lambda: provide_counter_service(app.state), max_body_bytes=settings.max_body_bytes
-        )
-    app.asgi_handler = RequestContextMiddleware(handler, access_log=settings.access_log)  # type: ignore[assignment]
-    return app
 
 
 def _initial_state(settings: Settings) -> dict[str, object]:
     return {
         BACKEND_STATE_KEY: settings.backend,
         ADMIN_TOKEN_STATE_KEY: settings.admin_token.encode(),
+        FAST_PATH_STATE_KEY: settings.fast_path,
     }
 
 

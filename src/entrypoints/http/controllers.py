@@ -2,8 +2,8 @@
 validates, and the error table in errors.py answers for every failure.
 
 The two increment handlers are the reference and the OpenAPI documentation of `POST /counter`
-and `POST /counters/{name}`; by default fast_path.py answers those requests in front of the
-framework, the same way (tests/unit/test_fast_path.py compares the two)."""
+and `POST /counters/{name}`; their route-level layer (increment_route.py) answers most of those
+requests itself, the same way, inside the same router and middleware."""
 
 from __future__ import annotations
 
@@ -25,7 +25,9 @@ from domain.model import DEFAULT_COUNTER, Incremented, check_name
 from domain.services import CounterService
 from entrypoints.http.auth import require_admin
 from entrypoints.http.errors import PROBLEM_JSON
+from entrypoints.http.increment_route import IncrementRoute
 from entrypoints.http.schemas import (
+    REPLAYED_HEADER,
     CounterPage,
     CounterResponse,
     IncrementRequest,
@@ -36,8 +38,6 @@ from entrypoints.http.schemas import (
     SetRequest,
     counter_response,
 )
-
-REPLAYED_HEADER = "Idempotent-Replayed"
 
 
 def _problem(description: str) -> ResponseSpec:
@@ -116,6 +116,7 @@ class DefaultCounterController(Controller):
         status_code=HTTP_200_OK,
         responses=INCREMENT_ERRORS,
         response_headers=REPLAYED_HEADERS,
+        middleware=[IncrementRoute],
     )
     async def increment_default(
         self,
@@ -173,6 +174,7 @@ class CounterController(Controller):
         status_code=HTTP_200_OK,
         responses=INCREMENT_ERRORS,
         response_headers=REPLAYED_HEADERS,
+        middleware=[IncrementRoute],
     )
     async def increment_counter(
         self,

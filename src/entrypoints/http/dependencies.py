@@ -8,6 +8,7 @@ from domain.services import CounterService
 
 SERVICE_STATE_KEY = "counter_service"
 BACKEND_STATE_KEY = "backend"
+FAST_PATH_STATE_KEY = "fast_path"  # whether the increment routes answer from their lean layer
 
 
 def provide_counter_service(state: State) -> CounterService:

@@ -7,7 +7,6 @@ detail; its traceback goes to the log, with the request id that the response als
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -37,44 +36,30 @@ _BUG_DETAIL = "the server failed to handle this request; the log has the details
 class AdminDisabledError(Exception):
     """Admin routes are off because no COUNTER_ADMIN_TOKEN is configured."""
 
+    title = "Admin operations are disabled"
+
 
 class UnauthorizedError(Exception):
     """The bearer token is missing or wrong."""
 
-
-@dataclass(frozen=True, slots=True)
-class Mapping:
-    status: int
-    slug: str
-    title: str
+    title = "Unauthorized"
 
 
-# Most specific first: the first class the exception is an instance of wins.
-_DOMAIN_TABLE: tuple[tuple[type[Exception], Mapping], ...] = (
-    (InvalidCounterNameError, Mapping(400, "invalid-counter-name", "Invalid counter name")),
-    (InvalidIdempotencyKeyError, Mapping(400, "invalid-idempotency-key", "Invalid Idempotency-Key")),
-    (InvalidAmountError, Mapping(422, "invalid-amount", "Invalid amount")),
-    (InvalidInputError, Mapping(422, "invalid-input", "Invalid input")),
-    (CounterOverflowError, Mapping(409, "counter-overflow", "Counter overflow")),
-    (
-        IdempotencyKeyReusedError,
-        Mapping(422, "idempotency-key-reused", "Idempotency-Key reused with a different request"),
-    ),
-    (StoreUnavailableError, Mapping(503, "store-unavailable", "Store unavailable")),
-    (StoreCorruptedError, Mapping(500, "store-corrupted", "Unreadable stored data")),
-    (AdminDisabledError, Mapping(403, "admin-disabled", "Admin operations are disabled")),
-    (UnauthorizedError, Mapping(401, "unauthorized", "Unauthorized")),
+# The status and problem type of each error; its title is the class's own (`title`), written
+# once where the error is defined. Most specific first: the first class the exception is an
+# instance of wins.
+_TABLE: tuple[tuple[type[Exception], int, str], ...] = (
+    (InvalidCounterNameError, 400, "invalid-counter-name"),
+    (InvalidIdempotencyKeyError, 400, "invalid-idempotency-key"),
+    (InvalidAmountError, 422, "invalid-amount"),
+    (InvalidInputError, 422, "invalid-input"),
+    (CounterOverflowError, 409, "counter-overflow"),
+    (IdempotencyKeyReusedError, 422, "idempotency-key-reused"),
+    (StoreUnavailableError, 503, "store-unavailable"),
+    (StoreCorruptedError, 500, "store-corrupted"),
+    (AdminDisabledError, 403, "admin-disabled"),
+    (UnauthorizedError, 401, "unauthorized"),
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """A problem-details answer, independent of the framework: Litestar's exception handlers
-    and the increment fast path (fast_path.py) both send what `problem_for` returns."""
-
-    status: int
-    body: ProblemDetails
-    headers: dict[str, str] | None = None
 
 
 def _problem(
@@ -85,7 +70,7 @@ def _problem(
     detail: str,
     slug: str | None = None,
     headers: dict[str, str] | None = None,
-) -> Problem:
+) -> Response[ProblemDetails]:
     body = ProblemDetails(
         type=f"{_TYPE_BASE}{slug}" if slug else "about:blank",
         title=title,
@@ -93,13 +78,13 @@ def _problem(
         detail=detail,
         instance=path,
     )
-    return Problem(status, body, headers)
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def problem_for(exc: Exception, path: str) -> Problem:
+def problem_for(exc: Exception, path: str) -> Response[ProblemDetails]:
     """The answer to a domain (or admin) error; anything unmapped is a bug and gets a bare 500
     whose traceback goes to the log."""
-    mapping = next((m for cls, m in _DOMAIN_TABLE if isinstance(exc, cls)), None)
+    mapping = next(((status, slug) for cls, status, slug in _TABLE if isinstance(exc, cls)), None)
     if mapping is None:
         logger.error("unhandled error", exc_info=exc)
         return _problem(path, 500, title="Internal Server Error", detail=_BUG_DETAIL)
@@ -111,19 +96,13 @@ def problem_for(exc: Exception, path: str) -> Problem:
         logger.error("unreadable stored data", extra={"error": str(exc)})
     elif isinstance(exc, UnauthorizedError):
         headers["WWW-Authenticate"] = 'Bearer realm="counter-admin"'
-    return _problem(
-        path, mapping.status, title=mapping.title, detail=str(exc), slug=mapping.slug, headers=headers or None
-    )
-
-
-def _response(problem: Problem) -> Response[ProblemDetails]:
-    return Response(
-        problem.body, status_code=problem.status, media_type=PROBLEM_JSON, headers=problem.headers
-    )
+    status, slug = mapping
+    title: str = getattr(exc, "title", HTTPStatus(status).phrase)
+    return _problem(path, status, title=title, detail=str(exc), slug=slug, headers=headers or None)
 
 
 def handle_domain_error(request: Request[Any, Any, Any], exc: Exception) -> Response[ProblemDetails]:
-    return _response(problem_for(exc, request.url.path))
+    return problem_for(exc, request.url.path)
 
 
 def handle_validation_error(
@@ -136,9 +115,7 @@ def handle_validation_error(
         if isinstance(item, dict)
     )
     detail = reasons or exc.detail or "the request is not valid"
-    return _response(
-        _problem(request.url.path, 400, title="Invalid request", detail=detail, slug="invalid-request")
-    )
+    return _problem(request.url.path, 400, title="Invalid request", detail=detail, slug="invalid-request")
 
 
 def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ProblemDetails]:
@@ -147,9 +124,8 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
         return handle_unexpected(request, exc)
     title = HTTPStatus(status).phrase
     headers = dict(exc.headers or {})
-    return _response(
-        _problem(request.url.path, status, title=title, detail=exc.detail or title, headers=headers or None)
-    )
+    detail = exc.detail or title
+    return _problem(request.url.path, status, title=title, detail=detail, headers=headers or None)
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[ProblemDetails]:

@@ -9,6 +9,8 @@ import msgspec
 
 from domain.model import INT64_MAX, INT64_MIN, Counter
 
+REPLAYED_HEADER = "Idempotent-Replayed"  # on the recorded answer of an Idempotency-Key repeat
+
 Int64 = Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]
 
 

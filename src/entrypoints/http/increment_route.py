@@ -1,0 +1,179 @@
+"""The lean layer of the two increment routes: `POST /counter` and `POST /counters/{name}`.
+
+Why: these are the service's hot routes, and the handler's own pipeline (request object,
+signature model, dependency resolution, response object) costs about as much as the rest of the
+request together. This layer is the innermost middleware of the two `@post` handlers, so every
+request has already passed Litestar's router (path parameters parsed), CORS, and every app-level
+middleware (rate limits, metrics, tracing) before it gets here. It runs the handler's guards,
+then does only what an increment needs:
+
+- the same domain service validates and increments;
+- domain errors are raised into Litestar's own exception handling, set up here exactly as
+  Litestar sets it up inside every route's middleware, so they are answered by the app's
+  exception handlers and pass every middleware's `send` (one rendering for every route);
+- the same msgspec Structs encode the answer, with the same headers.
+
+It answers only what it can answer exactly like the handler, and hands everything else to the
+handler's full pipeline before the store is called, so nothing is ever counted twice: a body
+without Content-Length or larger than the limit (413 there), one that does not decode strictly
+as an IncrementRequest (the handler's lax decoding and its 400 messages apply; the body already
+read is handed on), and every request of a handler configured with something this layer does
+not do (hooks, response headers or cookies, caching). The `@post` handlers stay the reference
+and the OpenAPI description; COUNTER_FAST_PATH=false hands every request to them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Final
+
+import msgspec
+from litestar import Request
+from litestar import types as litestar_types
+from litestar._asgi.utils import wrap_in_exception_handler
+from litestar.handlers import HTTPRouteHandler
+
+from domain.model import DEFAULT_COUNTER
+from domain.services import CounterService
+from entrypoints.http.dependencies import FAST_PATH_STATE_KEY, SERVICE_STATE_KEY
+from entrypoints.http.middleware import ASGIApp, Message, Receive, Scope, Send
+from entrypoints.http.schemas import REPLAYED_HEADER, IncrementRequest, counter_response
+
+logger = logging.getLogger("counter.http")
+
+_decode_body = msgspec.json.Decoder(IncrementRequest | None).decode  # strict: what it refuses goes on
+_encode = msgspec.json.Encoder().encode
+_JSON: Final = (b"content-type", b"application/json")
+_REPLAYED: Final = (REPLAYED_HEADER.lower().encode(), b"true")
+_DIGITS: Final = 18  # of a Content-Length this layer reads; longer ones go to the handler
+
+
+class _HandOn(Exception):  # noqa: N818 (a signal, not an error)
+    """The handler's full pipeline answers this request."""
+
+
+class IncrementRoute:
+    """Route-level middleware of the increment handlers (`@post(..., middleware=[IncrementRoute])`).
+
+    `app` is the handler's own pipeline. Litestar builds one instance per app and route, so what
+    is read from the app on the first request (whether to answer, the body limit) is the app's.
+    """
+
+    def __init__(self, app: litestar_types.ASGIApp) -> None:
+        # Litestar's ASGI types are exact TypedDicts; this layer builds plain messages.
+        self.app: ASGIApp = app  # type: ignore[assignment]
+        self._answer_here: bool | None = None
+        self._max_body_bytes = 0
+        # How Litestar wraps a route's own app when middleware is around it: an exception raised
+        # here is answered by the app's exception handlers, inside every middleware's `send`.
+        self._lean: ASGIApp = wrap_in_exception_handler(self._answer)  # type: ignore[arg-type,assignment]
+
+    async def __call__(
+        self, scope: litestar_types.Scope, receive: litestar_types.Receive, send: litestar_types.Send
+    ) -> None:
+        await self._dispatch(scope, receive, send)  # type: ignore[arg-type]
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._answer_here is None:
+            self._configure(scope)
+        if self._answer_here:
+            await self._lean(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    def _configure(self, scope: Scope) -> None:
+        handler: HTTPRouteHandler = scope["route_handler"]
+        self._max_body_bytes = handler.resolve_request_max_body_size() or 0
+        enabled = bool(scope["litestar_app"].state[FAST_PATH_STATE_KEY])
+        self._answer_here = enabled and _plain(handler)
+        if not self._answer_here:
+            reason = "configured off" if not enabled else "the handler has hooks, headers or a cache"
+            extra = {"route": scope["path"], "reason": reason}
+            logger.info("increments answered by the handler", extra=extra)
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        handler: HTTPRouteHandler = scope["route_handler"]
+        if handler.resolve_guards():
+            await handler.authorize_connection(Request(scope, receive, send))  # type: ignore[arg-type]
+        idempotency_key: str | None = None
+        length = -1
+        chunked = False
+        for header, value in scope["headers"]:
+            if header == b"content-length":
+                # Short digits only: int() of thousands of digits raises instead of answering.
+                length = int(value) if len(value) <= _DIGITS and value.isdigit() else self._max_body_bytes + 1
+            elif header == b"idempotency-key" and idempotency_key is None:
+                idempotency_key = value.decode("latin-1")
+            elif header == b"transfer-encoding":
+                chunked = True
+        if chunked or length > self._max_body_bytes:
+            logger.debug("increment handed to its handler", extra={"reason": "body length"})
+            await self.app(scope, receive, send)
+            return
+        body = await _read_body(receive) if length > 0 else b""
+        if body is None:  # the client left before sending its body: nothing to do
+            return
+        try:
+            by = _amount(body)
+        except _HandOn:
+            logger.debug("increment handed to its handler", extra={"reason": "body not strict JSON"})
+            await self.app(scope, _replay(body, receive), send)
+            return
+        service: CounterService = scope["litestar_app"].state[SERVICE_STATE_KEY]
+        name: str = scope["path_params"].get("name", DEFAULT_COUNTER)
+        result = await service.increment(name, by, idempotency_key)
+        body = _encode(counter_response(result.counter))
+        headers = [_REPLAYED, _JSON] if result.replayed else [_JSON]
+        headers.append((b"content-length", b"%d" % len(body)))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _plain(handler: HTTPRouteHandler) -> bool:
+    """True when the handler, on every layer that owns it, is configured with nothing but what
+    this layer does too (guards, middleware around it, exception handlers, documentation)."""
+    if handler.resolve_before_request() or handler.resolve_after_response():
+        return False
+    if handler.resolve_response_cookies():
+        return False
+    if any(not header.documentation_only for header in handler.resolve_response_headers()):
+        return False
+    layers: list[Any] = list(handler.ownership_layers)
+    return not any(getattr(layer, "after_request", None) for layer in layers) and not (
+        handler.cache or handler.background
+    )
+
+
+def _amount(body: bytes) -> int:
+    if not body:
+        return 1
+    try:
+        data = _decode_body(body)
+    except msgspec.DecodeError:
+        raise _HandOn from None
+    return 1 if data is None else data.by
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """`receive` for the handler: the body already read, then the server's own messages."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
