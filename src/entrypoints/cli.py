@@ -1,8 +1,9 @@
 """`counter`: the command line.
 
-Options of `counter serve` are the COUNTER_* environment variables under another name; an
-option given on the command line wins over the variable. Settings are validated before anything
-starts, and a wrong one stops the process with one line that names it.
+Options of `counter serve` are the COUNTER_* environment variables under another name, made
+from the settings' declarations (name, help, default); an option given on the command line wins
+over the variable. Secrets have no option. Settings are validated before anything starts, and a
+wrong one stops the process with one line that names it.
 """
 
 from __future__ import annotations
@@ -15,13 +16,19 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import version
 
-from entrypoints.settings import SPECS, Settings, SettingsError
+from entrypoints.settings import DECLARED, Declared, Settings, SettingsError
 
 APP_FACTORY = "entrypoints.http.app:app_factory"
 
 
-def _option(variable: str) -> str:
-    return "--" + variable.removeprefix("COUNTER_").lower().replace("_", "-")
+def _option(declared: Declared) -> str:
+    return "--" + declared.name.replace("_", "-")
+
+
+def _help(declared: Declared) -> str:
+    default = declared.default_text or "empty"
+    # argparse expands %-formats in help; a literal % in a declaration must stay literal.
+    return f"{declared.help} [{declared.variable}, default: {default}]".replace("%", "%%")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,34 +44,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the HTTP service",
         description="Run the HTTP service under uvicorn. Every option can also be set by its"
         " environment variable (shown in brackets); the option wins.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    settings = commands.add_parser(
+    commands.add_parser(
         "settings",
         help="print the effective settings (secrets hidden) and exit",
         description="Validate the COUNTER_* variables and print the settings as JSON.",
     )
-    for spec in SPECS:
-        if spec.variable == "COUNTER_ADMIN_TOKEN":
-            continue  # a secret on the command line ends up in `ps` and shell history
+    secrets = []
+    for declared in DECLARED:
+        if declared.secret:
+            secrets.append(declared)  # a secret on the command line ends up in `ps` and shell history
+            continue
         serve.add_argument(
-            _option(spec.variable),
-            dest=spec.variable,
-            metavar="VALUE",
-            default=None,
-            help=f"{spec.help} [{spec.variable}, default: {spec.default or 'empty'}]",
+            _option(declared), dest=declared.variable, metavar="VALUE", default=None, help=_help(declared)
         )
-    serve.epilog = "COUNTER_ADMIN_TOKEN is read from the environment only, to keep it out of `ps`."
-    del settings
+    serve.epilog = " ".join(
+        f"{declared.variable}: {declared.help}; read from the environment only, to keep it out of `ps`."
+        for declared in secrets
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    for spec in SPECS:
-        value = getattr(args, spec.variable, None)
+    for declared in DECLARED:
+        value = getattr(args, declared.variable, None)
         if value is not None:
-            os.environ[spec.variable] = value  # workers are new processes: they read the environment
+            os.environ[declared.variable] = value  # workers are new processes: they read the environment
     try:
         settings = Settings.from_env()
     except SettingsError as error:

@@ -1,19 +1,31 @@
 """Settings from COUNTER_* environment variables, validated once at start-up.
 
-Every variable is in one table (`SPECS`), which also feeds `counter serve --help` and the README,
-so that a setting cannot exist in one place and be missing from another.
+Each setting is declared once, as a field of `Settings` built with `setting(...)`: its type
+(the annotation), its default, its help, the parser that gives its accepted values, and whether
+it is a secret. Its variable is `COUNTER_` + the field name in upper case. Everything else is
+derived from that declaration (`DECLARED`): parsing in `Settings.from_env`, the options and
+help of `counter serve`, the redaction in `counter settings` and the logs, and the test that
+checks the README's table. A setting therefore cannot exist in one place and be missing, or
+have another default, in another.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 BACKENDS = ("sqlite", "redis", "memory", "configmap")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("text", "json")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+T = TypeVar("T")
+
+# The key under which a field's declaration rides in `dataclasses.field(metadata=...)`.
+_DECLARATION = "counter.setting"
 
 
 class SettingsError(ValueError):
@@ -24,74 +36,207 @@ class SettingsError(ValueError):
         self.variable = variable
 
 
+def _as_is(value: object) -> object:
+    return value
+
+
 @dataclass(frozen=True, slots=True)
-class Spec:
-    variable: str
-    default: str
+class Parser(Generic[T]):
+    """How a variable's text becomes a typed value, and what it accepts.
+
+    `accepts` is written once here and shown both in the error for a wrong value and after the
+    help, in parentheses, so bounds cannot drift between the check and its description.
+    `shown` is how the value appears in logs and `counter settings`: a URL hides its password.
+    """
+
+    convert: Callable[[str, str], T]
+    accepts: str = ""
+    shown: Callable[[T], object] = _as_is
+
+
+@dataclass(frozen=True, slots=True)
+class _Declaration:
     help: str
+    parser: Parser[Any]
+    secret: bool
 
 
-SPECS: tuple[Spec, ...] = (
-    Spec(
-        "COUNTER_BACKEND", "sqlite", "store: sqlite (embedded file), redis, configmap or memory (one process)"
-    ),
-    Spec("COUNTER_HOST", "127.0.0.1", "address to listen on (0.0.0.0 in a container)"),
-    Spec("COUNTER_PORT", "8000", "TCP port to listen on (1-65535)"),
-    Spec("COUNTER_WORKERS", "1", "worker processes (1-64); memory allows only 1"),
-    Spec("COUNTER_LOG_LEVEL", "info", "debug, info, warning, error or critical"),
-    Spec("COUNTER_LOG_FORMAT", "text", "text (readable) or json (one JSON object per line)"),
-    Spec("COUNTER_ACCESS_LOG", "true", "one log line per request: true or false"),
-    Spec("COUNTER_SQLITE_PATH", "data/counter.db", "SQLite database file (created with its folder)"),
-    Spec("COUNTER_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL (redis:// or rediss://)"),
-    Spec("COUNTER_REDIS_PREFIX", "counter:", "prefix of every Redis key the service writes"),
-    Spec("COUNTER_CONFIGMAP_NAME", "counter-store", "ConfigMap that holds the counters"),
-    Spec(
-        "COUNTER_CONFIGMAP_NAMESPACE",
-        "",
-        "its namespace; empty: the pod's own, else the kubeconfig context's, else 'default'",
-    ),
-    Spec("COUNTER_KUBECONFIG", "", "kubeconfig outside a cluster; empty: KUBECONFIG or ~/.kube/config"),
-    Spec("COUNTER_CONFIGMAP_COALESCE", "true", "group concurrent increments into one API write"),
-    Spec("COUNTER_ADMIN_TOKEN", "", "bearer token for PUT/DELETE; empty: admin routes answer 403"),
-    Spec("COUNTER_IDEMPOTENCY_TTL_SECONDS", "86400", "how long an Idempotency-Key is remembered"),
-    Spec("COUNTER_MAX_BODY_BYTES", "4096", "largest request body accepted (413 beyond)"),
-    Spec(
-        "COUNTER_FAST_PATH",
-        "true",
-        "serve POST increments on a lean ASGI path in front of the framework (same answers, faster)",
-    ),
-)
+def setting(help_text: str, *, default: T, parse: Parser[T], secret: bool = False) -> T:
+    """Declare a field of `Settings`: its default, help, parser and secrecy, in one place.
+
+    Typed as returning the default's type, like `dataclasses.field`, so that the field's
+    annotation is checked against both the default and the parser. A secret is read from the
+    environment only (a command-line value ends up in `ps` and shell history) and is shown
+    only as set or not set.
+    """
+    declaration = _Declaration(help=help_text, parser=parse, secret=secret)
+    return dataclasses.field(default=default, metadata={_DECLARATION: declaration})
+
+
+def _text(_variable: str, value: str) -> str:
+    return value
+
+
+def _non_empty(variable: str, value: str) -> str:
+    if not value:
+        raise SettingsError(variable, "must not be empty")
+    return value
+
+
+def _host(variable: str, value: str) -> str:
+    if not value or any(c.isspace() for c in value):
+        raise SettingsError(variable, f"{value!r} is not a host name or address")
+    return value
+
+
+def _bool(variable: str, value: str) -> bool:
+    lowered = value.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(variable, f"{value!r} is not a boolean (true or false)")
+
+
+def _positive_float(variable: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise SettingsError(variable, f"{value!r} is not a number of seconds") from None
+    if not number > 0:
+        raise SettingsError(variable, "must be greater than 0")
+    return number
+
+
+def _redact_url(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        return f"{scheme}{sep}***@{rest.rpartition('@')[2]}"
+    return url
+
+
+def _either(options: tuple[str, ...]) -> str:
+    return f"{', '.join(options[:-1])} or {options[-1]}" if len(options) > 1 else options[0]
+
+
+text: Parser[str] = Parser(_text)
+non_empty: Parser[str] = Parser(_non_empty)
+address: Parser[str] = Parser(_host)
+boolean: Parser[bool] = Parser(_bool)
+positive_seconds: Parser[float] = Parser(_positive_float, accepts="greater than 0")
+
+
+def choice(options: tuple[str, ...]) -> Parser[str]:
+    """One of `options`, case-insensitive, kept in lower case."""
+    accepts = ", ".join(options)
+
+    def convert(variable: str, value: str) -> str:
+        if value.lower() not in options:
+            raise SettingsError(variable, f"{value!r} is not one of {accepts}")
+        return value.lower()
+
+    return Parser(convert, accepts=accepts)
+
+
+def url(schemes: tuple[str, ...]) -> Parser[str]:
+    """A URL with one of `schemes`; shown with its password hidden."""
+    accepts = _either(schemes)
+
+    def convert(variable: str, value: str) -> str:
+        if not value.startswith(schemes):
+            raise SettingsError(variable, f"{_redact_url(value)!r} must start with {accepts}")
+        return value
+
+    return Parser(convert, accepts=accepts, shown=_redact_url)
+
+
+def int_between(low: int, high: int) -> Parser[int]:
+    """A whole number from `low` to `high`, both included."""
+    accepts = f"{low}-{high}"
+
+    def convert(variable: str, value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise SettingsError(variable, f"{value!r} is not a whole number ({accepts})") from None
+        if not low <= number <= high:
+            raise SettingsError(variable, f"{number} is out of range ({accepts})")
+        return number
+
+    return Parser(convert, accepts=accepts)
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    backend: str = "sqlite"
-    host: str = "127.0.0.1"
-    port: int = 8000
-    workers: int = 1
-    log_level: str = "info"
-    log_format: str = "text"
-    access_log: bool = True
-    sqlite_path: str = "data/counter.db"
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    redis_prefix: str = "counter:"
-    configmap_name: str = "counter-store"
-    configmap_namespace: str = ""
-    kubeconfig: str = ""
-    configmap_coalesce: bool = True
-    admin_token: str = ""
-    idempotency_ttl_seconds: float = 86400.0
-    max_body_bytes: int = 4096
-    fast_path: bool = True
+    """What the service runs with; each field is one COUNTER_* variable (see the module's doc)."""
+
+    backend: str = setting(
+        "where counters live: an embedded SQLite file, Redis shared by replicas, a Kubernetes"
+        " ConfigMap, or memory in one process with nothing kept",
+        default="sqlite",
+        parse=choice(BACKENDS),
+    )
+    host: str = setting("address to listen on (0.0.0.0 in a container)", default="127.0.0.1", parse=address)
+    port: int = setting("TCP port to listen on", default=8000, parse=int_between(1, 65535))
+    workers: int = setting("worker processes; memory allows only 1", default=1, parse=int_between(1, 64))
+    log_level: str = setting("least severe level logged", default="info", parse=choice(LOG_LEVELS))
+    log_format: str = setting(
+        "text is readable, json is one JSON object per line", default="text", parse=choice(LOG_FORMATS)
+    )
+    access_log: bool = setting("one log line per request", default=True, parse=boolean)
+    sqlite_path: str = setting(
+        "SQLite database file (created with its folder)", default="data/counter.db", parse=non_empty
+    )
+    redis_url: str = setting("Redis URL", default="redis://127.0.0.1:6379/0", parse=url(REDIS_SCHEMES))
+    redis_prefix: str = setting(
+        "prefix of every Redis key the service writes", default="counter:", parse=text
+    )
+    configmap_name: str = setting(
+        "ConfigMap that holds the counters", default="counter-store", parse=non_empty
+    )
+    configmap_namespace: str = setting(
+        "its namespace; empty: the pod's own, else the kubeconfig context's, else 'default'",
+        default="",
+        parse=text,
+    )
+    kubeconfig: str = setting(
+        "kubeconfig outside a cluster; empty: the pod's in-cluster config, else KUBECONFIG or ~/.kube/config",
+        default="",
+        parse=text,
+    )
+    configmap_coalesce: bool = setting(
+        "group concurrent increments into one API write", default=True, parse=boolean
+    )
+    admin_token: str = setting(
+        "bearer token for PUT/DELETE; empty: admin routes answer 403", default="", parse=text, secret=True
+    )
+    idempotency_ttl_seconds: float = setting(
+        "how long an Idempotency-Key is remembered, in seconds", default=86400.0, parse=positive_seconds
+    )
+    max_body_bytes: int = setting(
+        "largest request body accepted, in bytes; larger ones get 413",
+        default=4096,
+        parse=int_between(64, 1024 * 1024),
+    )
+    fast_path: bool = setting(
+        "answer POST increments from a lean layer on their routes, inside the framework's pipeline"
+        " (same answers, faster); false: the handlers' full pipeline",
+        default=True,
+        parse=boolean,
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every declared variable; a missing one takes its default, a wrong one raises.
+
+        A default goes through the same parser as a value from the environment, so that the
+        text shown in `--help` and the README is exactly what the service runs with.
+        """
         env = os.environ if environ is None else environ
-        raw = {spec.variable: env.get(spec.variable, spec.default).strip() for spec in SPECS}
-        values: dict[str, Any] = {}
-        for spec in SPECS:
-            field = spec.variable.removeprefix("COUNTER_").lower()
-            values[field] = _PARSERS.get(field, _text)(spec.variable, raw[spec.variable])
+        values = {
+            declared.name: declared.parse(env.get(declared.variable, declared.default_text).strip())
+            for declared in DECLARED
+        }
         settings = cls(**values)
         settings.check()
         return settings
@@ -106,102 +251,64 @@ class Settings:
             )
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return dataclasses.asdict(self)
 
     def redacted(self) -> dict[str, Any]:
         """Settings safe to log: secrets are replaced by whether they are set."""
         values = self.as_dict()
-        values["admin_token"] = "<set>" if self.admin_token else "<not set>"
-        values["redis_url"] = _redact_url(self.redis_url)
+        for declared in DECLARED:
+            value = values[declared.name]
+            if declared.secret:
+                values[declared.name] = "<set>" if value else "<not set>"
+            else:
+                values[declared.name] = declared.parser.shown(value)
         return values
 
 
-def _redact_url(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        return f"{scheme}{sep}***@{rest.rpartition('@')[2]}"
-    return url
+@dataclass(frozen=True, slots=True)
+class Declared:
+    """One setting as declared on `Settings`, with what the outside world sees of it."""
+
+    name: str
+    default: object
+    help_text: str
+    parser: Parser[Any]
+    secret: bool
+
+    @property
+    def variable(self) -> str:
+        return "COUNTER_" + self.name.upper()
+
+    @property
+    def help(self) -> str:
+        """The declared help, followed by the accepted values where the parser bounds them."""
+        accepts = self.parser.accepts
+        return f"{self.help_text} ({accepts})" if accepts else self.help_text
+
+    @property
+    def default_text(self) -> str:
+        """The default as it is written in the environment: `true`, `86400`, `data/counter.db`."""
+        value = self.default
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value)
+
+    def parse(self, value: str) -> Any:
+        return self.parser.convert(self.variable, value)
 
 
-def _text(_variable: str, value: str) -> str:
-    return value
-
-
-def _choice(options: tuple[str, ...]) -> Callable[[str, str], str]:
-    def parse(variable: str, value: str) -> str:
-        if value.lower() not in options:
-            raise SettingsError(variable, f"{value!r} is not one of {', '.join(options)}")
-        return value.lower()
-
-    return parse
-
-
-def _int_between(low: int, high: int) -> Callable[[str, str], int]:
-    def parse(variable: str, value: str) -> int:
-        try:
-            number = int(value)
-        except ValueError:
-            raise SettingsError(variable, f"{value!r} is not a whole number ({low}-{high})") from None
-        if not low <= number <= high:
-            raise SettingsError(variable, f"{number} is out of range ({low}-{high})")
-        return number
-
-    return parse
-
-
-def _positive_float(variable: str, value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise SettingsError(variable, f"{value!r} is not a number of seconds") from None
-    if not number > 0:
-        raise SettingsError(variable, "must be greater than 0")
-    return number
-
-
-def _bool(variable: str, value: str) -> bool:
-    lowered = value.lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise SettingsError(variable, f"{value!r} is not a boolean (true or false)")
-
-
-def _non_empty(variable: str, value: str) -> str:
-    if not value:
-        raise SettingsError(variable, "must not be empty")
-    return value
-
-
-def _redis_url(variable: str, value: str) -> str:
-    if not value.startswith(("redis://", "rediss://", "unix://")):
-        raise SettingsError(
-            variable, f"{_redact_url(value)!r} must start with redis://, rediss:// or unix://"
+def _declared() -> tuple[Declared, ...]:
+    declared = []
+    for field in dataclasses.fields(Settings):
+        declaration = field.metadata.get(_DECLARATION)
+        if not isinstance(declaration, _Declaration):
+            raise TypeError(f"Settings.{field.name} is not declared with setting(...)")
+        declared.append(
+            Declared(field.name, field.default, declaration.help, declaration.parser, declaration.secret)
         )
-    return value
+    return tuple(declared)
 
 
-def _host(variable: str, value: str) -> str:
-    if not value or any(c.isspace() for c in value):
-        raise SettingsError(variable, f"{value!r} is not a host name or address")
-    return value
-
-
-_PARSERS: dict[str, Callable[[str, str], Any]] = {
-    "backend": _choice(BACKENDS),
-    "host": _host,
-    "port": _int_between(1, 65535),
-    "workers": _int_between(1, 64),
-    "log_level": _choice(LOG_LEVELS),
-    "log_format": _choice(LOG_FORMATS),
-    "access_log": _bool,
-    "sqlite_path": _non_empty,
-    "redis_url": _redis_url,
-    "redis_prefix": _text,
-    "configmap_name": _non_empty,
-    "configmap_coalesce": _bool,
-    "idempotency_ttl_seconds": _positive_float,
-    "max_body_bytes": _int_between(64, 1024 * 1024),
-    "fast_path": _bool,
-}
+DECLARED: tuple[Declared, ...] = _declared()

@@ -1,13 +1,25 @@
+"""Settings: parsing, validation, redaction, and every place derived from their declaration.
+
+The README's configuration table is written by hand for readers; the test below holds it to the
+declaration, so a variable or a default changed in code cannot leave the README behind.
+"""
+
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from entrypoints.cli import main
-from entrypoints.settings import SPECS, Settings, SettingsError
+from entrypoints.settings import DECLARED, Declared, Settings, SettingsError
+
+README = Path(__file__).parents[2] / "README.md"
+EMPTY_DEFAULT = "(empty)"  # how the README writes a default that is the empty string
 
 
 def test_defaults_are_the_embedded_sqlite_store_on_localhost() -> None:
@@ -82,26 +94,100 @@ def test_redacted_hides_secrets() -> None:
     assert "redis.example:6379/0" in text
 
 
+def _declared(variable: str) -> Declared:
+    return next(declared for declared in DECLARED if declared.variable == variable)
+
+
+def test_defaults_of_the_dataclass_are_what_the_environment_defaults_parse_to() -> None:
+    # One declaration gives both; a default the parser would refuse or change fails here.
+    assert Settings() == Settings.from_env({})
+    for declared in DECLARED:
+        assert declared.parse(declared.default_text) == declared.default, declared.variable
+
+
+def test_variables_are_named_after_their_fields() -> None:
+    assert _declared("COUNTER_IDEMPOTENCY_TTL_SECONDS").name == "idempotency_ttl_seconds"
+    assert len({declared.variable for declared in DECLARED}) == len(DECLARED)
+
+
+def test_help_shows_the_bounds_the_parser_enforces() -> None:
+    port = _declared("COUNTER_PORT")
+    assert port.help.endswith("(1-65535)")
+    assert port.parse("65535") == 65535
+    with pytest.raises(SettingsError, match=r"\(1-65535\)"):
+        port.parse("65536")
+    assert _declared("COUNTER_LOG_FORMAT").help.endswith("(text, json)")
+    assert _declared("COUNTER_REDIS_URL").help.endswith("(redis://, rediss:// or unix://)")
+    assert _declared("COUNTER_FAST_PATH").help.endswith("the handlers' full pipeline")  # no bounds
+
+
+def test_the_only_secret_is_the_admin_token() -> None:
+    assert [declared.variable for declared in DECLARED if declared.secret] == ["COUNTER_ADMIN_TOKEN"]
+
+
 def test_every_setting_has_an_option_in_help_except_the_secret() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "entrypoints.cli", "serve", "--help"],
+        env={**os.environ, "COLUMNS": "1000"},  # no wrapping, which could split a help text at a hyphen
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
-    text = result.stdout
-    for spec in SPECS:
-        assert spec.variable in text or spec.variable == "COUNTER_ADMIN_TOKEN"
-    assert "--admin-token" not in text
-    assert "--backend" in text
-    assert "--workers" in text
+    text = " ".join(result.stdout.split())  # a long option name puts its help on the next line
+    for declared in DECLARED:
+        option = "--" + declared.name.replace("_", "-")
+        if declared.secret:
+            assert option not in text
+            assert f"{declared.variable}: {declared.help}; read from the environment only" in text
+            continue
+        default = declared.default_text or "empty"
+        assert f"{option} VALUE {declared.help} [{declared.variable}, default: {default}]" in text
+    assert "(default: None)" not in text
 
 
-def test_settings_command_prints_effective_settings(capsys: pytest.CaptureFixture[str]) -> None:
+def _readme_configuration_rows() -> list[list[str]]:
+    """The cells of the table in the README's "## Configuration" section, header excluded."""
+    section = README.read_text(encoding="utf-8").split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("|")]
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    assert header == ["variable", "default", "meaning"]
+    # A cell never holds a pipe today; splitting on the first two keeps `|` usable in a meaning.
+    return [[cell.strip() for cell in line.strip("|").split("|", 2)] for line in lines[2:]]
+
+
+def test_readme_configuration_table_matches_the_declaration() -> None:
+    rows = _readme_configuration_rows()
+    documented = {}
+    for variable_cell, default_cell, meaning in rows:
+        variable = variable_cell.strip("`")
+        assert variable not in documented, f"{variable} is in the README table twice"
+        documented[variable] = (default_cell, meaning)
+    declared_variables = {declared.variable: declared for declared in DECLARED}
+    mentioned = set(re.findall(r"COUNTER_[A-Z0-9_]+", "\n".join("|".join(row) for row in rows)))
+    assert mentioned <= declared_variables.keys(), (
+        f"undeclared in the README: {mentioned - declared_variables.keys()}"
+    )
+    for variable, declared in declared_variables.items():
+        assert variable in documented, f"{variable} is missing from the README table"
+        default_cell, meaning = documented[variable]
+        expected = f"`{declared.default_text}`" if declared.default_text else EMPTY_DEFAULT
+        assert default_cell == expected, f"{variable}: README says {default_cell}, code says {expected}"
+        if declared.secret:
+            assert "environment only" in meaning.lower(), f"{variable} is a secret: say it has no option"
+
+
+def test_settings_command_prints_effective_settings(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for declared in DECLARED:
+        monkeypatch.delenv(declared.variable, raising=False)
+    monkeypatch.setenv("COUNTER_ADMIN_TOKEN", "hunter2")
     assert main(["settings"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed["backend"] in {"sqlite", "redis", "memory", "configmap"}
+    assert list(printed) == [declared.name for declared in DECLARED]
+    assert printed["backend"] == "sqlite"
+    assert printed["admin_token"] == "<set>"
 
 
 def test_wrong_setting_exits_non_zero_with_one_line_naming_the_variable() -> None:
