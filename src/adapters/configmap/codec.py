@@ -1,0 +1,329 @@
+"""The stored document: what each data key of the ConfigMap holds, read strictly, written back whole.
+
+A counter is one data key, its name, whose value is `{"count": N, "created_at": ..., "updated_at":
+...}`; fields this version does not know are kept as they were. Two reserved keys start with `_`,
+which no counter name can: `_idempotency` (one record per Idempotency-Key, named by
+`Idempotency.record_key`) and `_writers` (the last write sequence number of each writer, which
+lets a writer recognise its own write after a timeout).
+
+Whatever cannot be read is reported as StoreCorruptedError and never overwritten: a counter
+someone edited by hand is fixed by hand, not silently reset. `_writers` is the exception: it is
+only a hint for settling lost answers, so an unreadable one is ignored and replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from domain.errors import InvalidCounterNameError, StoreCorruptedError, StoreUnavailableError
+from domain.idempotency import IdempotencyRecord
+from domain.model import INT64_MAX, INT64_MIN, Counter, check_name
+
+IDEMPOTENCY_KEY: Final = "_idempotency"
+WRITERS_KEY: Final = "_writers"
+
+# A ConfigMap holds at most 1 MiB; refuse to create counters well before the API would refuse.
+MAX_DATA_BYTES: Final = 900 * 1024
+# What a new counter adds to the data, rounded up: its name again plus a timestamped document.
+NEW_COUNTER_BYTES: Final = 128
+# A writer's entry in `_writers` is only needed for the seconds between a write and its check;
+# keep it an hour and at most this many writers, most recent first.
+WRITER_TTL_SECONDS: Final = 3600.0
+MAX_WRITERS: Final = 256
+
+# Record names and fingerprints are SHA-256 in hex. The previous version kept 32 characters of
+# each; such a record can never match a key again, so it is dropped on read, not refused.
+_SHA256_HEX: Final = re.compile(r"[0-9a-f]{64}")
+
+
+def format_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+class UnreadableError(ValueError):
+    """Stored or received text that does not have the expected shape."""
+
+
+def _reject_constant(token: str) -> Any:
+    raise UnreadableError(f"{token} is not JSON")
+
+
+def loads(text: str) -> Any:
+    """JSON as the API and `kubectl edit` write it: NaN and Infinity are not numbers here."""
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+def is_counter_name(key: str) -> bool:
+    try:
+        check_name(key)
+    except InvalidCounterNameError:
+        return False
+    return True
+
+
+# --- counters ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Value:
+    """One counter's stored document. Unknown fields are kept as they were."""
+
+    count: int
+    created_at: str | None
+    updated_at: str | None
+    extra: Mapping[str, Any]
+
+    def counter(self, name: str) -> Counter:
+        return Counter(
+            name=name,
+            count=self.count,
+            created_at=None if self.created_at is None else parse_time(self.created_at),
+            updated_at=None if self.updated_at is None else parse_time(self.updated_at),
+        )
+
+    def dump(self) -> str:
+        doc: dict[str, Any] = {"count": self.count}
+        if self.created_at is not None:
+            doc["created_at"] = self.created_at
+        if self.updated_at is not None:
+            doc["updated_at"] = self.updated_at
+        doc.update(self.extra)
+        return json.dumps(doc)
+
+
+def parse_value(raw: str) -> Value:
+    """The stored document, or ValueError saying what is wrong with it."""
+    doc = loads(raw)
+    if not isinstance(doc, dict):
+        raise UnreadableError("not a JSON object")
+    count = doc.get("count")
+    if type(count) is not int:
+        raise ValueError("'count' is not an integer")
+    if not INT64_MIN <= count <= INT64_MAX:
+        raise ValueError("'count' is outside the signed 64-bit range")
+    stamps: dict[str, str | None] = {}
+    for stamp in ("created_at", "updated_at"):
+        text = doc.get(stamp)
+        if text is not None:
+            if not isinstance(text, str):
+                raise ValueError(f"{stamp!r} is not a string")
+            parse_time(text)  # raises ValueError when it is not ISO-8601
+        stamps[stamp] = text
+    extra = {k: v for k, v in doc.items() if k not in {"count", "created_at", "updated_at"}}
+    return Value(count, stamps["created_at"], stamps["updated_at"], extra)
+
+
+# --- Idempotency-Key records ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """One `_idempotency` entry: the domain's record, less what the counter's own key holds.
+
+    The counter's name is not stored: the fingerprint covers it, so a record only ever matches a
+    request for its own counter. The texts are kept as read, so that writing the table back does
+    not re-format a thousand timestamps.
+    """
+
+    fingerprint: str
+    count: int
+    updated_at: str
+    expires_at: str
+    expires: float  # Unix seconds, parsed from expires_at
+
+    @staticmethod
+    def of(record: IdempotencyRecord, updated_at: str) -> StoredRecord:
+        expires_at = format_time(datetime.fromtimestamp(record.expires_at, UTC))
+        return StoredRecord(
+            record.fingerprint, record.counter.count, updated_at, expires_at, record.expires_at
+        )
+
+    def for_counter(self, name: str, created_at: datetime | None) -> IdempotencyRecord:
+        counter = Counter(name, self.count, created_at, parse_time(self.updated_at))
+        return IdempotencyRecord(self.fingerprint, counter, self.expires)
+
+    def expired(self, now: float) -> bool:
+        # Expiry is the domain's rule; the counter does not take part in it.
+        return IdempotencyRecord(self.fingerprint, Counter("", self.count), self.expires).expired(now)
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "fingerprint": self.fingerprint,
+            "count": self.count,
+            "updated_at": self.updated_at,
+            "expires_at": self.expires_at,
+        }
+
+
+def parse_records(raw: str) -> dict[str, StoredRecord]:
+    """The `_idempotency` table, oldest first, or ValueError saying what is wrong with it."""
+    doc = loads(raw)
+    if not isinstance(doc, dict):
+        raise UnreadableError("not a JSON object")
+    records: dict[str, StoredRecord] = {}
+    for name, item in doc.items():
+        if not isinstance(item, dict):
+            raise UnreadableError(f"record {name!r} is not an object")
+        fingerprint, count = item.get("fingerprint"), item.get("count")
+        updated_at, expires_at = item.get("updated_at"), item.get("expires_at")
+        if not (
+            isinstance(fingerprint, str)
+            and type(count) is int
+            and isinstance(updated_at, str)
+            and isinstance(expires_at, str)
+        ):
+            raise ValueError(f"record {name!r} is malformed")
+        parse_time(updated_at)  # raises ValueError when it is not ISO-8601
+        expires = parse_time(expires_at).timestamp()
+        if _SHA256_HEX.fullmatch(name) and _SHA256_HEX.fullmatch(fingerprint):
+            records[name] = StoredRecord(fingerprint, count, updated_at, expires_at, expires)
+    return records
+
+
+def dump_records(records: Mapping[str, StoredRecord]) -> str:
+    return json.dumps({k: r.dump() for k, r in records.items()}, separators=(",", ":"))
+
+
+# --- the whole ConfigMap ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The ConfigMap as read (or as returned by our own write). `version` None: it is missing."""
+
+    version: str | None
+    data: Mapping[str, str]
+    has_data: bool
+    writers: Mapping[str, int]
+
+
+MISSING: Final = Snapshot(version=None, data={}, has_data=False, writers={})
+# Our write was applied but its answer could not be read: nothing to build on, read again.
+UNREAD: Final = Snapshot(version="", data={}, has_data=False, writers={})
+
+
+def snapshot_from(obj: Any) -> Snapshot:
+    if not isinstance(obj, dict) or not isinstance(obj.get("metadata"), dict):
+        raise UnreadableError("the answer is not a ConfigMap")
+    version = obj["metadata"].get("resourceVersion")
+    data = obj.get("data")
+    if not isinstance(version, str) or not isinstance(data, dict | None):
+        raise UnreadableError("the answer is not a ConfigMap")
+    data = data or {}
+    writers: dict[str, int] = {}
+    raw_writers = data.get(WRITERS_KEY)
+    if isinstance(raw_writers, str):
+        with contextlib.suppress(ValueError):
+            doc = loads(raw_writers)
+            if isinstance(doc, dict):
+                writers = {
+                    k: v[0]
+                    for k, v in doc.items()
+                    if isinstance(v, list) and len(v) == 2 and type(v[0]) is int  # noqa: PLR2004
+                }
+    return Snapshot(version=version, data=data, has_data=obj.get("data") is not None, writers=writers)
+
+
+def writers_value(snapshot: Snapshot, writer: str, seq: int) -> str:
+    """`_writers` with `writer`'s entry set to `seq`, stale and surplus writers dropped."""
+    now = time.time()
+    entries: dict[str, list[float]] = {}
+    raw = snapshot.data.get(WRITERS_KEY)
+    if raw is not None:
+        with contextlib.suppress(ValueError):
+            doc = loads(raw)
+            if isinstance(doc, dict):
+                entries = {
+                    k: v
+                    for k, v in doc.items()
+                    if isinstance(v, list)
+                    and len(v) == 2  # noqa: PLR2004
+                    and isinstance(v[1], int | float)
+                    and now - v[1] < WRITER_TTL_SECONDS
+                }
+    entries.pop(writer, None)
+    entries[writer] = [seq, int(now)]
+    if len(entries) > MAX_WRITERS:
+        entries = dict(sorted(entries.items(), key=lambda item: item[1][1])[-MAX_WRITERS:])
+    return json.dumps(entries, separators=(",", ":"))
+
+
+class Codec:
+    """Reads one ConfigMap's keys into values, in errors that name the ConfigMap and the key."""
+
+    def __init__(self, namespace: str, name: str, *, max_records: int, max_record_bytes: int) -> None:
+        self.where = f"ConfigMap {namespace}/{name}"
+        self._max_records = max_records
+        self._max_record_bytes = max_record_bytes
+        # The table is the same text across most reads; parse it once.
+        self._records_cache: tuple[str, dict[str, StoredRecord]] | None = None
+
+    def value(self, data: Mapping[str, str], name: str) -> Value | None:
+        raw = data.get(name)
+        if raw is None:
+            return None
+        try:
+            return parse_value(raw)
+        except ValueError as error:
+            raise StoreCorruptedError(
+                f"{self.where} key {name!r} is unreadable ({error}); it was"
+                ' left unchanged: fix it to {"count": N} with kubectl edit'
+            ) from None
+
+    def records(self, data: Mapping[str, str]) -> dict[str, StoredRecord]:
+        raw = data.get(IDEMPOTENCY_KEY)
+        if raw is None:
+            return {}
+        if self._records_cache is not None and self._records_cache[0] == raw:
+            return self._records_cache[1]
+        try:
+            records = parse_records(raw)
+        except ValueError as error:
+            raise StoreCorruptedError(
+                f"{self.where} key {IDEMPOTENCY_KEY!r} is unreadable ({error});"
+                " it was left unchanged: remove the key to reset Idempotency-Keys"
+            ) from None
+        self._records_cache = (raw, records)
+        return records
+
+    def records_value(
+        self, records: dict[str, StoredRecord] | None, data: Mapping[str, str], now: float, *, changed: bool
+    ) -> str | None:
+        """The new `_idempotency` value, or None to leave it as it is."""
+        if records is None:
+            try:
+                records = dict(self.records(data))
+            except StoreCorruptedError:
+                return None  # never overwrite what we cannot read
+        live = {k: r for k, r in records.items() if not r.expired(now)}
+        if not changed and len(live) == len(records):
+            return None
+        # Oldest first: a key evicted before its TTL would count again, so the bounds are generous.
+        excess = len(live) - self._max_records
+        keys = list(live)
+        for key in keys[: max(0, excess)]:
+            del live[key]
+        text = dump_records(live)
+        while len(text) > self._max_record_bytes and live:
+            for key in list(live)[: max(1, len(live) // 10)]:
+                del live[key]
+            text = dump_records(live)
+        self._records_cache = (text, live)
+        return text
+
+    def full_error(self) -> StoreUnavailableError:
+        return StoreUnavailableError(
+            f"{self.where} is full (about 1 MiB): delete counters or use another store", retry_after=60
+        )

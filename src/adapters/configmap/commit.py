@@ -1,0 +1,168 @@
+"""Compare-and-swap with group commit: one write applies a whole batch of operations.
+
+While one write is in flight, further operations queue up and go into the next write together,
+so a hot counter costs one read and one write per batch instead of per request. A write is based
+on the snapshot it was planned on and fails if anyone wrote since; then the batch is planned
+again on a fresh read, within the retry bounds. After a successful write the answer is the next
+batch's snapshot, which saves a read, unless another writer won a race in the last second (then
+that cached state is probably stale and would only cost a failed write).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from dataclasses import dataclass
+from typing import Final
+
+from adapters.configmap.api import MAYBE_APPLIED, TRANSIENT, ApiError, ConfigMapApi, Kind
+from adapters.configmap.batch import Op, Outcomes, Plan, mark_retrieved, plan
+from adapters.configmap.codec import WRITERS_KEY, Codec, Snapshot, writers_value
+from adapters.configmap.retry import Bounds, after_conflict, pause
+from adapters.configmap.settle import Settlement
+from adapters.configmap.stats import ConfigMapStats
+from domain.errors import DomainError, StoreUnavailableError
+
+log = logging.getLogger(__name__)
+
+# Trust the state returned by our own last write only when nobody else wrote recently.
+CACHE_DISTRUST_SECONDS: Final = 1.0
+
+
+@dataclass(slots=True)
+class _State:
+    bounds: Bounds
+    use_cache: bool
+    settlement: Settlement
+    snapshot: Snapshot | None = None  # None: read before planning
+    from_cache: bool = False
+
+
+class Committer:
+    """Writes batches to one ConfigMap and resolves each operation's future with its outcome."""
+
+    def __init__(
+        self,
+        api: ConfigMapApi,
+        codec: Codec,
+        stats: ConfigMapStats,
+        *,
+        max_attempts: int,
+        max_retry_seconds: float,
+    ) -> None:
+        self._api = api
+        self._codec = codec
+        self._stats = stats
+        self._max_attempts = max_attempts
+        self._max_retry_seconds = max_retry_seconds
+        self._seq = itertools.count(1)  # this instance's write numbers, as `_writers` shows them
+        self._cache: Snapshot | None = None
+        self._last_conflict = -CACHE_DISTRUST_SECONDS
+
+    async def commit(self, ops: list[Op], writer: str, *, use_cache: bool) -> None:
+        """Apply `ops` in one write and resolve every op's future; never raises."""
+        self._stats.batches += 1
+        self._stats.operations += len(ops)
+        try:
+            outcomes = await self._outcomes(ops, writer, use_cache=use_cache)
+        except asyncio.CancelledError:
+            closed = StoreUnavailableError(
+                "the ConfigMap store was closed during the write; the outcome is unknown"
+            )
+            for op in ops:
+                if not op.future.done():
+                    op.future.add_done_callback(mark_retrieved)
+                    op.future.set_exception(closed)
+            raise
+        except DomainError as error:
+            outcomes = [error] * len(ops)
+        except Exception as error:  # a bug must fail the batch, not kill the writer
+            log.exception("configmap_commit_failed", extra={"configmap": self._api.name})
+            failed = StoreUnavailableError(f"the ConfigMap store failed: {type(error).__name__}")
+            outcomes = [failed] * len(ops)
+        for op, outcome in zip(ops, outcomes, strict=True):
+            if op.future.done():
+                continue
+            if isinstance(outcome, BaseException):
+                op.future.set_exception(outcome)
+            else:
+                op.future.set_result(outcome)
+
+    async def _outcomes(self, ops: list[Op], writer: str, *, use_cache: bool) -> Outcomes:
+        settlement = Settlement(
+            self._api.name, self._codec.where, self._stats, request_timeout=self._api.timeout
+        )
+        state = _State(Bounds.start(self._max_attempts, self._max_retry_seconds), use_cache, settlement)
+        if use_cache and time.monotonic() - self._last_conflict > CACHE_DISTRUST_SECONDS:
+            state.snapshot = self._cache
+            state.from_cache = self._cache is not None
+        while True:
+            if state.snapshot is None:
+                await self._read(state)
+                continue
+            settled = settlement.settle(state.snapshot, writer, state.bounds)
+            if settled is not None:
+                return settled
+            planned = plan(
+                [] if settlement.settling else ops, state.snapshot, self._codec, force=bool(settlement)
+            )
+            if not planned.must_write:
+                if state.from_cache:  # decisions without a write need a fresh read
+                    state.snapshot = None
+                    continue
+                return planned.outcomes
+            written = await self._write(state, planned, writer)
+            if written is not None:
+                return written
+
+    async def _read(self, state: _State) -> None:
+        try:
+            state.snapshot = await self._api.read()
+        except ApiError as error:
+            if error.kind not in TRANSIENT:
+                raise state.settlement.failed(self._api.unavailable(error, "get")) from None
+            await pause(state.bounds, error, self._stats)
+            state.settlement.check(state.bounds)
+            return
+        state.from_cache = False
+        if state.use_cache:
+            self._cache = state.snapshot
+
+    async def _write(self, state: _State, planned: Plan, writer: str) -> Outcomes | None:
+        """One compare-and-swap write: the outcomes when it was applied, None to go round again."""
+        assert state.snapshot is not None
+        seq = next(self._seq)
+        base = state.snapshot
+        changes = {**planned.changes, WRITERS_KEY: writers_value(base, writer, seq)}
+        try:
+            state.snapshot = await self._api.write(base, changes)
+        except ApiError as error:
+            if error.kind in MAYBE_APPLIED:
+                state.settlement.lost(seq, base, planned.outcomes, error)
+            state.snapshot = await self._after_failed_write(error, base, state)
+            state.settlement.check(state.bounds)
+            return None
+        if state.use_cache:
+            self._cache = state.snapshot if state.snapshot.version else None
+        if state.settlement.settling:
+            # The fence is written: no earlier attempt can apply any more.
+            raise state.settlement.not_counted(state.bounds)
+        return planned.outcomes
+
+    async def _after_failed_write(self, error: ApiError, base: Snapshot, state: _State) -> Snapshot | None:
+        """Account for a failed write and wait; return the snapshot to retry on (None: read again)."""
+        verb = "create" if base.version is None else "patch"
+        if error.kind is Kind.NOT_FOUND and base.version is None:
+            raise state.settlement.failed(self._api.unavailable(error, verb))  # the namespace is missing
+        if error.kind in {Kind.CONFLICT, Kind.NOT_FOUND}:  # NOT_FOUND: deleted since the read
+            self._stats.conflicts += 1
+            self._last_conflict = time.monotonic()
+            await after_conflict(state.bounds, error)
+            return None
+        if error.kind not in TRANSIENT:
+            raise state.settlement.failed(self._api.unavailable(error, verb))
+        await pause(state.bounds, error, self._stats)
+        # After 429 or no connection nothing was applied: the snapshot is still worth a try.
+        return None if error.kind in MAYBE_APPLIED else base

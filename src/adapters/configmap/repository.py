@@ -1,0 +1,234 @@
+"""The port on a ConfigMap: operations queue for one writer task, reads share one GET.
+
+The queue is what makes group commit work: every `increment`, `set` and `delete` waits on its own
+future while the writer task takes up to `max_batch` queued operations at a time and commits them
+in one write. A caller cancelled before its turn is skipped, so it was not applied.
+`coalesce=False` (one read and one write per operation, each concurrent operation a writer of
+its own) is the naive baseline for benchmarks: under contention it needs far more tries than the
+bounds allow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import secrets
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any, Final, Literal, TypedDict, Unpack
+
+from kubernetes import client as k8s_client
+
+from adapters.configmap.api import ApiError, ConfigMapApi, Kind, new_api_client, resolve_namespace
+from adapters.configmap.batch import Op
+from adapters.configmap.codec import Codec, is_counter_name
+from adapters.configmap.commit import Committer
+from adapters.configmap.reads import SharedReader
+from adapters.configmap.stats import ConfigMapStats
+from domain.errors import StoreUnavailableError
+from domain.idempotency import Idempotency
+from domain.model import Counter, Incremented, Page, Replaced
+
+DEFAULT_THREADS: Final = 8
+
+
+class ConfigMapCounterRepository:
+    """Counters in one ConfigMap. Blocking client calls run in a small dedicated thread pool.
+
+    With `coalesce=True` (the default) one writer task per repository applies queued operations in
+    batches of up to `max_batch`, one compare-and-swap write per batch; with `coalesce=False`
+    every operation reads and writes on its own (the naive baseline). Conflicts, 429, 5xx and
+    timeouts are retried with jittered exponential backoff within `max_attempts` tries and
+    `max_retry_seconds`; past that the operations fail with StoreUnavailableError and were not
+    counted (a write whose outcome is unknown is settled by re-reading before giving up).
+    """
+
+    def __init__(
+        self,
+        api: Any,
+        name: str,
+        namespace: str,
+        *,
+        coalesce: bool = True,
+        max_batch: int = 512,
+        max_attempts: int = 10,
+        max_retry_seconds: float = 10.0,
+        request_timeout: float = 5.0,
+        threads: int = DEFAULT_THREADS,
+        max_idempotency_records: int = 1000,
+        max_idempotency_bytes: int = 256 * 1024,
+    ) -> None:
+        if max_batch < 1 or max_attempts < 1 or threads < 1:
+            raise ValueError("max_batch, max_attempts and threads must be at least 1")
+        self.name = name
+        self.namespace = namespace
+        self.coalesce = coalesce
+        self.stats = ConfigMapStats()
+        self._max_batch = max_batch
+        self._api = ConfigMapApi(
+            api, name, namespace, timeout=request_timeout, threads=threads, stats=self.stats
+        )
+        self._codec = Codec(
+            namespace, name, max_records=max_idempotency_records, max_record_bytes=max_idempotency_bytes
+        )
+        self._committer = Committer(
+            self._api, self._codec, self.stats, max_attempts=max_attempts, max_retry_seconds=max_retry_seconds
+        )
+        self._reader = SharedReader(
+            self._api, self.stats, max_attempts=max_attempts, max_retry_seconds=max_retry_seconds
+        )
+        self._id = secrets.token_hex(6)  # this instance's name in `_writers`
+        self._free_slots: list[int] = []
+        self._slots = itertools.count(1)
+        self._pending: deque[Op] = deque()
+        self._wakeup: asyncio.Event | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # --- counters that tests and benchmarks read ------------------------------------------------
+
+    @property
+    def api_writes(self) -> int:
+        return self.stats.api_writes
+
+    @property
+    def api_reads(self) -> int:
+        return self.stats.api_reads
+
+    @property
+    def conflicts(self) -> int:
+        return self.stats.conflicts
+
+    # --- the port -------------------------------------------------------------------------------
+
+    async def get(self, name: str) -> Counter:
+        snapshot = await self._reader.read()
+        value = self._codec.value(snapshot.data, name)
+        return Counter(name=name, count=0) if value is None else value.counter(name)
+
+    async def increment(self, name: str, by: int, idempotency: Idempotency | None = None) -> Incremented:
+        result: Incremented = await self._submit("increment", name, by, idempotency)
+        return result
+
+    async def set(self, name: str, count: int) -> Replaced:
+        result: Replaced = await self._submit("set", name, count, None)
+        return result
+
+    async def delete(self, name: str) -> Counter | None:
+        result: Counter | None = await self._submit("delete", name, 0, None)
+        return result
+
+    async def list(self, after: str | None, limit: int) -> Page:
+        snapshot = await self._reader.read()
+        names = sorted(k for k in snapshot.data if is_counter_name(k) and (after is None or k > after))
+        chosen = names[:limit]
+        counters = []
+        for name in chosen:
+            value = self._codec.value(snapshot.data, name)
+            if value is not None:
+                counters.append(value.counter(name))
+        more = len(names) > limit
+        return Page(counters=counters, next_after=chosen[-1] if more and chosen else None)
+
+    async def ping(self) -> None:
+        try:
+            await self._api.ping()
+        except ApiError as error:
+            if error.kind is not Kind.NOT_FOUND:  # a missing ConfigMap is created on the first write
+                raise self._api.unavailable(error, "get") from None
+
+    async def aclose(self) -> None:
+        """Stop the writer, fail what is still queued, release the threads."""
+        if self._closed:
+            return
+        self._closed = True
+        self._api.closed = True
+        if self._writer is not None:
+            self._writer.cancel()
+        await self._reader.aclose()
+        if self._writer is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._writer
+        closed = StoreUnavailableError("the ConfigMap store is closed")
+        while self._pending:
+            op = self._pending.popleft()
+            if not op.future.done():
+                op.future.set_exception(closed)
+        await self._api.shutdown()
+
+    # --- the queue ------------------------------------------------------------------------------
+
+    async def _submit(
+        self, kind: Literal["increment", "set", "delete"], name: str, amount: int, idem: Idempotency | None
+    ) -> Any:
+        if self._closed:
+            raise StoreUnavailableError("the ConfigMap store is closed")
+        loop = asyncio.get_running_loop()
+        op = Op(kind, name, amount, idem, loop.create_future())
+        if not self.coalesce:
+            # A writer recognises a lost write by its entry in `_writers`, which a concurrent write
+            # under the same name would overwrite: each operation in flight writes as its own.
+            slot = self._free_slots.pop() if self._free_slots else next(self._slots)
+            try:
+                await self._committer.commit([op], f"{self._id}.{slot}", use_cache=False)
+            finally:
+                self._free_slots.append(slot)
+            return op.future.result()
+        self._pending.append(op)
+        if self._writer is None:
+            self._wakeup = asyncio.Event()
+            self._writer = loop.create_task(self._write_loop())
+        assert self._wakeup is not None
+        self._wakeup.set()
+        return await op.future
+
+    async def _write_loop(self) -> None:
+        assert self._wakeup is not None
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                batch: list[Op] = []
+                while self._pending and len(batch) < self._max_batch:
+                    op = self._pending.popleft()
+                    if not op.future.done():  # a caller cancelled before its turn: not applied
+                        batch.append(op)
+                if batch:
+                    await self._committer.commit(batch, self._id, use_cache=True)
+
+
+class ConfigMapOptions(TypedDict, total=False):
+    """The repository's tuning, passed through `open_configmap_repository` unchanged."""
+
+    coalesce: bool
+    max_batch: int
+    max_attempts: int
+    max_retry_seconds: float
+    request_timeout: float
+    threads: int
+    max_idempotency_records: int
+    max_idempotency_bytes: int
+
+
+async def open_configmap_repository(
+    name: str,
+    namespace: str | None = None,
+    kubeconfig: str | None = None,
+    *,
+    context: str | None = None,
+    **options: Unpack[ConfigMapOptions],
+) -> AsyncIterator[ConfigMapCounterRepository]:
+    """Resource: a repository on ConfigMap `name`, closed with its client at the end."""
+    # One HTTP connection per API thread, so that no thread waits for a connection.
+    pool_size = options.get("threads", DEFAULT_THREADS)
+    api_client = await asyncio.to_thread(new_api_client, kubeconfig, context=context, pool_size=pool_size)
+    try:
+        resolved = await asyncio.to_thread(resolve_namespace, namespace, kubeconfig)
+        repository = ConfigMapCounterRepository(k8s_client.CoreV1Api(api_client), name, resolved, **options)
+        try:
+            yield repository
+        finally:
+            await repository.aclose()
+    finally:
+        await asyncio.to_thread(api_client.close)
