@@ -6,65 +6,59 @@ import bisect
 import time
 from datetime import UTC, datetime
 
-from domain.errors import IdempotencyKeyReusedError
-from domain.idempotency import Idempotency
+from domain.idempotency import Idempotency, IdempotencyRecord, decide
 from domain.model import Counter, Incremented, Page, Replaced, add_checked
+
+# Amortised clean-up of expired Idempotency-Key records: only look when the table has grown by
+# this much, so increments stay O(1).
+_SWEEP_EVERY = 1024
 
 
 class InMemoryCounterRepository:
     """Single-process store. No operation awaits in the middle, so each is atomic on the one
     event loop that serves it; a second worker process would see other counts, so the settings
-    refuse `memory` with more than one worker."""
+    refuse `memory` with more than one worker.
+
+    One wall clock (`time.time()`) stamps the counters and dates the Idempotency-Key records, as
+    in the other stores, so that a record's expiry and the timestamps it replays agree."""
 
     def __init__(self) -> None:
         self._counters: dict[str, Counter] = {}
         self._names: list[str] = []  # sorted, for listing
-        self._idempotency: dict[str, tuple[str, float, Counter]] = {}
-        self._monotonic = time.monotonic
-
-    @staticmethod
-    def _now() -> datetime:
-        return datetime.now(UTC)
+        self._records: dict[str, IdempotencyRecord] = {}  # by Idempotency.record_key
 
     async def get(self, name: str) -> Counter:
         return self._counters.get(name) or Counter(name=name, count=0)
 
     async def increment(self, name: str, by: int, idempotency: Idempotency | None = None) -> Incremented:
+        now = time.time()
         if idempotency is not None:
-            recorded = self._idempotency.get(idempotency.key)
-            if recorded is not None and recorded[1] > self._monotonic():
-                if recorded[0] != idempotency.fingerprint:
-                    raise IdempotencyKeyReusedError(
-                        "this Idempotency-Key was first used with a different request"
-                    )
-                return Incremented(counter=recorded[2], replayed=True)
+            replay = decide(idempotency, self._records.get(idempotency.record_key), now)
+            if replay is not None:
+                return replay
         current = self._counters.get(name)
-        now = self._now()
+        stamp = datetime.fromtimestamp(now, UTC)
         count = add_checked(name, 0 if current is None else current.count, by)
         counter = Counter(
             name=name,
             count=count,
-            created_at=now if current is None else current.created_at,
-            updated_at=now,
+            created_at=stamp if current is None else current.created_at,
+            updated_at=stamp,
         )
         self._store(counter, is_new=current is None)
         if idempotency is not None:
-            self._idempotency[idempotency.key] = (
-                idempotency.fingerprint,
-                self._monotonic() + idempotency.ttl_seconds,
-                counter,
-            )
-            self._expire_keys()
+            self._records[idempotency.record_key] = idempotency.record(counter, now)
+            self._sweep(now)
         return Incremented(counter=counter)
 
     async def set(self, name: str, count: int) -> Replaced:
         current = self._counters.get(name)
-        now = self._now()
+        stamp = datetime.fromtimestamp(time.time(), UTC)
         counter = Counter(
             name=name,
             count=count,
-            created_at=now if current is None else current.created_at,
-            updated_at=now,
+            created_at=stamp if current is None else current.created_at,
+            updated_at=stamp,
         )
         self._store(counter, is_new=current is None)
         return Replaced(counter=counter, previous=0 if current is None else current.count)
@@ -92,10 +86,8 @@ class InMemoryCounterRepository:
         if is_new:
             bisect.insort(self._names, counter.name)
 
-    def _expire_keys(self) -> None:
-        # Amortised clean-up: only look when the table has grown, so increments stay O(1).
-        if len(self._idempotency) % 1024:
+    def _sweep(self, now: float) -> None:
+        if len(self._records) % _SWEEP_EVERY:
             return
-        now = self._monotonic()
-        for key in [k for k, (_, expires, _) in self._idempotency.items() if expires <= now]:
-            del self._idempotency[key]
+        for record_key in [k for k, record in self._records.items() if record.expired(now)]:
+            del self._records[record_key]

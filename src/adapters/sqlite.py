@@ -15,6 +15,9 @@ How it works, and why:
   wrote (two increments with one Idempotency-Key in one batch apply once). Each job checks
   everything (overflow, idempotency key, readable data) before it writes, so a refused job
   writes nothing and does not affect the others.
+- An Idempotency-Key's record is read and written inside the transaction of its increment, under
+  the write lock, and the domain's `decide` judges it (replay, refusal, expiry): this module only
+  stores records, named by `Idempotency.record_key`.
 - Data it cannot read (a count that is not an integer, a timestamp that does not parse) raises
   StoreCorruptedError and is never overwritten: increment, set and delete refuse
   it. The schema's CHECK constraint already stops most hand edits that would store such data.
@@ -35,16 +38,16 @@ from typing import Any, Literal, Self, TypeVar
 
 from domain.errors import (
     DomainError,
-    IdempotencyKeyReusedError,
     StoreCorruptedError,
     StoreUnavailableError,
 )
-from domain.idempotency import Idempotency
+from domain.idempotency import Idempotency, IdempotencyRecord, decide
 from domain.model import Counter, Incremented, Page, Replaced, add_checked, check_value
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+# 2: Idempotency-Key records are named by Idempotency.record_key, not by the raw key (_migrate).
+SCHEMA_VERSION = 2
 # Expired idempotency keys are deleted inside every PURGE_EVERY-th write transaction, at most
 # PURGE_LIMIT at a time, so that no single request pays for a large clean-up.
 PURGE_EVERY = 128
@@ -60,18 +63,14 @@ _SCHEMA = (
         created_at TEXT NOT NULL,
         updated_at TEXT NOT NULL
     ) WITHOUT ROWID""",
-    # One row per Idempotency-Key: the request's fingerprint and the counter state the first
-    # request produced, replayed until expires_at (Unix seconds).
-    """CREATE TABLE IF NOT EXISTS idempotency_keys (
-        key TEXT PRIMARY KEY NOT NULL,
-        fingerprint TEXT NOT NULL,
-        name TEXT NOT NULL,
-        count INTEGER NOT NULL,
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
+    # One row per Idempotency-Key, named by Idempotency.record_key: the request's fingerprint and
+    # the counter state the first request produced, kept until expires_at (Unix seconds).
+    """CREATE TABLE IF NOT EXISTS idempotency_records (
+        record_key TEXT PRIMARY KEY NOT NULL, fingerprint TEXT NOT NULL,
+        name TEXT NOT NULL, count INTEGER NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
         expires_at REAL NOT NULL
     ) WITHOUT ROWID""",
-    "CREATE INDEX IF NOT EXISTS idempotency_keys_by_expiry ON idempotency_keys (expires_at)",
+    "CREATE INDEX IF NOT EXISTS idempotency_records_by_expiry ON idempotency_records (expires_at)",
 )
 _SYNCHRONOUS = {"NORMAL": "PRAGMA synchronous=NORMAL", "FULL": "PRAGMA synchronous=FULL"}
 
@@ -81,18 +80,16 @@ _INSERT = "INSERT INTO counters (name, count, created_at, updated_at) VALUES (?,
 _UPDATE = "UPDATE counters SET count = ?, updated_at = ? WHERE name = ?"
 _DELETE = "DELETE FROM counters WHERE name = ?"
 _LIST = "SELECT name, count, created_at, updated_at FROM counters WHERE name > ? ORDER BY name LIMIT ?"
-_GET_KEY = (
-    "SELECT fingerprint, name, count, created_at, updated_at FROM idempotency_keys"
-    " WHERE key = ? AND expires_at > ?"
+# Expired rows too: whether a record still counts is the domain's decision, not the query's.
+_GET_RECORD = (
+    "SELECT fingerprint, name, count, created_at, updated_at, expires_at FROM idempotency_records"
+    " WHERE record_key = ?"
 )
-# REPLACE, because an expired row with the same key may still be there.
-_RECORD_KEY = (
-    "INSERT OR REPLACE INTO idempotency_keys"
-    " (key, fingerprint, name, count, created_at, updated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
-_PURGE_KEYS = (
-    "DELETE FROM idempotency_keys WHERE key IN"
-    " (SELECT key FROM idempotency_keys WHERE expires_at <= ? LIMIT ?)"
+# REPLACE, because an expired row with the same key may still be there. Columns in table order.
+_PUT_RECORD = "INSERT OR REPLACE INTO idempotency_records VALUES (?, ?, ?, ?, ?, ?, ?)"
+_PURGE_RECORDS = (
+    "DELETE FROM idempotency_records WHERE record_key IN"
+    " (SELECT record_key FROM idempotency_records WHERE expires_at <= ? LIMIT ?)"
 )
 _PING = "SELECT 1 FROM counters LIMIT 1"  # touches the file and the schema, unlike a bare SELECT 1
 
@@ -251,6 +248,8 @@ class SqliteCounterRepository:
                 )
             for statement in _SCHEMA:
                 connection.execute(statement)
+            if version < SCHEMA_VERSION:
+                _migrate(connection, time.time())
             connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             connection.execute("COMMIT")
         except sqlite3.Error as error:
@@ -300,7 +299,7 @@ class SqliteCounterRepository:
             if writes:
                 self._write_transactions += 1
                 if self._write_transactions % PURGE_EVERY == 0:
-                    cursor.execute(_PURGE_KEYS, (tx.now_epoch, PURGE_LIMIT))
+                    cursor.execute(_PURGE_RECORDS, (tx.now_epoch, PURGE_LIMIT))
             committing = True
             cursor.execute("COMMIT")
         except sqlite3.Error as error:
@@ -338,13 +337,10 @@ class _Transaction:
 
     def increment(self, name: str, by: int, idempotency: Idempotency | None) -> Incremented:
         if idempotency is not None:
-            recorded = self._row(_GET_KEY, (idempotency.key, self.now_epoch))
-            if recorded is not None:
-                if recorded[0] != idempotency.fingerprint:
-                    raise IdempotencyKeyReusedError(
-                        "this Idempotency-Key was first used with a different request"
-                    )
-                return Incremented(counter=_counter(*recorded[1:]), replayed=True)
+            stored = self._row(_GET_RECORD, (idempotency.record_key,))
+            replay = decide(idempotency, None if stored is None else _record(stored), self.now_epoch)
+            if replay is not None:
+                return replay
         row = self._row(_GET, (name,))
         if row is None:
             counter = Counter(name, add_checked(name, 0, by), self.now, self.now)
@@ -354,18 +350,10 @@ class _Transaction:
             counter = Counter(name, add_checked(name, current.count, by), current.created_at, self.now)
             self._cursor.execute(_UPDATE, (counter.count, self.now_text, name))
         if idempotency is not None:
-            self._cursor.execute(
-                _RECORD_KEY,
-                (
-                    idempotency.key,
-                    idempotency.fingerprint,
-                    name,
-                    counter.count,
-                    row[1] if row is not None else self.now_text,
-                    self.now_text,
-                    self.now_epoch + idempotency.ttl_seconds,
-                ),
-            )
+            record = idempotency.record(counter, self.now_epoch)
+            created = self.now_text if row is None else row[1]  # as read, and checked, above
+            columns = (record.fingerprint, name, counter.count, created, self.now_text, record.expires_at)
+            self._cursor.execute(_PUT_RECORD, (idempotency.record_key, *columns))
         return Incremented(counter=counter)
 
     def set(self, name: str, count: int) -> Replaced:
@@ -431,6 +419,36 @@ def _counter(name: object, count: object, created_at: object, updated_at: object
             f"counter {name!r} holds {_show(count)}, which is not an integer; it is left as it is"
         )
     return Counter(name, count, _timestamp(name, created_at), _timestamp(name, updated_at))
+
+
+def _record(row: tuple[object, ...]) -> IdempotencyRecord:
+    """An IdempotencyRecord from a stored row, or StoreCorruptedError when it cannot be read."""
+    fingerprint, name, count, created_at, updated_at, expires_at = row
+    counter = _counter(name, count, created_at, updated_at)
+    if not isinstance(fingerprint, str) or not isinstance(expires_at, int | float):
+        raise StoreCorruptedError(
+            f"an Idempotency-Key record of counter {counter.name!r} holds the fingerprint"
+            f" {_show(fingerprint)} and the expiry {_show(expires_at)}; it is left as it is"
+        )
+    return IdempotencyRecord(fingerprint, counter, float(expires_at))
+
+
+def _migrate(connection: sqlite3.Connection, now: float) -> None:
+    """Bring an older schema's data up to SCHEMA_VERSION, inside the caller's transaction.
+
+    Version 1 named Idempotency-Key records by the raw key, in `idempotency_keys`. Its live rows
+    move to `idempotency_records` under their record_key, so a client retrying across the upgrade
+    still gets its first result. The old table is dropped, not emptied: a version 1 process still
+    running on this file then fails its keyed increments ("no such table", a 503 the client
+    retries) instead of applying them again unseen; one started afterwards refuses the schema."""
+    tables = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'idempotency_keys'"
+    if connection.execute(tables).fetchone() is None:
+        return
+    # Version 1's columns, in its table order: key, then those of idempotency_records.
+    rows = connection.execute("SELECT * FROM idempotency_keys WHERE expires_at > ?", (now,)).fetchall()
+    records = [(Idempotency(k, fp, 0.0).record_key, fp, *rest) for k, fp, *rest in rows if isinstance(k, str)]
+    connection.executemany(_PUT_RECORD, records)
+    connection.execute("DROP TABLE idempotency_keys")
 
 
 def _timestamp(name: str, value: object) -> datetime:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 import pytest
 
 from domain.errors import CounterOverflowError, IdempotencyKeyReusedError
-from domain.idempotency import Idempotency
+from domain.idempotency import REUSED_MESSAGE, Idempotency
 from domain.model import INT64_MAX, INT64_MIN
 from domain.ports import CounterRepository
 
@@ -68,16 +69,25 @@ class RepositoryContract:
         assert (await repository.get("hot")).count == 200
 
     async def test_timestamps_when_kept(self, repository: CounterRepository) -> None:
+        """Every store keeps both timestamps, in UTC: an increment keeps created_at and moves
+        updated_at, and so does a set; a counter that does not exist has none."""
+        assert (await repository.get("t")).created_at is None
         first = (await repository.increment("t", 1)).counter
         second = (await repository.increment("t", 1)).counter
-        if first.created_at is None:
-            assert first.updated_at is None  # a store keeps both or neither
-            return
+        assert first.created_at is not None
+        assert first.updated_at is not None
+        assert first.created_at.utcoffset() == timedelta(0)
+        assert first.updated_at.utcoffset() == timedelta(0)
+        assert first.updated_at >= first.created_at
         assert second.created_at == first.created_at
         assert second.updated_at is not None
-        assert first.updated_at is not None
         assert second.updated_at >= first.updated_at
-        assert (await repository.get("t")).created_at == first.created_at
+        read = await repository.get("t")
+        assert (read.created_at, read.updated_at) == (first.created_at, second.updated_at)
+        replaced = (await repository.set("t", 10)).counter
+        assert replaced.created_at == first.created_at
+        assert replaced.updated_at is not None
+        assert replaced.updated_at >= second.updated_at
 
     # --- the signed 64-bit range ----------------------------------------------------------
 
@@ -162,12 +172,58 @@ class RepositoryContract:
         self, repository: CounterRepository
     ) -> None:
         await repository.increment("c", 1, key("k2"))
-        with pytest.raises(IdempotencyKeyReusedError):
+        with pytest.raises(IdempotencyKeyReusedError, match=REUSED_MESSAGE):
             await repository.increment("c", 2, key("k2", by=2))
-        with pytest.raises(IdempotencyKeyReusedError):
+        with pytest.raises(IdempotencyKeyReusedError, match=REUSED_MESSAGE):
             await repository.increment("other", 1, key("k2", name="other"))
         assert (await repository.get("c")).count == 1
         assert (await repository.get("other")).count == 0
+
+    async def test_a_replay_returns_the_recorded_state_after_the_counter_moved_on(
+        self, repository: CounterRepository
+    ) -> None:
+        first = await repository.increment("c", 1, key("k-moved"))
+        await repository.increment("c", 5)
+        await repository.set("c", 100)
+        again = await repository.increment("c", 1, key("k-moved"))
+        assert again.replayed
+        assert again.counter == first.counter  # the count and the timestamps it answered with
+        assert (await repository.get("c")).count == 100
+
+    async def test_keys_a_naive_encoding_would_confuse_stay_separate(
+        self, repository: CounterRepository
+    ) -> None:
+        # Pairs that a store would merge if it escaped, truncated, trimmed, case-folded or
+        # joined keys with its own separators instead of naming records by Idempotency.record_key.
+        keys = [
+            "a:b",
+            "a_b",
+            "a:b:",
+            ":a:b",
+            "a b",
+            "a  b",
+            " a b",
+            "a b ",
+            "A B",
+            "x" * 255,
+            "x" * 254 + "y",
+            "x" * 254,
+            "idem:a",
+            "{a}",
+            "a%3Ab",
+            "a\\b",
+            '"a"',
+            "~",
+        ]
+        assert len(set(keys)) == len(keys)
+        results = [await repository.increment("c", 1, key(value)) for value in keys]
+        assert [r.replayed for r in results] == [False] * len(keys)
+        assert [r.counter.count for r in results] == list(range(1, len(keys) + 1))
+        for value, result in zip(keys, results, strict=True):
+            again = await repository.increment("c", 1, key(value))
+            assert again.replayed, value
+            assert again.counter.count == result.counter.count, value
+        assert (await repository.get("c")).count == len(keys)
 
     async def test_fifty_concurrent_requests_with_one_key_count_once(
         self, repository: CounterRepository

@@ -4,12 +4,10 @@ local `redis-server` subprocess on a free port. Neither persists anything.
 Fixtures: `redis_server` (session: `.url`, `.port`, `.stop()`, `.start()` on the same port),
 `redis_url` (function: the URL, restarting the server if a test left it stopped), `redis_prefix`
 (function: a key prefix of the test's own) and `redis_repository` (function: an open
-RedisCounterRepository on both). Load them as a plugin, in a test module or in tests/conftest.py:
-
-    pytest_plugins = ["tests.integration.redis_fixtures"]
-
-(import anything else from this module only under TYPE_CHECKING, or after that line has been
-processed: importing it first keeps pytest from rewriting its asserts, a warning, so an error).
+RedisCounterRepository on both). tests/integration/conftest.py imports them for every
+integration test, after `pytest.register_assert_rewrite("tests.integration.redis_fixtures")`:
+a module imported before pytest is told about it keeps plain asserts, a warning, so an error.
+Test modules import anything else from here only under TYPE_CHECKING.
 
 `COUNTER_TEST_REDIS=local|docker` forces one way (the default, `auto`, tries Docker first).
 """

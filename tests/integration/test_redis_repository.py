@@ -14,13 +14,14 @@ import pytest
 import redis.asyncio
 
 from adapters.redis import RedisCounterRepository, open_redis_repository
-from domain.errors import StoreCorruptedError, StoreUnavailableError
-from domain.idempotency import Idempotency
+from adapters.redis import repository as repository_module
+from domain.errors import IdempotencyKeyReusedError, StoreCorruptedError, StoreUnavailableError
+from domain.idempotency import REUSED_MESSAGE, Idempotency, IdempotencyRecord, decide
 from domain.model import Incremented
 from domain.ports import CounterRepository
 from tests.contract.repository_contract import Reopen, RepositoryContract
 
-if TYPE_CHECKING:  # loaded as a plugin by tests/conftest.py, which must come first for assert rewriting
+if TYPE_CHECKING:  # imported by tests/integration/conftest.py, which must come first for assert rewriting
     from tests.integration.redis_fixtures import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -83,16 +84,108 @@ async def test_keys_are_laid_out_as_documented(
     redis_prefix: str,
     raw: redis.asyncio.Redis,
 ) -> None:
-    await redis_repository.increment("c", 5, Idempotency.for_increment(KEY, "c", 5, 60))
+    idempotency = Idempotency.for_increment(KEY, "c", 5, 60)
+    await redis_repository.increment("c", 5, idempotency)
     fields = await raw.hgetall(f"{redis_prefix}c:c")
     assert fields[b"count"] == b"5"
     assert fields[b"created_at"].isdigit()
     assert fields[b"updated_at"] == fields[b"created_at"]
     assert await raw.zrange(f"{redis_prefix}names", 0, -1, withscores=True) == [(b"c", 0.0)]
-    digest = hashlib.sha256(KEY.encode()).hexdigest()
-    record = f"{redis_prefix}idem:{digest}"
-    assert (await raw.hgetall(record))[b"count"] == b"5"
+    assert idempotency.record_key == hashlib.sha256(KEY.encode()).hexdigest()
+    record = f"{redis_prefix}idem:{idempotency.record_key}"
+    assert await raw.hgetall(record) == {
+        b"fingerprint": idempotency.fingerprint.encode(),
+        b"count": b"5",
+        b"created_at": fields[b"created_at"],
+        b"updated_at": fields[b"updated_at"],
+    }
     assert 0 < await raw.pttl(record) <= 60_000
+
+
+# --- Idempotency-Key records: the script hands them back, the domain decides ------------------
+
+
+def record_of(redis_prefix: str, idempotency: Idempotency) -> str:
+    return f"{redis_prefix}idem:{idempotency.record_key}"
+
+
+async def test_a_replay_and_a_refusal_write_nothing(
+    redis_repository: RedisCounterRepository,
+    redis_prefix: str,
+    raw: redis.asyncio.Redis,
+) -> None:
+    idempotency = Idempotency.for_increment("k", "c", 1, 60)
+    await redis_repository.increment("c", 1, idempotency)
+    record = record_of(redis_prefix, idempotency)
+    await raw.pexpire(record, 30_000)  # a replay that re-armed the TTL would show here
+    before = (await raw.hgetall(record), await raw.hgetall(f"{redis_prefix}c:c"))
+    assert (await redis_repository.increment("c", 1, idempotency)).replayed
+    with pytest.raises(IdempotencyKeyReusedError, match=REUSED_MESSAGE):
+        await redis_repository.increment("c", 2, Idempotency.for_increment("k", "c", 2, 60))
+    assert (await raw.hgetall(record), await raw.hgetall(f"{redis_prefix}c:c")) == before
+    assert 0 < await raw.pttl(record) <= 30_000
+
+
+async def test_a_record_without_a_ttl_is_kept_and_replayed(
+    redis_repository: RedisCounterRepository,
+    redis_prefix: str,
+    raw: redis.asyncio.Redis,
+) -> None:
+    idempotency = Idempotency.for_increment("k", "c", 1, 60)
+    await redis_repository.increment("c", 1, idempotency)
+    await raw.persist(record_of(redis_prefix, idempotency))
+    again = await redis_repository.increment("c", 1, idempotency)
+    assert again.replayed
+    assert (await redis_repository.get("c")).count == 1
+
+
+async def test_a_record_the_domain_calls_expired_is_replaced_atomically(
+    redis_repository: RedisCounterRepository,
+    redis_prefix: str,
+    raw: redis.asyncio.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Redis deletes a record when its TTL ends, so only a clock that disagrees with Redis can
+    call a stored record expired; the repository then applies over exactly that record."""
+    idempotency = Idempotency.for_increment("k", "c", 1, 60)
+    await redis_repository.increment("c", 1, idempotency)
+    seen: list[IdempotencyRecord | None] = []
+
+    def far_future_decide(
+        key: Idempotency, record: IdempotencyRecord | None, now: float
+    ) -> Incremented | None:
+        seen.append(record)
+        return decide(key, record, now + 3600)
+
+    monkeypatch.setattr(repository_module, "decide", far_future_decide)
+    again = await redis_repository.increment("c", 1, idempotency)
+    assert not again.replayed
+    assert again.counter.count == 2
+    assert len(seen) == 1  # the script applied over the disregarded record without asking again
+    assert seen[0] is not None
+    assert seen[0].fingerprint == idempotency.fingerprint
+    assert seen[0].counter.count == 1
+    assert (await raw.hgetall(record_of(redis_prefix, idempotency)))[b"count"] == b"2"
+
+
+@pytest.mark.parametrize("tamper", ["wrong type", "bad count"])
+async def test_an_unreadable_record_is_reported_and_left_alone(
+    redis_repository: RedisCounterRepository,
+    redis_prefix: str,
+    raw: redis.asyncio.Redis,
+    tamper: str,
+) -> None:
+    idempotency = Idempotency.for_increment("k", "c", 1, 60)
+    record = record_of(redis_prefix, idempotency)
+    if tamper == "wrong type":
+        await raw.set(record, "not a hash")
+    else:
+        await raw.hset(record, mapping={"fingerprint": idempotency.fingerprint, "count": "x"})
+    before = await raw.dump(record)
+    with pytest.raises(StoreCorruptedError):
+        await redis_repository.increment("c", 1, idempotency)
+    assert await raw.dump(record) == before
+    assert (await redis_repository.get("c")).count == 0
 
 
 async def test_two_prefixes_do_not_see_each_other(

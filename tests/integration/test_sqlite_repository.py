@@ -7,13 +7,14 @@ import contextlib
 import json
 import sqlite3
 import sys
-from datetime import timedelta
+import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from adapters.sqlite import PURGE_EVERY, SqliteCounterRepository, open_sqlite_repository
+from adapters.sqlite import PURGE_EVERY, SCHEMA_VERSION, SqliteCounterRepository, open_sqlite_repository
 from domain.errors import (
     CounterOverflowError,
     IdempotencyKeyReusedError,
@@ -266,10 +267,14 @@ async def test_unreadable_idempotency_record_is_reported(
     repository: SqliteCounterRepository, raw: sqlite3.Connection
 ) -> None:
     await repository.increment("c", 1, key("k"))
-    raw.execute("UPDATE idempotency_keys SET count = 'x'")
+    raw.execute("UPDATE idempotency_records SET count = 'x'")
     with pytest.raises(StoreCorruptedError):
         await repository.increment("c", 1, key("k"))
+    raw.execute("UPDATE idempotency_records SET count = 1, expires_at = 'soon'")
+    with pytest.raises(StoreCorruptedError, match="expiry 'soon'"):
+        await repository.increment("c", 1, key("k"))
     assert (await repository.get("c")).count == 1
+    assert raw.execute("SELECT expires_at FROM idempotency_records").fetchall() == [("soon",)]
 
 
 async def test_a_file_that_is_not_a_database_is_reported_on_open(tmp_path: Path) -> None:
@@ -362,4 +367,101 @@ async def test_expired_keys_are_purged(repository: SqliteCounterRepository, raw:
     await asyncio.sleep(0.1)
     for _ in range(PURGE_EVERY):
         await repository.increment("c", 1)
-    assert raw.execute("SELECT key FROM idempotency_keys").fetchall() == [("long",)]
+    assert raw.execute("SELECT record_key FROM idempotency_records").fetchall() == [(key("long").record_key,)]
+
+
+async def test_records_are_named_by_record_key_and_keep_the_whole_fingerprint(
+    repository: SqliteCounterRepository, raw: sqlite3.Connection
+) -> None:
+    idempotency = key("a key: with spaces")
+    await repository.increment("c", 1, idempotency)
+    assert raw.execute("SELECT record_key, fingerprint, name, count FROM idempotency_records").fetchall() == [
+        (idempotency.record_key, idempotency.fingerprint, "c", 1)
+    ]
+
+
+async def test_an_expired_record_not_yet_purged_is_judged_by_the_domain(
+    repository: SqliteCounterRepository, raw: sqlite3.Connection
+) -> None:
+    await repository.increment("c", 1, key("k"))
+    raw.execute("UPDATE idempotency_records SET expires_at = 1.0")  # expired long ago, still there
+    again = await repository.increment("c", 1, key("k"))
+    assert not again.replayed
+    assert again.counter.count == 2
+    # Replaced by the new record, which the next retry replays.
+    (expires_at,) = raw.execute("SELECT expires_at FROM idempotency_records").fetchone()
+    assert expires_at > 1.0
+    assert (await repository.increment("c", 1, key("k"))).replayed
+
+
+# --- the schema of an earlier version -----------------------------------------------------
+
+_VERSION_1 = (
+    """CREATE TABLE counters (
+        name TEXT PRIMARY KEY NOT NULL,
+        count INTEGER NOT NULL CHECK (typeof(count) = 'integer'),
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE idempotency_keys (
+        key TEXT PRIMARY KEY NOT NULL,
+        fingerprint TEXT NOT NULL,
+        name TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_at)",
+    "PRAGMA user_version = 1",
+)
+
+
+def write_version_1_file(db_path: Path, *records: tuple[Idempotency, int, float]) -> str:
+    """A file as version 1 left it: counter 'c' at 7 and the given (key, count, expires_at)."""
+    stamp = "2026-01-01T00:00:00.000000+00:00"
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.closing(sqlite3.connect(db_path, isolation_level=None)) as old:
+        for statement in _VERSION_1:
+            old.execute(statement)
+        old.execute("INSERT INTO counters VALUES ('c', 7, ?, ?)", (stamp, stamp))
+        old.executemany(
+            "INSERT INTO idempotency_keys VALUES (?, ?, 'c', ?, ?, ?, ?)",
+            [(k.key, k.fingerprint, count, stamp, stamp, expires) for k, count, expires in records],
+        )
+    return stamp
+
+
+async def test_a_version_1_file_keeps_its_counts_and_its_live_keys(db_path: Path) -> None:
+    """Version 1 named records by the raw key. A client that retries across the upgrade is still
+    answered with its first result; an expired record is not carried over."""
+    live, expired = key("in flight: retried after the upgrade"), key("expired")
+    stamp = write_version_1_file(db_path, (live, 7, time.time() + 3600), (expired, 6, time.time() - 1))
+    async with SqliteCounterRepository(db_path) as repository:
+        with contextlib.closing(sqlite3.connect(db_path)) as connection:
+            assert connection.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+            tables = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+            assert sorted(tables) == [("counters",), ("idempotency_records",)]
+            assert connection.execute(
+                "SELECT record_key, fingerprint, count FROM idempotency_records"
+            ).fetchall() == [(live.record_key, live.fingerprint, 7)]
+        replay = await repository.increment("c", 1, live)
+        assert replay.replayed
+        assert replay.counter.count == 7
+        assert replay.counter.created_at == datetime.fromisoformat(stamp)
+        applied = await repository.increment("c", 1, expired)
+        assert not applied.replayed
+        assert applied.counter.count == 8
+
+
+async def test_a_version_1_process_still_running_fails_keyed_increments_loudly(db_path: Path) -> None:
+    """The old table is dropped, not emptied: a process of the previous version that opened the
+    file before the upgrade cannot look a key up any more, so its keyed increment fails (503)
+    instead of applying a second time what this version recorded."""
+    write_version_1_file(db_path, (key("k"), 7, time.time() + 3600))
+    with contextlib.closing(sqlite3.connect(db_path, isolation_level=None)) as old_process:
+        old_process.execute("SELECT key FROM idempotency_keys").fetchall()  # it works before
+        async with SqliteCounterRepository(db_path):
+            pass
+        with pytest.raises(sqlite3.OperationalError, match="no such table"):
+            old_process.execute("SELECT key FROM idempotency_keys WHERE key = 'k'").fetchall()

@@ -1,8 +1,13 @@
+"""The in-memory store: the contract, and its clean-up of expired Idempotency-Key records."""
+
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 
 from adapters.memory import InMemoryCounterRepository
+from domain.idempotency import Idempotency
 from tests.contract.repository_contract import Reopen, RepositoryContract
 
 
@@ -14,3 +19,17 @@ class TestInMemoryRepository(RepositoryContract):
     @pytest.fixture
     def reopen(self) -> Reopen:
         return None
+
+
+async def test_expired_records_are_swept_and_live_ones_kept() -> None:
+    repository = InMemoryCounterRepository()
+    live = Idempotency.for_increment("live", "c", 1, 3600)
+    await repository.increment("c", 1, live)
+    for i in range(1022):
+        await repository.increment("c", 1, Idempotency.for_increment(f"short-{i}", "c", 1, 0.01))
+    await asyncio.sleep(0.05)
+    assert len(repository._records) == 1023
+    last = Idempotency.for_increment("the 1024th", "c", 1, 3600)
+    await repository.increment("c", 1, last)
+    assert sorted(repository._records) == sorted([live.record_key, last.record_key])
+    assert (await repository.increment("c", 1, live)).replayed

@@ -1,0 +1,264 @@
+"""RedisCounterRepository: the port on the keys, scripts and pipelines of the other modules.
+
+This module maps domain calls to commands and replies to domain objects; it holds no Lua and
+touches no connection. An increment with an Idempotency-Key is decided by the domain: the
+increment script either applies it and keeps the record in one atomic step, or, when a record
+exists, writes nothing and hands the record back for `decide` to answer (replay or refusal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Final
+
+from adapters.redis import scripts
+from adapters.redis.batcher import Batcher, UnreachableError
+from adapters.redis.connection import (
+    Client,
+    DedicatedConnection,
+    ReplyError,
+    configured_timeout,
+    new_client,
+)
+from adapters.redis.protocol import describe, pack, parse_int64, parse_microseconds, parse_time
+from domain.errors import CounterOverflowError, StoreCorruptedError, StoreUnavailableError
+from domain.idempotency import Idempotency, IdempotencyRecord, decide
+from domain.model import Counter, Incremented, Page, Replaced
+
+DEFAULT_TIMEOUT_SECONDS: Final = 5.0
+_PING: Final = pack(b"PING")
+# How often one increment may find a record that the domain calls expired before giving up.
+# Redis deletes a record when its TTL ends, so this takes a clock that disagrees with itself.
+_EXPIRED_RECORD_ATTEMPTS: Final = 3
+
+
+class RedisCounterRepository:
+    """The CounterRepository port on Redis (see the package docstring for the layout).
+
+    `round_trips` and `commands` count the pipelines and commands sent, for tests and
+    benchmarks. Call `aclose()` when done (it hands the dedicated connection back to the pool);
+    closing the client's pool closes it as well.
+    """
+
+    def __init__(self, client: Client, prefix: str = "counter:", *, timeout: float | None = None) -> None:
+        if timeout is None:
+            timeout = configured_timeout(client) or DEFAULT_TIMEOUT_SECONDS
+        self._client = client
+        self._timeout = timeout
+        self._prefix = prefix.encode()
+        self._names_key = self._prefix + b"names"
+        self._batcher = Batcher(DedicatedConnection(client), timeout)
+
+    @property
+    def prefix(self) -> str:
+        return self._prefix.decode()
+
+    @property
+    def round_trips(self) -> int:
+        return self._batcher.round_trips
+
+    @property
+    def commands(self) -> int:
+        return self._batcher.commands
+
+    async def aclose(self) -> None:
+        await self._batcher.aclose()
+
+    # --- the port ---------------------------------------------------------------------------
+
+    async def get(self, name: str) -> Counter:
+        key = self._counter_key(name)
+        reply = await self._call(_pack_hmget(key), write=False)
+        return self._read_counter(name, key, reply) or Counter(name=name, count=0)
+
+    async def increment(self, name: str, by: int, idempotency: Idempotency | None = None) -> Incremented:
+        keys = [self._counter_key(name), self._names_key]
+        args = [b"%d" % by, name.encode()]
+        if idempotency is None:
+            return self._incremented(name, by, await self._increment(keys, args))
+        keys.append(self._record_key(idempotency))
+        args += [idempotency.fingerprint.encode(), b"%d" % max(1, math.ceil(idempotency.ttl_seconds * 1000))]
+        disregard: tuple[bytes, ...] = ()
+        for _ in range(_EXPIRED_RECORD_ATTEMPTS):
+            reply = await self._increment(keys, [*args, *disregard])
+            if reply[0] != scripts.RECORDED:
+                return self._incremented(name, by, reply)
+            record, now = self._record(name, keys[2], reply)
+            replay = decide(idempotency, record, now)
+            if replay is not None:
+                return replay
+            # The domain calls this record expired: apply, unless it has been replaced meanwhile.
+            disregard = (reply[4] or b"",)
+        raise StoreUnavailableError(
+            f"the Idempotency-Key record {keys[2].decode()} kept being judged expired while Redis"
+            " kept it; nothing was changed"
+        )
+
+    async def set(self, name: str, count: int) -> Replaced:
+        keys = [self._counter_key(name), self._names_key]
+        command = scripts.SET.call(keys, [b"%d" % count, name.encode()])
+        reply = await self._call(command, scripts.SET, write=True)
+        if reply[0] != scripts.APPLIED:
+            raise self._corrupted(reply)
+        counter = self._counter(name, keys[0], reply[2], reply[3], reply[4])
+        return Replaced(counter=counter, previous=parse_int64(reply[1], keys[0].decode()))
+
+    async def delete(self, name: str) -> Counter | None:
+        keys = [self._counter_key(name), self._names_key]
+        reply = await self._call(scripts.DELETE.call(keys, [name.encode()]), scripts.DELETE, write=True)
+        if reply[0] == scripts.NOT_FOUND:
+            return None
+        if reply[0] == scripts.DELETED:
+            return self._counter(name, keys[0], reply[1], reply[2], reply[3])
+        raise self._corrupted(reply)
+
+    async def list(self, after: str | None, limit: int) -> Page:
+        start = b"-" if after is None else b"(" + after.encode()
+        listing = pack(b"ZRANGEBYLEX", self._names_key, start, b"+", b"LIMIT", b"0", b"%d" % (limit + 1))
+        raw_names = await self._call(listing, write=False)
+        names = [self._decode_name(raw) for raw in raw_names[:limit]]
+        keys = [self._counter_key(name) for name in names]
+        # Issued in one go, so they leave as one pipeline.
+        futures = [self._batcher.call(_pack_hmget(key)) for key in keys]
+        replies = await asyncio.gather(*futures, return_exceptions=True)
+        counters: list[Counter] = []
+        for name, key, reply in zip(names, keys, replies, strict=True):
+            if isinstance(reply, BaseException):
+                raise self._translate(reply, write=False) from reply
+            counter = self._read_counter(name, key, reply)
+            if counter is not None:  # deleted since the listing
+                counters.append(counter)
+        more = len(raw_names) > limit
+        return Page(counters=counters, next_after=names[-1] if more and names else None)
+
+    async def ping(self) -> None:
+        try:
+            async with asyncio.timeout(self._timeout):
+                reply = await self._call(_PING, write=False)
+        except TimeoutError as exc:
+            raise StoreUnavailableError(f"Redis did not answer PING within {self._timeout:g} s") from exc
+        if reply not in (b"PONG", "PONG"):
+            raise StoreUnavailableError(f"Redis answered PING with {reply!r}")
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    async def _increment(self, keys: Sequence[bytes], args: Sequence[bytes]) -> Any:
+        return await self._call(scripts.INCREMENT.call(keys, args), scripts.INCREMENT, write=True)
+
+    def _incremented(self, name: str, by: int, reply: Sequence[Any]) -> Incremented:
+        status = reply[0]
+        if status == scripts.APPLIED:
+            return Incremented(counter=self._counter(name, self._counter_key(name), *reply[1:4]))
+        if status == scripts.OVERFLOW:
+            raise CounterOverflowError(
+                f"incrementing counter {name!r} by {by} would leave the signed 64-bit range"
+            )
+        raise self._corrupted(reply)
+
+    def _record(self, name: str, key: bytes, reply: Sequence[Any]) -> tuple[IdempotencyRecord, float]:
+        """The record the increment script handed back, and the server's time (Unix seconds)."""
+        fingerprint, count, created_at, updated_at, now_us, ttl_ms = reply[1:7]
+        now_microseconds = parse_microseconds(now_us)
+        if not isinstance(fingerprint, bytes) or now_microseconds is None or not isinstance(ttl_ms, int):
+            raise StoreCorruptedError(f"{key.decode()} holds an Idempotency-Key record that cannot be read")
+        now = now_microseconds / 1_000_000
+        # The record's expiry is its key's: Redis deletes it then. -1: a key without a TTL,
+        # which this adapter never writes; it is kept until someone deletes it.
+        expires_at = math.inf if ttl_ms < 0 else now + ttl_ms / 1000
+        # The fingerprint covers the counter's name, so a record that matches was made for `name`.
+        counter = self._counter(name, key, count, created_at, updated_at)
+        return IdempotencyRecord(fingerprint.decode(errors="replace"), counter, expires_at), now
+
+    async def _call(self, command: bytes, script: scripts.Script | None = None, *, write: bool) -> Any:
+        try:
+            return await self._batcher.call(command, script)
+        except (UnreachableError, ReplyError) as exc:
+            raise self._translate(exc, write=write) from exc
+
+    @staticmethod
+    def _translate(exc: BaseException, *, write: bool) -> Exception:
+        if isinstance(exc, UnreachableError):
+            if write and exc.maybe_applied:
+                return StoreUnavailableError(
+                    f"{exc}; the outcome is unknown: the change may or may not have been applied"
+                    " (an increment retried with the same Idempotency-Key is applied only once)"
+                )
+            return StoreUnavailableError(f"{exc}; nothing was changed" if write else str(exc))
+        message = str(exc)
+        if "WRONGTYPE" in message or "not an integer" in message:
+            return StoreCorruptedError(f"unreadable data in Redis: {message}")
+        if isinstance(exc, ReplyError):
+            # OOM, READONLY (a replica), BUSY, NOPERM...: Redis refused, nothing was written.
+            return StoreUnavailableError(f"Redis refused the command: {message}")
+        return StoreUnavailableError(describe(exc))
+
+    @staticmethod
+    def _corrupted(reply: Sequence[Any]) -> StoreCorruptedError:
+        detail = reply[1].decode(errors="replace") if len(reply) > 1 else "unexpected reply"
+        return StoreCorruptedError(f"unreadable data in Redis: {detail}")
+
+    def _counter_key(self, name: str) -> bytes:
+        return self._prefix + b"c:" + name.encode()
+
+    def _record_key(self, idempotency: Idempotency) -> bytes:
+        return self._prefix + b"idem:" + idempotency.record_key.encode()
+
+    def _read_counter(self, name: str, key: bytes, fields: Sequence[Any]) -> Counter | None:
+        count, created_at, updated_at = fields
+        if count is None and created_at is None and updated_at is None:
+            return None
+        return self._counter(name, key, b"0" if count is None else count, created_at, updated_at)
+
+    @staticmethod
+    def _counter(name: str, key: bytes, count: object, created_at: object, updated_at: object) -> Counter:
+        return Counter(
+            name=name,
+            count=parse_int64(count, key.decode()),
+            created_at=parse_time(created_at),
+            updated_at=parse_time(updated_at),
+        )
+
+    def _decode_name(self, raw: object) -> str:
+        if isinstance(raw, bytes) and raw.isascii():
+            return raw.decode()
+        raise StoreCorruptedError(f"{self._names_key.decode()} holds {raw!r}, which is not a counter name")
+
+
+def _pack_hmget(key: bytes) -> bytes:
+    return pack(b"HMGET", key, b"count", b"created_at", b"updated_at")
+
+
+async def open_redis_repository(
+    url: str,
+    prefix: str = "counter:",
+    *,
+    socket_timeout: float = 2.0,
+    max_connections: int = 32,
+    health_check_interval: float = 15.0,
+) -> AsyncIterator[RedisCounterRepository]:
+    """A Resource for the DI container (or `contextlib.asynccontextmanager`): a repository on a
+    new client for `url`, closed with its pool at the end.
+
+    Nothing is contacted here: a Redis that is down at start-up does not stop the service from
+    starting. It reports not-ready (ping raises StoreUnavailableError) and each operation fails
+    with StoreUnavailableError until Redis answers; the connection is (re)made on demand. A
+    malformed URL does fail here (ValueError), because that is a configuration error.
+    """
+    client, pool = new_client(
+        url,
+        socket_timeout=socket_timeout,
+        max_connections=max_connections,
+        health_check_interval=health_check_interval,
+        client_name="counter-web-server",
+    )
+    repository = RedisCounterRepository(client, prefix, timeout=socket_timeout)
+    try:
+        yield repository
+    finally:
+        try:
+            await repository.aclose()
+        finally:
+            await client.aclose()
+            await pool.aclose()

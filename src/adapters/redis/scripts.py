@@ -1,0 +1,166 @@
+"""The Lua scripts that make every write one atomic step, and how they are called.
+
+Each script checks every key's type and the stored count *before* its first write and answers
+with a status code instead of half-applying, so a refused write leaves Redis as it was. Counts
+never pass through Lua numbers (doubles, which would round above 2**53): `by` and the new value
+travel as strings and the result is read back as a string; HINCRBY itself refuses a result
+outside the signed 64-bit range. Needs Redis >= 5 (a script that writes after TIME).
+
+The increment script does not judge an Idempotency-Key record: when one exists it hands it back
+unchanged (fingerprint, recorded state, the server's time and the record's remaining TTL) and
+Python asks the domain's `decide`. Nothing is written in that case, so the check and the write
+that may follow stay atomic: the write happens only in a script run that found no record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from adapters.redis.protocol import bulk, pack
+
+# Status codes the scripts answer with (first element of the reply).
+APPLIED: Final = 0
+RECORDED: Final = 1  # increment: a record exists for the key; nothing was written
+OVERFLOW: Final = 3
+CORRUPTED: Final = 4
+NOT_FOUND: Final = 0  # delete
+DELETED: Final = 1  # delete
+
+# Shared by the write scripts: refuse to touch anything when the names index is not a sorted set,
+# and sort a failed HINCRBY into overflow / unreadable data / anything else (OOM, READONLY...,
+# which are passed on as they are and mean that nothing was written).
+_LUA_PRELUDE: Final = """
+local function names_unreadable()
+  local kind = redis.call('TYPE', KEYS[2])['ok']
+  if kind ~= 'zset' and kind ~= 'none' then
+    return {4, 'WRONGTYPE ' .. KEYS[2] .. ' holds a ' .. kind .. ', not a sorted set'}
+  end
+  return nil
+end
+local function refused(result)
+  if type(result) == 'table' and result['err'] then
+    local err = result['err']
+    if string.find(err, 'would overflow', 1, true) then return {3} end
+    if string.find(err, 'WRONGTYPE', 1, true) or string.find(err, 'not an integer', 1, true) then
+      return {4, err}
+    end
+    return redis.error_reply(err)
+  end
+  return nil
+end
+local function now_us()
+  local t = redis.call('TIME')
+  return t[1] .. string.format('%06d', t[2])
+end
+"""
+
+# KEYS: counter hash, names zset[, idempotency record];
+# ARGV: by, name[, fingerprint, ttl ms[, updated_at of a record the domain judged expired]].
+# -> {0, count, created_at, updated_at}
+#  | {1, fingerprint, count, created_at, updated_at, now, pttl}  (the record, untouched)
+#  | {3} | {4, message}
+# A record whose updated_at is ARGV[5] is the one Python was told to disregard: it is replaced
+# only if it is still that record, so two callers never both apply over one expired record.
+_INCREMENT_LUA: Final = (
+    _LUA_PRELUDE
+    + """
+if KEYS[3] then
+  local rec = redis.pcall('HMGET', KEYS[3], 'fingerprint', 'count', 'created_at', 'updated_at')
+  if rec['err'] then return {4, rec['err']} end
+  if rec[1] and rec[4] ~= ARGV[5] then
+    return {1, rec[1], rec[2], rec[3], rec[4], now_us(), redis.call('PTTL', KEYS[3])}
+  end
+end
+local bad = names_unreadable()
+if bad then return bad end
+bad = refused(redis.pcall('HINCRBY', KEYS[1], 'count', ARGV[1]))
+if bad then return bad end
+local now = now_us()
+local state = redis.call('HMGET', KEYS[1], 'count', 'created_at')
+if state[2] then
+  redis.call('HSET', KEYS[1], 'updated_at', now)
+else  -- a new counter
+  state[2] = now
+  redis.call('HSET', KEYS[1], 'created_at', now, 'updated_at', now)
+  redis.call('ZADD', KEYS[2], 0, ARGV[2])
+end
+if KEYS[3] then
+  redis.call('HSET', KEYS[3], 'fingerprint', ARGV[3], 'count', state[1],
+             'created_at', state[2], 'updated_at', now)
+  redis.call('PEXPIRE', KEYS[3], ARGV[4])
+end
+return {0, state[1], state[2], now}
+"""
+)
+
+# KEYS: counter hash, names zset; ARGV: count, name.
+# -> {0, previous, count, created_at, updated_at} | {4, message}
+# HINCRBY by 0 makes Redis itself check that the stored count is a 64-bit integer (and creates a
+# missing counter at 0, the "previous" value of a new counter) before anything is overwritten.
+_SET_LUA: Final = (
+    _LUA_PRELUDE
+    + """
+local bad = names_unreadable()
+if bad then return bad end
+bad = refused(redis.pcall('HINCRBY', KEYS[1], 'count', 0))
+if bad then return bad end
+local previous = redis.call('HGET', KEYS[1], 'count')
+local now = now_us()
+redis.call('HSET', KEYS[1], 'count', ARGV[1], 'updated_at', now)
+redis.call('HSETNX', KEYS[1], 'created_at', now)
+redis.call('ZADD', KEYS[2], 0, ARGV[2])
+return {0, previous, ARGV[1], redis.call('HGET', KEYS[1], 'created_at'), now}
+"""
+)
+
+# KEYS: counter hash, names zset; ARGV: name.
+# -> {0} (did not exist) | {1, count, created_at, updated_at} | {4, message}
+_DELETE_LUA: Final = (
+    _LUA_PRELUDE
+    + """
+local bad = names_unreadable()
+if bad then return bad end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return {0}
+end
+bad = refused(redis.pcall('HINCRBY', KEYS[1], 'count', 0))
+if bad then return bad end
+local state = redis.call('HMGET', KEYS[1], 'count', 'created_at', 'updated_at')
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return {1, state[1], state[2], state[3]}
+"""
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    """A Lua script called by EVALSHA; `source` is sent with SCRIPT LOAD when Redis lacks it."""
+
+    source: bytes
+    sha: bytes
+
+    @staticmethod
+    def of(source: str) -> Script:
+        encoded = source.encode()
+        return Script(source=encoded, sha=hashlib.sha1(encoded, usedforsecurity=False).hexdigest().encode())
+
+    def call(self, keys: Sequence[bytes], args: Sequence[bytes]) -> bytes:
+        head = b"*%d\r\n$7\r\nEVALSHA\r\n%b%b" % (
+            3 + len(keys) + len(args),
+            bulk(self.sha),
+            bulk(b"%d" % len(keys)),
+        )
+        return head + b"".join(map(bulk, keys)) + b"".join(map(bulk, args))
+
+    def load(self) -> bytes:
+        return pack(b"SCRIPT", b"LOAD", self.source)
+
+
+INCREMENT: Final = Script.of(_INCREMENT_LUA)
+SET: Final = Script.of(_SET_LUA)
+DELETE: Final = Script.of(_DELETE_LUA)
