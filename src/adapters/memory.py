@@ -37,15 +37,7 @@ class InMemoryCounterRepository:
             if replay is not None:
                 return replay
         current = self._counters.get(name)
-        stamp = datetime.fromtimestamp(now, UTC)
-        count = add_checked(name, 0 if current is None else current.count, by)
-        counter = Counter(
-            name=name,
-            count=count,
-            created_at=stamp if current is None else current.created_at,
-            updated_at=stamp,
-        )
-        self._store(counter, is_new=current is None)
+        counter = self._write(name, add_checked(name, 0 if current is None else current.count, by), now)
         if idempotency is not None:
             self._records[idempotency.record_key] = idempotency.record(counter, now)
             self._sweep(now)
@@ -53,14 +45,7 @@ class InMemoryCounterRepository:
 
     async def set(self, name: str, count: int) -> Replaced:
         current = self._counters.get(name)
-        stamp = datetime.fromtimestamp(time.time(), UTC)
-        counter = Counter(
-            name=name,
-            count=count,
-            created_at=stamp if current is None else current.created_at,
-            updated_at=stamp,
-        )
-        self._store(counter, is_new=current is None)
+        counter = self._write(name, count, time.time())
         return Replaced(counter=counter, previous=0 if current is None else current.count)
 
     async def delete(self, name: str) -> Counter | None:
@@ -81,10 +66,16 @@ class InMemoryCounterRepository:
     async def ping(self) -> None:
         return None
 
-    def _store(self, counter: Counter, *, is_new: bool) -> None:
-        self._counters[counter.name] = counter
-        if is_new:
-            bisect.insort(self._names, counter.name)
+    def _write(self, name: str, count: int, now: float) -> Counter:
+        """Store `count` under `name` at `now`, creating the counter (and its place in the sorted
+        names) when it is new."""
+        current = self._counters.get(name)
+        stamp = datetime.fromtimestamp(now, UTC)
+        counter = Counter(name, count, stamp if current is None else current.created_at, stamp)
+        self._counters[name] = counter
+        if current is None:
+            bisect.insort(self._names, name)
+        return counter
 
     def _sweep(self, now: float) -> None:
         if len(self._records) % _SWEEP_EVERY:
