@@ -230,6 +230,6 @@ async def test_a_client_gone_before_its_body_counts_nothing() -> None:
         "server": ("127.0.0.1", 80),
     }
     async with AsyncTestClient(app=app):  # runs the lifespan: the store is open
-        await app(scope, receive, send)  # type: ignore[arg-type]
+        await app(scope, receive, send)
     assert sent == []
     assert (await store.get("default")).count == 0

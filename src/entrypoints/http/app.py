@@ -15,7 +15,6 @@ from typing import Any
 
 import litestar_offline_docs
 from litestar import Litestar
-from litestar import types as litestar_types
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -40,7 +39,7 @@ from entrypoints.http.dependencies import (
     provide_counter_service,
 )
 from entrypoints.http.errors import EXCEPTION_HANDLERS
-from entrypoints.http.middleware import RequestContextMiddleware
+from entrypoints.http.middleware import RequestContext
 from entrypoints.logs import configure_logging
 from entrypoints.runtime import tune_garbage_collector
 from entrypoints.settings import Settings
@@ -84,22 +83,14 @@ def _openapi_config() -> OpenAPIConfig:
     )
 
 
-class CounterApp(Litestar):
+class CounterApp(RequestContext, Litestar):
     """The Litestar app, with the request context (request id, access log) around everything it
     serves: a 404 for an unknown path, which no route middleware sees, gets both too. Everything
     else (routing, middleware, CORS, guards, exception handlers) is Litestar's own."""
 
     def __init__(self, *, access_log: bool = True, **options: Any) -> None:
         super().__init__(**options)
-        self._serve = RequestContextMiddleware(super().__call__, access_log=access_log)  # type: ignore[arg-type]
-
-    async def __call__(
-        self,
-        scope: litestar_types.Scope | litestar_types.LifeSpanScope,
-        receive: litestar_types.Receive | litestar_types.LifeSpanReceive,
-        send: litestar_types.Send | litestar_types.LifeSpanSend,
-    ) -> None:
-        await self._serve(scope, receive, send)  # type: ignore[arg-type]
+        self.access_log = access_log
 
 
 def create_app(

@@ -33,7 +33,7 @@ from litestar import types as litestar_types
 from litestar._asgi.utils import wrap_in_exception_handler
 from litestar.handlers import HTTPRouteHandler
 
-from domain.model import DEFAULT_COUNTER
+from domain.model import DEFAULT_COUNTER, Incremented
 from domain.services import CounterService
 from entrypoints.http.dependencies import FAST_PATH_STATE_KEY, SERVICE_STATE_KEY
 from entrypoints.http.middleware import ASGIApp, Message, Receive, Scope, Send
@@ -52,38 +52,71 @@ class _HandOn(Exception):  # noqa: N818 (a signal, not an error)
     """The handler's full pipeline answers this request."""
 
 
+class _Handed:
+    """Hand the request to the handler, with `receive` replaying what was already read."""
+
+    __slots__ = ("receive",)
+
+    def __init__(self, receive: Receive) -> None:
+        self.receive = receive
+
+
+class _Raise:
+    """An ASGI app that raises `error`: wrapped as Litestar wraps a route, it is answered by the
+    app's exception handlers exactly as if the handler had raised it."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def __call__(self, _scope: Scope, _receive: Receive, _send: Send) -> None:
+        raise self.error
+
+
 class IncrementRoute:
     """Route-level middleware of the increment handlers (`@post(..., middleware=[IncrementRoute])`).
 
     `app` is the handler's own pipeline. Litestar builds one instance per app and route, so what
-    is read from the app on the first request (whether to answer, the body limit) is the app's.
+    is read from the app on the first request (whether to answer, the guards, the body limit) is
+    that app's.
     """
 
     def __init__(self, app: litestar_types.ASGIApp) -> None:
         # Litestar's ASGI types are exact TypedDicts; this layer builds plain messages.
         self.app: ASGIApp = app  # type: ignore[assignment]
         self._answer_here: bool | None = None
+        self._guarded = False
         self._max_body_bytes = 0
-        # How Litestar wraps a route's own app when middleware is around it: an exception raised
-        # here is answered by the app's exception handlers, inside every middleware's `send`.
-        self._lean: ASGIApp = wrap_in_exception_handler(self._answer)  # type: ignore[arg-type,assignment]
 
     async def __call__(
         self, scope: litestar_types.Scope, receive: litestar_types.Receive, send: litestar_types.Send
     ) -> None:
-        await self._dispatch(scope, receive, send)  # type: ignore[arg-type]
-
-    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._answer_here is None:
             self._configure(scope)
-        if self._answer_here:
-            await self._lean(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
+        if not self._answer_here:
+            await self.app(scope, receive, send)  # type: ignore[arg-type]
+            return
+        try:
+            answer = await self._increment(scope, receive, send)  # type: ignore[arg-type]
+        except Exception as error:  # noqa: BLE001 (answered by the app's exception handlers)
+            # The way Litestar wraps a route's own app when middleware is around it, so that the
+            # answer passes every middleware's `send`, as the handler's own errors do.
+            await wrap_in_exception_handler(_Raise(error))(scope, receive, send)  # type: ignore[arg-type]
+            return
+        if answer is None:  # the client left before sending its body: nothing to do
+            return
+        if isinstance(answer, _Handed):
+            await self.app(scope, answer.receive, send)  # type: ignore[arg-type]
+            return
+        body = _encode(counter_response(answer.counter))
+        headers = [_REPLAYED, _JSON] if answer.replayed else [_JSON]
+        headers.append((b"content-length", b"%d" % len(body)))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
 
-    def _configure(self, scope: Scope) -> None:
-        handler: HTTPRouteHandler = scope["route_handler"]
+    def _configure(self, scope: litestar_types.Scope) -> None:
+        handler: HTTPRouteHandler = scope["route_handler"]  # type: ignore[assignment]
         self._max_body_bytes = handler.resolve_request_max_body_size() or 0
+        self._guarded = bool(handler.resolve_guards())
         enabled = bool(scope["litestar_app"].state[FAST_PATH_STATE_KEY])
         self._answer_here = enabled and _plain(handler)
         if not self._answer_here:
@@ -91,10 +124,9 @@ class IncrementRoute:
             extra = {"route": scope["path"], "reason": reason}
             logger.info("increments answered by the handler", extra=extra)
 
-    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
-        handler: HTTPRouteHandler = scope["route_handler"]
-        if handler.resolve_guards():
-            await handler.authorize_connection(Request(scope, receive, send))  # type: ignore[arg-type]
+    async def _increment(self, scope: Scope, receive: Receive, send: Send) -> Incremented | _Handed | None:
+        if self._guarded:
+            await scope["route_handler"].authorize_connection(Request(scope, receive, send))  # type: ignore[arg-type]
         idempotency_key: str | None = None
         length = -1
         chunked = False
@@ -108,25 +140,17 @@ class IncrementRoute:
                 chunked = True
         if chunked or length > self._max_body_bytes:
             logger.debug("increment handed to its handler", extra={"reason": "body length"})
-            await self.app(scope, receive, send)
-            return
+            return _Handed(receive)
         body = await _read_body(receive) if length > 0 else b""
-        if body is None:  # the client left before sending its body: nothing to do
-            return
+        if body is None:
+            return None
         try:
             by = _amount(body)
         except _HandOn:
             logger.debug("increment handed to its handler", extra={"reason": "body not strict JSON"})
-            await self.app(scope, _replay(body, receive), send)
-            return
+            return _Handed(_replay(body, receive))
         service: CounterService = scope["litestar_app"].state[SERVICE_STATE_KEY]
-        name: str = scope["path_params"].get("name", DEFAULT_COUNTER)
-        result = await service.increment(name, by, idempotency_key)
-        body = _encode(counter_response(result.counter))
-        headers = [_REPLAYED, _JSON] if result.replayed else [_JSON]
-        headers.append((b"content-length", b"%d" % len(body)))
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        return await service.increment(scope["path_params"].get("name", DEFAULT_COUNTER), by, idempotency_key)
 
 
 def _plain(handler: HTTPRouteHandler) -> bool:

@@ -1,4 +1,4 @@
-"""Plain ASGI middleware (no framework layers on the hot path): request id and access log."""
+"""The request context around every request: request id and access log (plain ASGI, no framework)."""
 
 from __future__ import annotations
 
@@ -30,17 +30,21 @@ _PROCESS_PREFIX = secrets.token_hex(6).encode()
 _sequence = itertools.count(1)
 
 
-class RequestContextMiddleware:
+class RequestContext:
     """Takes X-Request-ID from the request (or makes one), returns it on the response, puts it
-    on every log line of the request, and writes one access line when the response is sent."""
+    on every log line of the request, and writes one access line when the response is sent.
 
-    def __init__(self, app: ASGIApp, *, access_log: bool = True) -> None:
-        self.app = app
-        self.access_log = access_log
+    A mixin for the app class (`class CounterApp(RequestContext, Litestar)`): its `__call__` runs
+    around the framework's own, so it sees every request (a 404 that no route middleware sees
+    too) at the cost of no extra ASGI layer. The framework needs nothing from it, nor it from the
+    framework."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    access_log: bool = True
+
+    # Any: the app class it is mixed into types these with its own ASGI types.
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            await super().__call__(scope, receive, send)  # type: ignore[misc]
             return
         request_id = b""
         for name, value in scope["headers"]:
@@ -62,7 +66,7 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            await super().__call__(scope, receive, send_with_id)  # type: ignore[misc]
         finally:
             if self.access_log:
                 access_logger.info(
