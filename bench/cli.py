@@ -108,6 +108,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="run each 1-worker `counter serve` under pyinstrument; reports in <output>/profiles-<time>/"
         " (the numbers of such a run are not comparable) [BENCH_PROFILE]",
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=_env("BENCH_BASELINE"),
+        metavar="DIR",
+        help="a checkout (git worktree) of an earlier commit: every `counter serve` scenario also runs"
+        " on its code, interleaved run by run, and the ratio is reported [BENCH_BASELINE]",
+    )
+    parser.add_argument(
+        "--baseline-label",
+        default=_env("BENCH_BASELINE_LABEL"),
+        help="the baseline's name in the report (its `git rev-parse --short HEAD`) [BENCH_BASELINE_LABEL]",
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is not met")
     return parser
 
@@ -127,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = _options(args, args.output / f"work-{stamp}")
         if args.profile:
             options = dataclasses.replace(options, profile_dir=args.output / f"profiles-{stamp}")
+        if args.baseline is not None:
+            options = dataclasses.replace(options, baseline=_baseline(args, selected))
     except (UsageError, load.LoadError, ValueError) as error:
         sys.stderr.write(f"bench: {error}\n")
         return 2
@@ -149,6 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     memory = report.memory_table(results)
     if memory:
         out.write(memory + "\n\n")
+    compared = report.baseline_text(results)
+    if compared:
+        out.write(compared + "\n\n")
     out.write(report.targets_text(checked) + "\n\n")
     if options.profile_dir is not None:
         out.write(
@@ -193,6 +211,18 @@ def _options(args: argparse.Namespace, workdir: Path) -> scenarios.Options:
     )
 
 
+def _baseline(args: argparse.Namespace, selected: Sequence[Scenario]) -> servers.Baseline:
+    if args.profile:
+        raise UsageError("--baseline with --profile: a profiled run's numbers are not comparable")
+    _log(f"checking that PYTHONPATH={Path(args.baseline) / 'src'} loads the baseline's code")
+    baseline = servers.load_baseline(
+        Path(args.baseline), args.baseline_label, [m for s in selected for m in s.modules]
+    )
+    app = baseline.imported.get("entrypoints.http.app", [""])[0]
+    _log(f"baseline {baseline.label} ({baseline.describe or 'not a git checkout'}): its servers import {app}")
+    return baseline
+
+
 def _run_all(selected: Sequence[Scenario], options: scenarios.Options) -> list[ScenarioResult]:
     """Each scenario in turn; the stores they share stop when the last one is done."""
     results: list[ScenarioResult] = []
@@ -204,6 +234,8 @@ def _run_all(selected: Sequence[Scenario], options: scenarios.Options) -> list[S
                 _log(f"{scenario.name}: skipped: {result.skipped}")
             elif result.error:
                 _log(f"{scenario.name}: stopped: {result.error}")
+            if result.baseline is not None and result.baseline.skipped and not result.skipped:
+                _log(f"{scenario.name}: baseline skipped: {result.baseline.skipped}")
             results.append(result)
     return results
 
@@ -239,6 +271,17 @@ def _meta(
             "write_delay": options.write_delay,
             "access_log": False,
             "log_level": "warning",
+        },
+        "baseline": None
+        if options.baseline is None
+        else {
+            "dir": str(options.baseline.root),
+            "label": options.baseline.label,
+            "git": options.baseline.describe,
+            "pythonpath": str(options.baseline.src),
+            "imported": options.baseline.imported,
+            "how": "the same `counter serve` of this virtualenv with the baseline's src/ first on"
+            " PYTHONPATH; measured runs interleaved with the code under test's, this code first",
         },
     }
 

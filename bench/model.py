@@ -111,9 +111,51 @@ class ScenarioResult:
     skipped: str = ""  # why it did not run
     error: str = ""  # why it stopped half way
     notes: list[str] = field(default_factory=list)
+    variant: str = ""  # '' for the code under test; the baseline's label for the baseline's code
+    baseline: ScenarioResult | None = None  # the same scenario on the baseline's code (--baseline)
 
     def measured(self) -> list[Run]:
         return [r for r in self.runs if r.phase == "measure"]
 
     def at(self, concurrency: int) -> Run | None:
         return next((r for r in self.measured() if r.concurrency == concurrency), None)
+
+    def timed(self, concurrency: int) -> list[Run]:
+        """Every timed run at `concurrency` (the median one and the other repeats), in order."""
+        return [r for r in self.runs if r.phase in {"measure", "repeat"} and r.concurrency == concurrency]
+
+    def comparisons(self) -> list[Comparison]:
+        """Requests/s against the baseline's, per concurrency measured on both sides."""
+        baseline = self.baseline
+        if baseline is None:
+            return []
+        found = []
+        for run in self.measured():
+            base = baseline.at(run.concurrency)
+            if base is None or base.rps <= 0:
+                continue
+            pairs = zip(self.timed(run.concurrency), baseline.timed(run.concurrency), strict=False)
+            found.append(
+                Comparison(
+                    concurrency=run.concurrency,
+                    rps=run.rps,
+                    baseline_rps=base.rps,
+                    ratio=run.rps / base.rps,
+                    pair_ratios=[a.rps / b.rps for a, b in pairs if b.rps > 0],
+                )
+            )
+        return found
+
+    def comparison(self, concurrency: int) -> Comparison | None:
+        return next((c for c in self.comparisons() if c.concurrency == concurrency), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """The code under test against the baseline's code at one concurrency, from one run."""
+
+    concurrency: int
+    rps: float  # the median run of the code under test
+    baseline_rps: float  # the median run of the baseline's code
+    ratio: float  # rps / baseline_rps
+    pair_ratios: list[float]  # each run against the baseline's run right after it

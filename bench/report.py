@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.model import Run, ScenarioResult
-from bench.targets import Target
+from bench.targets import TARGET_CONCURRENCY, Target
 
 COLUMNS = (
     ("scenario", "<"),
@@ -27,17 +27,40 @@ COLUMNS = (
     ("wrk CPU", ">"),
     ("store CPU", ">"),
 )
+VS_BASELINE_COLUMN = ("x baseline", ">")  # only when the run has a baseline
 
 
 def table(results: Sequence[ScenarioResult]) -> str:
-    rows = [_row(result, run) for result in results for run in result.measured()]
-    lines = _format(rows)
+    """One row per scenario and concurrency; with --baseline, the baseline's row right below the
+    one of the code under test, which carries the ratio."""
+    compared = any(r.baseline is not None for r in results)
+    columns = (*COLUMNS, VS_BASELINE_COLUMN) if compared else COLUMNS
+    rows = []
+    for result in results:
+        baseline = result.baseline
+        for run in result.measured():
+            ratio = result.comparison(run.concurrency)
+            rows.append(_row(result, run) + ((f"{ratio.ratio:.2f}" if ratio else "-",) if compared else ()))
+            base = None if baseline is None else baseline.at(run.concurrency)
+            if baseline is not None and base is not None:
+                rows.append((*_row(baseline, base), ""))
+        if baseline is not None:
+            done = {run.concurrency for run in result.measured()}
+            rows += [(*_row(baseline, b), "") for b in baseline.measured() if b.concurrency not in done]
+    lines = _format(rows, columns)
+    everything = with_baselines(results)
     problems = [
-        f"  {r.scenario.name}: {'skipped' if r.skipped else 'stopped'}: {_first_line(r.skipped or r.error)}"
-        for r in results
+        f"  {_name(r)}: {'skipped' if r.skipped else 'stopped'}: {_first_line(r.skipped or r.error)}"
+        for r in everything
         if r.skipped or r.error
     ]
-    notes = [f"  {r.scenario.name}: {note}" for r in results for note in r.notes]
+    notes = [f"  {_name(r)}: {note}" for r in everything for note in r.notes]
+    # The targets check the code under test; an inexact baseline is worth a note.
+    notes += [
+        f"  {_name(r)}: {sum(abs(run.lost or 0) for run in r.runs)} increments off (2xx != counter increase)"
+        for r in everything
+        if r.variant and any(run.lost for run in r.runs)
+    ]
     if problems:
         lines += ["", "Not measured:", *problems]
     if notes:
@@ -45,11 +68,26 @@ def table(results: Sequence[ScenarioResult]) -> str:
     return "\n".join(lines)
 
 
+def with_baselines(results: Sequence[ScenarioResult]) -> list[ScenarioResult]:
+    """Each result followed by that of the same scenario on the baseline's code, if any."""
+    return [r for result in results for r in (result, result.baseline) if r is not None]
+
+
+def _name(result: ScenarioResult) -> str:
+    name = result.scenario.name
+    return f"{name} [baseline {result.variant}]" if result.variant else name
+
+
+def _label(result: ScenarioResult) -> str:
+    label = result.scenario.label
+    return f"{label}, baseline {result.variant}" if result.variant else label
+
+
 def _row(result: ScenarioResult, run: Run) -> tuple[str, ...]:
     ratio = run.p99_ms / run.p50_ms if run.p50_ms > 0 else 0.0
     writes = run.writes_per_increment
     return (
-        result.scenario.label,
+        _label(result),
         str(result.scenario.workers),
         str(run.concurrency),
         f"{run.rps:,.0f}",
@@ -65,21 +103,56 @@ def _row(result: ScenarioResult, run: Run) -> tuple[str, ...]:
     )
 
 
-def _format(rows: Sequence[tuple[str, ...]]) -> list[str]:
-    headers = tuple(name for name, _ in COLUMNS)
+def _format(rows: Sequence[tuple[str, ...]], columns: Sequence[tuple[str, str]] = COLUMNS) -> list[str]:
+    headers = tuple(name for name, _ in columns)
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=False)]
 
     def line(cells: Sequence[str]) -> str:
         return "  ".join(
-            f"{cell:{align}{width}}" for cell, (_, align), width in zip(cells, COLUMNS, widths, strict=True)
+            f"{cell:{align}{width}}" for cell, (_, align), width in zip(cells, columns, widths, strict=True)
         ).rstrip()
 
     return [line(headers), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]
 
 
-def memory_table(results: Sequence[ScenarioResult]) -> str:
+def baseline_text(results: Sequence[ScenarioResult], concurrency: int = TARGET_CONCURRENCY) -> str:
+    """One line per scenario run against the baseline: the ratio at `concurrency` (else at the
+    highest concurrency both measured), then the pairs and the other concurrencies."""
     lines = []
     for result in results:
+        baseline = result.baseline
+        if baseline is None:
+            continue
+        scenario = result.scenario
+        name = f"{scenario.name} {scenario.method} {scenario.path}"
+        comparisons = result.comparisons()
+        if not comparisons:
+            why = _first_line(baseline.skipped or baseline.error or result.skipped or result.error)
+            lines.append(f"  {name}: not compared with baseline {baseline.variant}: {why or 'not measured'}")
+            continue
+        main = next((c for c in comparisons if c.concurrency == concurrency), comparisons[-1])
+        pairs = ", ".join(f"{r:.2f}" for r in main.pair_ratios)
+        others = ", ".join(f"@{c.concurrency} {c.ratio:.2f} x" for c in comparisons if c is not main)
+        detail = f"{main.rps:,.0f} / {main.baseline_rps:,.0f} req/s"
+        if len(main.pair_ratios) > 1:
+            detail += f"; run by run {pairs}"
+        if others:
+            detail += f"; {others}"
+        lines.append(
+            f"  {name} @{main.concurrency}: {main.ratio:.2f} x baseline {baseline.variant} ({detail})"
+        )
+    if not lines:
+        return ""
+    return "\n".join(
+        ["Against the baseline (same run, interleaved; requests/s of this code / the baseline's):", *lines]
+    )
+
+
+def memory_table(results: Sequence[ScenarioResult]) -> str:
+    lines = []
+    everything = with_baselines(results)
+    for result in everything:
+        label = _label(result)
         memory = result.memory
         if memory is None:
             continue
@@ -87,14 +160,14 @@ def memory_table(results: Sequence[ScenarioResult]) -> str:
         for worker in memory.workers:
             growth = worker.growth_pct
             lines.append(
-                f"  {result.scenario.label:<34} pid {worker.pid:<7}"
+                f"  {label:<34} pid {worker.pid:<7}"
                 f" after warm-up {_mib(worker.after_warmup_kib)}"
                 f"  after {half // 1000}k {_mib(worker.after_half_kib)}"
                 f"  after {2 * half // 1000}k {_mib(worker.after_soak_kib)}"
                 f"  growth {'-' if growth is None else f'{growth:+.2f}%'}"
             )
         if memory.note:
-            lines.append(f"  {result.scenario.label:<34} {memory.note}")
+            lines.append(f"  {label:<34} {memory.note}")
     if not lines:
         return ""
     return "\n".join(
@@ -123,19 +196,27 @@ def _first_line(text: str) -> str:
 def to_json(
     results: Sequence[ScenarioResult], targets: Sequence[Target], meta: dict[str, Any]
 ) -> dict[str, Any]:
-    scenarios = []
-    for result in results:
-        entry = dataclasses.asdict(result)
-        entry["scenario"]["needs"] = sorted(result.scenario.needs)
-        entry["scenario"]["env"] = dict(result.scenario.env)
-        for run_json, run in zip(entry["runs"], result.runs, strict=True):
-            run_json["errors"] = run.errors
-            run_json["writes_per_increment"] = run.writes_per_increment
-        if result.memory is not None:
-            for worker_json, worker in zip(entry["memory"]["workers"], result.memory.workers, strict=True):
-                worker_json["growth_pct"] = worker.growth_pct
-        scenarios.append(entry)
-    return {"meta": meta, "scenarios": scenarios, "targets": [dataclasses.asdict(t) for t in targets]}
+    return {
+        "meta": meta,
+        "scenarios": [_result_json(result) for result in results],
+        "targets": [dataclasses.asdict(t) for t in targets],
+    }
+
+
+def _result_json(result: ScenarioResult) -> dict[str, Any]:
+    entry = dataclasses.asdict(result)
+    entry["scenario"]["needs"] = sorted(result.scenario.needs)
+    entry["scenario"]["env"] = dict(result.scenario.env)
+    for run_json, run in zip(entry["runs"], result.runs, strict=True):
+        run_json["errors"] = run.errors
+        run_json["writes_per_increment"] = run.writes_per_increment
+    if result.memory is not None:
+        for worker_json, worker in zip(entry["memory"]["workers"], result.memory.workers, strict=True):
+            worker_json["growth_pct"] = worker.growth_pct
+    if result.baseline is not None:
+        entry["baseline"] = _result_json(result.baseline)
+        entry["vs_baseline"] = [dataclasses.asdict(c) for c in result.comparisons()]
+    return entry
 
 
 def save_json(document: dict[str, Any], directory: Path, stamp: str) -> Path:
@@ -154,16 +235,21 @@ def save_plot(results: Sequence[ScenarioResult], path: Path, title: str) -> Path
     mpl.use("Agg")
     import matplotlib.pyplot as plt
 
-    drawn = [r for r in results if r.measured()]
+    everything = with_baselines(results)
+    drawn = [r for r in everything if r.measured()]
     if not drawn:
         return None
     figure, axes = plt.subplots(figsize=(11, 5.5), layout="constrained")
+    colours: dict[str, Any] = {}
     for result in drawn:
         runs = sorted(result.measured(), key=lambda r: r.concurrency)
         label = f"{result.scenario.store} ({result.scenario.workers}w)"
         style = "--" if result.scenario.method == "GET" else "-"
+        if result.variant:
+            label += f", baseline {result.variant}"
+            style = ":"
         lone = len(runs) == 1  # a single point (access log on) would hide behind a line's marker
-        axes.plot(
+        (line,) = axes.plot(
             [r.concurrency for r in runs],
             [r.rps for r in runs],
             style,
@@ -171,7 +257,10 @@ def save_plot(results: Sequence[ScenarioResult], path: Path, title: str) -> Path
             markersize=9 if lone else 6,
             fillstyle="none" if lone else "full",
             label=label,
+            # A baseline has the colour of the scenario it is compared with (drawn just before it).
+            color=colours.get(result.scenario.name),
         )
+        colours.setdefault(result.scenario.name, line.get_color())
     concurrencies = sorted({r.concurrency for result in drawn for r in result.measured()})
     axes.set_xscale("log", base=2)
     axes.set_yscale("log")

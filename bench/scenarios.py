@@ -1,4 +1,4 @@
-"""The scenarios of issue 6 and how one is run: start, warm up, soak (RSS), measure, stop."""
+"""The scenarios and how one is run: start, warm up, soak (RSS), measure, stop."""
 
 from __future__ import annotations
 
@@ -133,6 +133,7 @@ class Options:
     workdir: Path
     repeat: int = 1  # measured runs per concurrency; the median one is reported
     profile_dir: Path | None = None  # run `counter serve` under pyinstrument, sessions saved here
+    baseline: servers.Baseline | None = None  # also run each `counter serve` on this checkout's code
 
 
 @dataclass(slots=True)
@@ -214,9 +215,14 @@ def run_scenario(scenario: Scenario, context: Context) -> ScenarioResult:
     profile = _profile_path(scenario, context.options)
     if profile is not None:
         result.notes.append("profiled with pyinstrument: its numbers are slower than the real ones")
+    result.baseline = _baseline_result(scenario, context, result.cpus)
     try:
-        with _server(scenario, context, cpus, profile) as server:
-            _measure_server(scenario, context, server, result)
+        with ExitStack() as stack:
+            server = stack.enter_context(_server(scenario, context, cpus, profile))
+            sides = [_Side(server, result)]
+            if result.baseline is not None and not result.baseline.skipped:
+                sides += _start_baseline(scenario, context, cpus, stack, result.baseline)
+            _measure_servers(scenario, context, sides)
     except procs.StartError as error:
         result.skipped = f"did not start: {error}"
     except _SCENARIO_ERRORS as error:
@@ -227,6 +233,43 @@ def run_scenario(scenario: Scenario, context: Context) -> ScenarioResult:
     return result
 
 
+def _baseline_result(scenario: Scenario, context: Context, cpus: str) -> ScenarioResult | None:
+    baseline = context.options.baseline
+    if baseline is None or scenario.kind is not Kind.COUNTER:
+        return None
+    result = ScenarioResult(scenario=scenario, cpus=cpus, variant=baseline.label)
+    missing = baseline.missing(scenario.modules)
+    if missing:
+        result.skipped = f"module {', '.join(missing)} is not in the baseline"
+    return result
+
+
+def _start_baseline(
+    scenario: Scenario, context: Context, cpus: str, stack: ExitStack, result: ScenarioResult
+) -> list[_Side]:
+    """The baseline's server, on the same CPUs; if it does not start, the scenario goes on alone."""
+    try:
+        server = stack.enter_context(_server(scenario, context, cpus, None, context.options.baseline))
+    except procs.StartError as error:
+        result.skipped = f"did not start: {error}"
+        context.log(f"{scenario.name}: the baseline's server did not start")
+        return []
+    return [_Side(server, result)]
+
+
+@dataclass(slots=True)
+class _Side:
+    """One server of a scenario and its results: the code under test, or the baseline's code."""
+
+    server: servers.Server
+    result: ScenarioResult
+
+    @property
+    def name(self) -> str:
+        scenario = self.result.scenario.name
+        return f"{scenario} [baseline {self.result.variant}]" if self.result.variant else scenario
+
+
 def _profile_path(scenario: Scenario, options: Options) -> Path | None:
     if options.profile_dir is None or scenario.kind is not Kind.COUNTER or scenario.workers != 1:
         return None
@@ -235,72 +278,101 @@ def _profile_path(scenario: Scenario, options: Options) -> Path | None:
 
 @contextlib.contextmanager
 def _server(
-    scenario: Scenario, context: Context, cpus: str, profile: Path | None
+    scenario: Scenario,
+    context: Context,
+    cpus: str,
+    profile: Path | None,
+    baseline: servers.Baseline | None = None,
 ) -> Iterator[servers.Server]:
+    """The scenario's server; with `baseline`, on the baseline's code, with its own SQLite file,
+    Redis keys and ConfigMap (both servers of a scenario are up at once, loaded in turn)."""
     workdir = context.options.workdir
-    log_path = workdir / "logs" / f"{scenario.name}.log"
+    # The scenario's name, or e.g. redis-baseline: a file, key prefix and ConfigMap of its own.
+    own = f"{scenario.name}-baseline" if baseline is not None else scenario.name
+    log_path = workdir / "logs" / f"{own}.log"
     if scenario.kind is Kind.PEER:
         with servers.peer_server(context.redis().url, cpus=cpus, log_path=log_path) as server:
             yield server
         return
     env = dict(scenario.env)
     if env.get("COUNTER_BACKEND") == "sqlite":
-        db = workdir / "sqlite" / scenario.name / "counter.db"
+        db = workdir / "sqlite" / own / "counter.db"
         db.parent.mkdir(parents=True, exist_ok=True)
         env["COUNTER_SQLITE_PATH"] = str(db)
     if Needs.REDIS in scenario.needs:
         env["COUNTER_REDIS_URL"] = context.redis().url
-        env["COUNTER_REDIS_PREFIX"] = f"bench:{scenario.name}:"
+        env["COUNTER_REDIS_PREFIX"] = f"bench:{own}:"
     if Needs.KUBE in scenario.needs:
         env["COUNTER_KUBECONFIG"] = str(context.kube().kubeconfig)
-        env["COUNTER_CONFIGMAP_NAME"] = f"bench-{scenario.name}"
+        env["COUNTER_CONFIGMAP_NAME"] = f"bench-{own}"
         env["COUNTER_CONFIGMAP_NAMESPACE"] = "default"
     with servers.counter_server(
-        env, workers=scenario.workers, cpus=cpus, log_path=log_path, profile=profile
+        env, workers=scenario.workers, cpus=cpus, log_path=log_path, profile=profile, baseline=baseline
     ) as server:
         yield server
 
 
-def _measure_server(
-    scenario: Scenario, context: Context, server: servers.Server, result: ScenarioResult
-) -> None:
+def _measure_servers(scenario: Scenario, context: Context, sides: list[_Side]) -> None:
+    """Warm up and soak each server in turn, then the measured runs interleaved: for each
+    concurrency and repeat, one run on each server, the code under test first, so that what else
+    the machine does hits both alike."""
     options = context.options
     concurrencies = (
         (scenario.only_concurrency,) if scenario.only_concurrency is not None else options.concurrencies
     )
     top = max(concurrencies)
-    context.log(f"{scenario.name}: warm-up {options.warmup:g}s at {top} connections")
-    warm = _run(scenario, context, server, "warmup", top, seconds=options.warmup)
-    result.runs.append(warm)
-    if scenario.soak:
-        result.memory = _soak(scenario, context, server, result, top, served=warm.ok + warm.failed)
+    for side in list(sides):
+        with _baseline_may_fail(context, sides, side):
+            _warm_up(scenario, context, side, top)
     for concurrency in concurrencies:
         context.log(
             f"{scenario.name}: measure {options.duration:g}s at {concurrency} connections"
             + (f", {options.repeat} times" if options.repeat > 1 else "")
+            + (f", interleaved with baseline {sides[1].result.variant}" if len(sides) > 1 else "")
         )
-        runs = [
-            _run(scenario, context, server, "repeat", concurrency, seconds=options.duration)
-            for _ in range(options.repeat)
-        ]
-        # The run with the median throughput stands for the concurrency; the others stay in the JSON.
-        median = sorted(runs, key=lambda r: r.rps)[(len(runs) - 1) // 2]
-        median.phase = "measure"
-        result.runs += runs
+        for _ in range(options.repeat):
+            for side in list(sides):
+                with _baseline_may_fail(context, sides, side):
+                    run = _run(
+                        scenario, context, side.server, "repeat", concurrency, seconds=options.duration
+                    )
+                    side.result.runs.append(run)
+        for side in sides:
+            # The run with the median throughput stands for the concurrency; the others stay in the JSON.
+            runs = side.result.timed(concurrency)
+            if runs:
+                sorted(runs, key=lambda r: r.rps)[(len(runs) - 1) // 2].phase = "measure"
 
 
-def _soak(
-    scenario: Scenario,
-    context: Context,
-    server: servers.Server,
-    result: ScenarioResult,
-    concurrency: int,
-    *,
-    served: int,
-) -> Memory:
+def _warm_up(scenario: Scenario, context: Context, side: _Side, concurrency: int) -> None:
+    options = context.options
+    context.log(f"{side.name}: warm-up {options.warmup:g}s at {concurrency} connections")
+    warm = _run(scenario, context, side.server, "warmup", concurrency, seconds=options.warmup)
+    side.result.runs.append(warm)
+    if scenario.soak:
+        side.result.memory = _soak(scenario, context, side, concurrency, served=warm.ok + warm.failed)
+
+
+@contextlib.contextmanager
+def _baseline_may_fail(context: Context, sides: list[_Side], side: _Side) -> Iterator[None]:
+    """A failure on the baseline's server ends the baseline's measurement only (it is dropped from
+    `sides`); one on the server under test ends the scenario."""
+    if side is sides[0]:
+        yield
+        return
+    try:
+        yield
+    except _SCENARIO_ERRORS as error:
+        side.result.error = f"{type(error).__name__}: {error}"
+        context.log(f"{side.name}: stopped: {side.result.error}")
+        sides.remove(side)
+
+
+def _soak(scenario: Scenario, context: Context, side: _Side, concurrency: int, *, served: int) -> Memory:
     """RSS of each worker after the warm-up, then once the server has answered half of
     --soak-requests and all of them (warm-up included)."""
     options = context.options
+    server, result = side.server, side.result
     memory = Memory(
         soak_requests=options.soak_requests,
         workers=[WorkerMemory(pid, procs.rss_kib(pid)) for pid in server.worker_pids()],
@@ -317,7 +389,7 @@ def _soak(
     for checkpoint in (options.soak_requests // 2, options.soak_requests):
         budget = checkpoint - served
         if budget > 0:
-            context.log(f"{scenario.name}: soak {budget} requests (up to {checkpoint} in all)")
+            context.log(f"{side.name}: soak {budget} requests (up to {checkpoint} in all)")
             run = _run(
                 scenario,
                 context,

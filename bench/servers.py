@@ -4,6 +4,7 @@ on a free port and stopped by its PID when the block ends."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -11,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,118 @@ class KubeEmulator:
         response.raise_for_status()
         stats: dict[str, Any] = response.json()
         return stats
+
+
+# The packages of the service: with --baseline, each must come from the baseline's src/.
+SERVICE_PACKAGES = ("domain", "adapters", "entrypoints", "entrypoints.http")
+SERVICE_MODULES = ("entrypoints.cli", "entrypoints.http.app")
+_WHERE_SCRIPT = """
+import importlib, importlib.util, json, sys
+found = {}
+for name in filter(None, sys.argv[2].split(",")):
+    module = importlib.import_module(name)
+    found[name] = [getattr(module, "__file__", None) or "", *list(getattr(module, "__path__", []))]
+specs = {}
+for name in filter(None, sys.argv[3].split(",")):
+    try:
+        spec = importlib.util.find_spec(name)
+    except ModuleNotFoundError:
+        spec = None
+    specs[name] = "" if spec is None else (spec.origin or "")
+print(sys.argv[1] + json.dumps({"imported": found, "specs": specs}))
+"""
+_WHERE_PREFIX = "BENCH_WHERE "
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """A checkout of an earlier commit (a git worktree). Its servers run the same `counter serve`
+    of this virtualenv (same interpreter, same dependencies) with the checkout's src/ first on
+    PYTHONPATH, which comes before the editable install's path in sys.path."""
+
+    root: Path
+    label: str
+    describe: str  # `git describe --always --dirty` of the checkout
+    imported: dict[str, list[str]]  # module -> its file and package paths, as the servers import them
+    specs: dict[str, str]  # module a scenario needs -> where the baseline finds it ('' if nowhere)
+
+    @property
+    def src(self) -> Path:
+        return self.root / "src"
+
+    def pythonpath(self, env: Mapping[str, str]) -> str:
+        rest = env.get("PYTHONPATH", "")
+        return str(self.src) + (os.pathsep + rest if rest else "")
+
+    def missing(self, modules: Sequence[str]) -> list[str]:
+        return [m for m in modules if not self.specs.get(m)]
+
+
+def load_baseline(root: Path, label: str | None, modules: Sequence[str]) -> Baseline:
+    """Check that `root` is a checkout of this project and that a server started with its src/ on
+    PYTHONPATH imports the service's packages from there (not from the editable install); find
+    where it finds `modules` (those the scenarios need)."""
+    root = root.expanduser().resolve()
+    if not (root / "src" / "entrypoints" / "cli.py").is_file():
+        raise ValueError(
+            f"--baseline {root}: no src/entrypoints/cli.py there; give a checkout of this project"
+            " (git worktree add /tmp/counter-baseline <commit>)"
+        )
+    env = clean_env({})
+    baseline = Baseline(root, "", "", {}, {})
+    env["PYTHONPATH"] = baseline.pythonpath(env)
+    completed = subprocess.run(  # noqa: S603 - argv built here, no shell
+        [
+            sys.executable,
+            "-c",
+            _WHERE_SCRIPT,
+            _WHERE_PREFIX,
+            ",".join((*SERVICE_PACKAGES, *SERVICE_MODULES)),
+            ",".join(sorted(set(modules))),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=BIN,  # where `counter` lives: sys.path[0] as the servers have it
+        timeout=120,
+    )
+    line = next((ln for ln in completed.stdout.splitlines() if ln.startswith(_WHERE_PREFIX)), None)
+    if completed.returncode != 0 or line is None:
+        raise ValueError(
+            f"--baseline {root}: its code does not import with this virtualenv:"
+            f" {completed.stderr.strip()[-800:]}"
+        )
+    where = json.loads(line.removeprefix(_WHERE_PREFIX))
+    imported: dict[str, list[str]] = where["imported"]
+    elsewhere = [
+        f"{name} from {path}"
+        for name, paths in imported.items()
+        for path in paths
+        if path and not Path(path).resolve().is_relative_to(baseline.src)
+    ]
+    if elsewhere:
+        raise ValueError(f"--baseline {root}: PYTHONPATH did not win: {'; '.join(elsewhere)}")
+    return Baseline(
+        root=root,
+        label=label or _git(root, "rev-parse", "--short", "HEAD") or root.name,
+        describe=_git(root, "describe", "--always", "--dirty"),
+        imported=imported,
+        specs=where["specs"],
+    )
+
+
+def _git(root: Path, *args: str) -> str:
+    git = shutil.which("git")
+    if git is None:
+        return ""
+    try:
+        completed = subprocess.run(  # noqa: S603 - fixed argv, no shell
+            [git, "-C", str(root), *args], check=False, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return completed.stdout.strip() if completed.returncode == 0 else ""
 
 
 def clean_env(extra: Mapping[str, str]) -> dict[str, str]:
@@ -172,10 +285,17 @@ def _wait_kubeconfig(path: Path, process: subprocess.Popen[bytes], log_path: Pat
 
 @contextlib.contextmanager
 def counter_server(
-    env: Mapping[str, str], *, workers: int, cpus: str, log_path: Path, profile: Path | None = None
+    env: Mapping[str, str],
+    *,
+    workers: int,
+    cpus: str,
+    log_path: Path,
+    profile: Path | None = None,
+    baseline: Baseline | None = None,
 ) -> Iterator[Server]:
     """`counter serve`, as a user runs it, configured by COUNTER_* variables only. With `profile`,
-    it runs under pyinstrument, which saves a session there when the server stops."""
+    it runs under pyinstrument, which saves a session there when the server stops. With
+    `baseline`, the same command runs the baseline's code (its src/ first on PYTHONPATH)."""
     port = procs.free_port()
     full_env = clean_env(
         {
@@ -187,6 +307,8 @@ def counter_server(
             **env,
         }
     )
+    if baseline is not None:
+        full_env["PYTHONPATH"] = baseline.pythonpath(full_env)
     script = BIN / "counter"
     command = [str(script)] if script.exists() else [sys.executable, "-m", "entrypoints.cli"]
     how = signal.SIGTERM

@@ -1,4 +1,4 @@
-"""The targets of issue 6, each checked on one run's results (1 worker, 64 in flight)."""
+"""The targets, each checked on one run's results (1 worker, 64 in flight)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ COALESCING_SPEED_UP = 20.0
 MAX_WRITES_PER_INCREMENT = 0.1
 MAX_TAIL_RATIO = 4.0  # p99 / p50
 MAX_RSS_GROWTH_PCT = 5.0
+VS_BASELINE = 0.9
+VS_BASELINE_SCENARIOS = ("redis", "sqlite")
 MET = "MET"
 NOT_MET = "NOT MET"
 NOT_MEASURED = "n/a"
@@ -54,6 +56,7 @@ def evaluate(results: Mapping[str, ScenarioResult], concurrency: int = TARGET_CO
             COALESCING_SPEED_UP,
         ),
         _writes_per_increment(results.get("configmap"), concurrency),
+        _vs_baseline(results, concurrency),
     ]
     targets += [_no_loss(result) for result in results.values() if result.scenario.is_post]
     targets += [
@@ -76,6 +79,42 @@ def _ratio(goal: str, top: Run | None, bottom: Run | None, threshold: float) -> 
         value,
         threshold,
     )
+
+
+def _vs_baseline(results: Mapping[str, ScenarioResult], concurrency: int) -> Target:
+    """Redis and SQLite against the same scenarios on the baseline's code, interleaved in this run:
+    met when both are measured and at least 0.9 x, not met as soon as one is below."""
+    goal = f"Redis and SQLite POST /counter at {concurrency} in flight >= 0.9 x the baseline"
+    if all(results[n].baseline is None for n in VS_BASELINE_SCENARIOS if n in results):
+        return Target(goal, NOT_MEASURED, "not measured in this run (--baseline DIR)")
+    parts, values, missing = [], [], []
+    label = ""
+    for name in VS_BASELINE_SCENARIOS:
+        result = results.get(name)
+        if result is None or result.baseline is None:
+            missing.append(f"{name}: {'not in this run' if result is None else 'no --baseline'}")
+            continue
+        compared = result.comparison(concurrency)
+        if compared is None:
+            base = result.baseline
+            why = result.skipped or result.error or base.skipped or base.error or "not measured"
+            missing.append(f"{name}: {_short(why)}")
+            continue
+        label = result.baseline.variant
+        values.append(compared.ratio)
+        parts.append(f"{name} {compared.ratio:.2f} x ({compared.rps:,.0f} / {compared.baseline_rps:,.0f})")
+    detail = "; ".join(parts + missing) + (f"; baseline {label}" if label else "")
+    lowest = min(values, default=None)
+    if lowest is not None and lowest < VS_BASELINE:
+        return Target(goal, NOT_MET, detail, lowest, VS_BASELINE)
+    if missing:
+        return Target(goal, NOT_MEASURED, detail, lowest, VS_BASELINE)
+    return Target(goal, MET, detail, lowest, VS_BASELINE)
+
+
+def _short(text: str) -> str:
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return first[:80]
 
 
 def _writes_per_increment(result: ScenarioResult | None, concurrency: int) -> Target:
