@@ -1,4 +1,2 @@
-"""Fixtures shared by the integration tests: our own redis-server on a free port, and an
-emulated Kubernetes API server for ConfigMaps."""
-
-pytest_plugins = ["tests.integration.redis_fixtures", "tests.integration.kube_fixtures"]
+"""Nothing shared by every test: each kind of test loads its own fixtures (tests/unit/conftest.py,
+tests/integration/conftest.py), so that a unit run never imports a server fixture."""

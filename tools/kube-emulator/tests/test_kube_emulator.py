@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -30,8 +31,10 @@ from kube_emulator import EmulatorAdminClient, Faults, KubeApiEmulator
 
 pytestmark = pytest.mark.integration
 
-# The repository's parent holds shared/ (here /work/shared; in CI shared/ sits beside the clone).
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "kube-api"
+# Shapes recorded from a real API server: $KUBE_API_SHAPES, else shared/kube-api beside the
+# repository (this file is <repository>/tools/kube-emulator/tests/test_kube_emulator.py).
+BESIDE_THE_REPOSITORY = Path(__file__).resolve().parents[4] / "shared" / "kube-api"
+SHARED = Path(os.environ.get("KUBE_API_SHAPES") or BESIDE_THE_REPOSITORY)
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"no shared Kubernetes API shapes at {SHARED}")
 KUBECTL = shutil.which("kubectl")
 needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not on PATH")

@@ -83,7 +83,7 @@ FEATURE_VALUES: dict[str, dict[str, Any]] = {
 def tool(name: str) -> Path:
     path = BIN / name
     if not path.exists():
-        pytest.fail(f"{name} is not installed in {BIN}: run `pip install -e '.[dev]'`")
+        pytest.fail(f"{name} is not installed in {BIN}: run `make dev`")
     return path
 
 
@@ -222,6 +222,11 @@ def test_dockerfile_has_what_the_image_needs() -> None:
         assert f"org.opencontainers.image.{label}=" in final, f"OCI label {label} missing"
     assert "requirements.txt" in text
     assert "--no-deps" in text
+    copied = re.findall(r"^COPY (?!--from)(.+) \S+$", text, flags=re.MULTILINE)
+    sources = {source for line in copied for source in line.split()}
+    assert sources == {"deploy/docker/requirements.txt", "pyproject.toml", "README.md", "src"}, (
+        f"the image installs the service alone, from its wheel: it copies {sorted(sources)}"
+    )
     assert not re.search(r"apt-get install|gcc|build-essential", final), "no build tools in the final stage"
 
 
@@ -230,6 +235,9 @@ def test_dockerignore_keeps_the_context_small() -> None:
     assert lines[0] == "*", "the build context must be an allow-list: everything out, then what is needed"
     for needed in ("!pyproject.toml", "!README.md", "!src/", "!deploy/docker/requirements.txt"):
         assert needed in lines, f".dockerignore must let {needed[1:]} into the build context"
+    let_in = [line for line in lines if line.startswith("!")]
+    for kept_out in ("tools", "tests"):
+        assert not [line for line in let_in if line[1:].startswith(kept_out)], f"{kept_out}/ must stay out"
 
 
 def test_requirements_pin_every_runtime_dependency() -> None:

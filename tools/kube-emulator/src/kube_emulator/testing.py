@@ -1,8 +1,13 @@
-"""The emulated Kubernetes API as pytest fixtures.
+"""The emulated Kubernetes API as pytest fixtures: `kube_api` and `kube_kubeconfig`.
 
-Use them from a test module:
+Not a pytest plugin that loads itself: a test suite imports the fixtures where it wants them, so
+that only the tests that use the emulator load it. In a `conftest.py`:
 
-    pytest_plugins = ["tests.integration.kube_fixtures"]  # kube_api, kube_kubeconfig
+    from kube_emulator.testing import kube_api, kube_kubeconfig
+
+    __all__ = ["kube_api", "kube_kubeconfig"]
+
+Needs pytest (the `testing` extra).
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from kube_emulator import KubeApiEmulator
+from kube_emulator.emulator import KubeApiEmulator
+
+__all__ = ["kube_api", "kube_kubeconfig"]
 
 
 @pytest.fixture

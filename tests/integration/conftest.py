@@ -1,0 +1,17 @@
+"""Fixtures of the integration tests, for tests/integration only (a unit run never imports them):
+our own redis-server on a free port, and the emulated Kubernetes API for ConfigMaps."""
+
+import pytest
+
+# Before the import: pytest rewrites the asserts only of modules it is told about before they load.
+pytest.register_assert_rewrite("tests.integration.redis_fixtures")
+
+from kube_emulator.testing import kube_api, kube_kubeconfig  # noqa: E402
+from tests.integration.redis_fixtures import (  # noqa: E402
+    redis_prefix,
+    redis_repository,
+    redis_server,
+    redis_url,
+)
+
+__all__ = ["kube_api", "kube_kubeconfig", "redis_prefix", "redis_repository", "redis_server", "redis_url"]
