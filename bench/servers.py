@@ -238,7 +238,7 @@ def redis_server(cpus: str, workdir: Path) -> Iterator[RedisServer]:
 
 @contextlib.contextmanager
 def kube_emulator(cpus: str, workdir: Path, write_delay: float) -> Iterator[KubeEmulator]:
-    """The emulated Kubernetes API server (src/kube_emulator) with a write delay per API write,
+    """The emulated Kubernetes API server (tools/kube-emulator) with a write delay per API write,
     as etcd's fsync costs a real cluster."""
     workdir.mkdir(parents=True, exist_ok=True)
     kubeconfig = workdir / "kubeconfig.yaml"
