@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Self, TypeVar
 
+from adapters.sqlite_schema import PUT_RECORD, SCHEMA, SCHEMA_VERSION, migrate
 from domain.errors import (
     DomainError,
     StoreCorruptedError,
@@ -46,32 +47,11 @@ from domain.model import Counter, Incremented, Page, Replaced, add_checked, chec
 
 T = TypeVar("T")
 
-# 2: Idempotency-Key records are named by Idempotency.record_key, not by the raw key (_migrate).
-SCHEMA_VERSION = 2
 # Expired idempotency keys are deleted inside every PURGE_EVERY-th write transaction, at most
 # PURGE_LIMIT at a time, so that no single request pays for a large clean-up.
 PURGE_EVERY = 128
 PURGE_LIMIT = 1000
 
-_SCHEMA = (
-    # WITHOUT ROWID: the name is the only key, so one B-tree serves lookups and sorted listing.
-    # The CHECK makes SQLite itself refuse a non-integer count (its INTEGER affinity would
-    # otherwise keep 'abc' as text).
-    """CREATE TABLE IF NOT EXISTS counters (
-        name TEXT PRIMARY KEY NOT NULL,
-        count INTEGER NOT NULL CHECK (typeof(count) = 'integer'),
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL
-    ) WITHOUT ROWID""",
-    # One row per Idempotency-Key, named by Idempotency.record_key: the request's fingerprint and
-    # the counter state the first request produced, kept until expires_at (Unix seconds).
-    """CREATE TABLE IF NOT EXISTS idempotency_records (
-        record_key TEXT PRIMARY KEY NOT NULL, fingerprint TEXT NOT NULL,
-        name TEXT NOT NULL, count INTEGER NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
-        expires_at REAL NOT NULL
-    ) WITHOUT ROWID""",
-    "CREATE INDEX IF NOT EXISTS idempotency_records_by_expiry ON idempotency_records (expires_at)",
-)
 _SYNCHRONOUS = {"NORMAL": "PRAGMA synchronous=NORMAL", "FULL": "PRAGMA synchronous=FULL"}
 
 # Constant SQL text: the sqlite3 module keeps each statement prepared in its statement cache.
@@ -85,8 +65,6 @@ _GET_RECORD = (
     "SELECT fingerprint, name, count, created_at, updated_at, expires_at FROM idempotency_records"
     " WHERE record_key = ?"
 )
-# REPLACE, because an expired row with the same key may still be there. Columns in table order.
-_PUT_RECORD = "INSERT OR REPLACE INTO idempotency_records VALUES (?, ?, ?, ?, ?, ?, ?)"
 _PURGE_RECORDS = (
     "DELETE FROM idempotency_records WHERE record_key IN"
     " (SELECT record_key FROM idempotency_records WHERE expires_at <= ? LIMIT ?)"
@@ -246,10 +224,10 @@ class SqliteCounterRepository:
                 raise StoreUnavailableError(
                     f"{where}: its schema version {version} is newer than this program"
                 )
-            for statement in _SCHEMA:
+            for statement in SCHEMA:
                 connection.execute(statement)
             if version < SCHEMA_VERSION:
-                _migrate(connection, time.time())
+                migrate(connection, time.time())
             connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             connection.execute("COMMIT")
         except sqlite3.Error as error:
@@ -353,7 +331,7 @@ class _Transaction:
             record = idempotency.record(counter, self.now_epoch)
             created = self.now_text if row is None else row[1]  # as read, and checked, above
             columns = (record.fingerprint, name, counter.count, created, self.now_text, record.expires_at)
-            self._cursor.execute(_PUT_RECORD, (idempotency.record_key, *columns))
+            self._cursor.execute(PUT_RECORD, (idempotency.record_key, *columns))
         return Incremented(counter=counter)
 
     def set(self, name: str, count: int) -> Replaced:
@@ -431,24 +409,6 @@ def _record(row: tuple[object, ...]) -> IdempotencyRecord:
             f" {_show(fingerprint)} and the expiry {_show(expires_at)}; it is left as it is"
         )
     return IdempotencyRecord(fingerprint, counter, float(expires_at))
-
-
-def _migrate(connection: sqlite3.Connection, now: float) -> None:
-    """Bring an older schema's data up to SCHEMA_VERSION, inside the caller's transaction.
-
-    Version 1 named Idempotency-Key records by the raw key, in `idempotency_keys`. Its live rows
-    move to `idempotency_records` under their record_key, so a client retrying across the upgrade
-    still gets its first result. The old table is dropped, not emptied: a version 1 process still
-    running on this file then fails its keyed increments ("no such table", a 503 the client
-    retries) instead of applying them again unseen; one started afterwards refuses the schema."""
-    tables = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'idempotency_keys'"
-    if connection.execute(tables).fetchone() is None:
-        return
-    # Version 1's columns, in its table order: key, then those of idempotency_records.
-    rows = connection.execute("SELECT * FROM idempotency_keys WHERE expires_at > ?", (now,)).fetchall()
-    records = [(Idempotency(k, fp, 0.0).record_key, fp, *rest) for k, fp, *rest in rows if isinstance(k, str)]
-    connection.executemany(_PUT_RECORD, records)
-    connection.execute("DROP TABLE idempotency_keys")
 
 
 def _timestamp(name: str, value: object) -> datetime:

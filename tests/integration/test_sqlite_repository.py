@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from adapters.sqlite import PURGE_EVERY, SCHEMA_VERSION, SqliteCounterRepository, open_sqlite_repository
+from adapters.sqlite import PURGE_EVERY, SqliteCounterRepository, open_sqlite_repository
+from adapters.sqlite_schema import SCHEMA_VERSION
 from domain.errors import (
     CounterOverflowError,
     IdempotencyKeyReusedError,
