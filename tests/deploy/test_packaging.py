@@ -248,9 +248,13 @@ def test_service_declares_no_emulator() -> None:
 # --------------------------------------------------------------------------- installs that fit their use
 
 
+# Under `make test` the outer make's flags are inherited, and with them "Entering directory" lines.
+MAKE = ("make", "--no-print-directory")
+
+
 def make_dry_run(target: str, tmp_path: Path) -> list[str]:
     """The commands `make <target>` would run in a clone without a virtual environment."""
-    result = run("make", "--dry-run", "--always-make", target, f"VENV={tmp_path / 'venv'}")
+    result = run(*MAKE, "--dry-run", "--always-make", target, f"VENV={tmp_path / 'venv'}")
     assert result.returncode == 0, output_of(result)
     return result.stdout.splitlines()
 
@@ -264,7 +268,7 @@ def test_make_run_installs_the_service_alone_and_passes_its_args(tmp_path: Path)
     commands = make_dry_run("run", tmp_path)
     assert pip_installs(commands) == ["--quiet --upgrade pip", "--quiet -e ."]
     assert commands[-1].rstrip() == f"{tmp_path / 'venv'}/bin/counter serve"
-    with_args = run("make", "--dry-run", "run", f"VENV={tmp_path / 'venv'}", "ARGS=--port 9000 --workers 2")
+    with_args = run(*MAKE, "--dry-run", "run", f"VENV={tmp_path / 'venv'}", "ARGS=--port 9000 --workers 2")
     assert with_args.stdout.splitlines()[-1].endswith("/bin/counter serve --port 9000 --workers 2")
 
 
