@@ -233,3 +233,25 @@ async def test_a_client_gone_before_its_body_counts_nothing() -> None:
         await app(scope, receive, send)
     assert sent == []
     assert (await store.get("default")).count == 0
+
+
+def test_the_increment_handlers_resolve_the_apps_exception_handlers_once() -> None:
+    from litestar.handlers import HTTPRouteHandler
+    from litestar.routes import HTTPRoute
+
+    from entrypoints.http.controllers import IncrementHandler
+    from entrypoints.http.errors import EXCEPTION_HANDLERS
+
+    app = make_app(InMemoryCounterRepository())
+    handlers = {
+        route.path: handler
+        for route in app.routes
+        if isinstance(route, HTTPRoute)
+        for handler in route.route_handlers
+        if isinstance(handler, IncrementHandler)
+    }
+    assert handlers.keys() == {"/counter", "/counters/{name:str}"}
+    for handler in handlers.values():
+        first = handler.resolve_exception_handlers()
+        assert first is handler.resolve_exception_handlers()
+        assert first == HTTPRouteHandler.resolve_exception_handlers(handler) == EXCEPTION_HANDLERS
