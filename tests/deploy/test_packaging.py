@@ -7,7 +7,6 @@ Every check has a twin that feeds it a broken input and asserts that it fails.
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import shutil
@@ -26,6 +25,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from tests.imports import imported_modules
 from tests.integration.server_process import free_port, stop
 
 pytestmark = pytest.mark.integration
@@ -185,20 +185,13 @@ def undeclared_imports(source: str, allowed: set[str]) -> set[str]:
     """Distributions a module imports from that are neither the standard library nor in `allowed`."""
     distributions = packages_distributions()
     found: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            modules = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            modules = [node.module]
-        else:
+    for module in imported_modules(source):
+        top = module.split(".")[0]
+        if top in sys.stdlib_module_names or top == "kube_emulator":
             continue
-        for module in modules:
-            top = module.split(".")[0]
-            if top in sys.stdlib_module_names or top == "kube_emulator":
-                continue
-            names = {canonicalize_name(name) for name in distributions.get(top, [top])}
-            if not names & allowed:
-                found.add(top)
+        names = {canonicalize_name(name) for name in distributions.get(top, [top])}
+        if not names & allowed:
+            found.add(top)
     return found
 
 

@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import ast
 import sys
 from pathlib import Path
 
 import domain
+from tests.imports import imported_modules
 
 DOMAIN_DIR = Path(domain.__file__).parent
 
 
 def forbidden_imports(source: str) -> list[str]:
-    found = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            modules = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            modules = [node.module]
-        else:
-            continue
-        found += [m for m in modules if m.split(".")[0] not in sys.stdlib_module_names | {"domain"}]
-    return found
+    allowed = sys.stdlib_module_names | {"domain"}
+    return [module for module in imported_modules(source) if module.split(".")[0] not in allowed]
 
 
 def test_domain_imports_only_the_standard_library() -> None:
