@@ -2,16 +2,28 @@
 
 Every record carries the id of the request it belongs to (a context variable set by the request
 middleware), so that all lines of one request can be found together.
+
+Every line of the process, the access log's included (entrypoints/access_log.py), is written by
+one `LineWriter`: a thread of its own drains a queue of finished lines and writes them in the
+order they were queued, many at a time. So no request waits for a write to stderr (a pipe that a
+slow reader keeps full would otherwise stall the event loop), lines from several threads never
+interleave, and what is queued is written before the process exits (`logging.shutdown`, which
+runs at exit, flushes the handler).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import logging.config
+import os
+import queue
+import threading
+from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 
@@ -23,6 +35,157 @@ _STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__di
     "color_message",
     "taskName",
 }
+
+
+_BATCH_LINES = 512  # written in one call at the most
+_FLUSH_TIMEOUT_SECONDS = 5.0
+
+
+class LineWriter:
+    """Writes finished lines from a thread of its own, in the order they were queued.
+
+    `write` only puts the line on a queue (no lock, no system call), so it is cheap on the event
+    loop; the thread joins whatever has queued meanwhile into one write. A write that fails (a
+    closed stderr) drops those lines: logging must never stop the service.
+    """
+
+    def __init__(self, target: Callable[[str], object]) -> None:
+        self._target = target
+        self._queue: queue.SimpleQueue[str | threading.Event | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def write(self, line: str) -> None:
+        """Queue one line (with its newline)."""
+        if self._thread is None:
+            self._start()
+        self._queue.put(line)
+
+    def flush(self, timeout: float = _FLUSH_TIMEOUT_SECONDS) -> bool:
+        """Wait until every line queued so far is written; False if that took over `timeout`."""
+        if self._thread is None:
+            return True
+        written = threading.Event()
+        self._queue.put(written)
+        return written.wait(timeout)
+
+    def close(self, timeout: float = _FLUSH_TIMEOUT_SECONDS) -> None:
+        """Write what is queued, then stop the thread. Lines written later start a new one."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._queue.put(None)
+        thread.join(timeout)
+        self._thread = None
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is None:
+                # A daemon, so that it never holds the process up; at exit logging.shutdown
+                # flushes it before the interpreter stops it.
+                self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
+                self._thread.start()
+
+    def after_fork(self) -> None:
+        # The child has the queue but not the thread: start afresh (lines of the parent that
+        # were queued are the parent's to write).
+        self._queue = queue.SimpleQueue()
+        self._thread = None
+        self._start_lock = threading.Lock()
+
+    def _run(self) -> None:
+        get, get_nowait = self._queue.get, self._queue.get_nowait
+        stop = False
+        while not stop:
+            lines: list[str] = []
+            done: list[threading.Event] = []
+            item = get()
+            while True:
+                if item is None:
+                    stop = True
+                    break
+                if isinstance(item, threading.Event):
+                    done.append(item)
+                else:
+                    lines.append(item)
+                if len(lines) >= _BATCH_LINES:
+                    break
+                try:
+                    item = get_nowait()
+                except queue.Empty:
+                    break
+            if lines:
+                # stderr closed or broken for good: drop these lines, go on
+                with contextlib.suppress(OSError, ValueError):
+                    self._target("".join(lines))
+            for event in done:
+                event.set()
+
+
+def _write_fd(fd: int) -> Callable[[str], object]:
+    def write(text: str) -> None:
+        data = text.encode("utf-8", "backslashreplace")
+        while data:
+            data = data[os.write(fd, data) :]
+
+    return write
+
+
+def _write_stream(stream: TextIO) -> Callable[[str], object]:
+    def write(text: str) -> None:
+        stream.write(text)
+        stream.flush()
+
+    return write
+
+
+class _Output:
+    """Where this process's lines go, and in which layout: set by configure_logging."""
+
+    def __init__(self) -> None:
+        self.writer = LineWriter(_write_fd(2))
+        self.layout = "text"
+
+
+_output = _Output()
+
+
+def _after_fork_in_child() -> None:
+    _output.writer.after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def line_writer() -> LineWriter:
+    """The writer every log line of this process goes through (stderr unless configured)."""
+    return _output.writer
+
+
+def line_format() -> str:
+    """The layout configure_logging chose for every line: "text" or "json"."""
+    return _output.layout
+
+
+class WriterHandler(logging.Handler):
+    """A logging handler that formats on the caller's thread and hands the line to the writer."""
+
+    def __init__(self, writer: LineWriter | None = None) -> None:
+        super().__init__()
+        self.writer = writer or _output.writer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.writer.write(self.format(record) + "\n")
+        except Exception:  # noqa: BLE001 (logging's own convention: report and go on)
+            self.handleError(record)
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.flush()
+        super().close()
 
 
 class RequestIdFilter(logging.Filter):
@@ -52,11 +215,25 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+def escape(text: str) -> str:
+    """`text` with every unprintable character written as an escape (\\r, \\n, \\x1b, ...), so
+    that text from outside (a path, a header, an error message) can neither start a forged line
+    nor drive a terminal."""
+    if text.isprintable():
+        return text
+    return text.encode("unicode_escape").decode("ascii")
+
+
 class TextFormatter(logging.Formatter):
-    """Readable lines: time level logger [request id] event key=value ..."""
+    """Readable lines: time level logger [request id] event key=value ... (escaped; only a
+    traceback spans lines)."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        record.message = escape(record.message)
+        return super().formatMessage(record)
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
@@ -64,12 +241,16 @@ class TextFormatter(logging.Formatter):
         message = record.getMessage()
         fields = {k: v for k, v in _fields(record).items() if str(v) not in message}
         if fields:
-            line += " " + " ".join(f"{k}={v}" for k, v in fields.items())
+            line += " " + " ".join(f"{k}={escape(str(v))}" for k, v in fields.items())
         return line
 
 
-def configure_logging(level: str = "info", fmt: str = "text") -> None:
-    formatter = "json" if fmt == "json" else "text"
+def configure_logging(level: str = "info", fmt: str = "text", stream: TextIO | None = None) -> None:
+    """Configure the process's logging; `stream` instead of stderr is for tests."""
+    previous = _output.writer
+    _output.writer = LineWriter(_write_fd(2) if stream is None else _write_stream(stream))
+    previous.close()
+    formatter = _output.layout = "json" if fmt == "json" else "text"
     logging.config.dictConfig(
         {
             "version": 1,
@@ -81,10 +262,9 @@ def configure_logging(level: str = "info", fmt: str = "text") -> None:
             },
             "handlers": {
                 "stderr": {
-                    "class": "logging.StreamHandler",
+                    "()": WriterHandler,
                     "formatter": formatter,
                     "filters": ["request_id"],
-                    "stream": "ext://sys.stderr",
                 }
             },
             "root": {"handlers": ["stderr"], "level": level.upper()},

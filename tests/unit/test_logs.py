@@ -9,20 +9,24 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from adapters.memory import InMemoryCounterRepository
-from entrypoints.logs import JsonFormatter, RequestIdFilter, TextFormatter, configure_logging, request_id_var
+from entrypoints.logs import (
+    JsonFormatter,
+    RequestIdFilter,
+    TextFormatter,
+    configure_logging,
+    line_writer,
+    request_id_var,
+)
 from tests.unit.conftest import make_client
 
 
 @pytest.fixture
 def captured() -> Iterator[io.StringIO]:
-    configure_logging("info", "json")
+    """Every line the process logs, as configured for a JSON deployment, in one stream."""
     stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    handler.addFilter(RequestIdFilter())
-    logging.getLogger().addHandler(handler)
+    configure_logging("info", "json", stream=stream)
     yield stream
-    logging.getLogger().removeHandler(handler)
+    line_writer().close()
     logging.getLogger().handlers.clear()
 
 
@@ -58,6 +62,7 @@ async def test_every_line_of_a_request_has_its_id_and_one_access_line(captured: 
     async with make_client(store) as client:
         await client.post("/counter", headers={"X-Request-ID": "req-42"})
         await client.get("/nowhere-at-all-xyz", headers={"X-Request-ID": "req-43"})
+    assert line_writer().flush()
     lines = [json.loads(line) for line in captured.getvalue().splitlines()]
     access = [line for line in lines if line["logger"] == "counter.access"]
     post = [line for line in access if line["request_id"] == "req-42"]

@@ -23,6 +23,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 
 from domain.errors import DomainError
+from entrypoints.access_log import AccessLog
 from entrypoints.container import Container, build_container, start_service
 from entrypoints.http.auth import ADMIN_TOKEN_STATE_KEY
 from entrypoints.http.controllers import (
@@ -40,7 +41,7 @@ from entrypoints.http.dependencies import (
 )
 from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.middleware import RequestContext
-from entrypoints.logs import configure_logging
+from entrypoints.logs import configure_logging, line_writer
 from entrypoints.runtime import tune_garbage_collector
 from entrypoints.settings import Settings
 
@@ -88,7 +89,7 @@ class CounterApp(RequestContext, Litestar):
     serves: a 404 for an unknown path, which no route middleware sees, gets both too. Everything
     else (routing, middleware, CORS, guards, exception handlers) is Litestar's own."""
 
-    def __init__(self, *, access_log: bool = True, **options: Any) -> None:
+    def __init__(self, *, access_log: AccessLog | None = None, **options: Any) -> None:
         super().__init__(**options)
         self.access_log = access_log
 
@@ -126,6 +127,9 @@ def create_app(
             if shutdown is not None:
                 await shutdown
             logger.info("store closed", extra={"backend": settings.backend})
+            # Every request has been answered: write their lines now, even where a server ends
+            # its worker processes without the interpreter's exit handlers.
+            line_writer().flush()
 
     return CounterApp(
         route_handlers=[
@@ -146,7 +150,7 @@ def create_app(
         request_max_body_size=settings.max_body_bytes,
         debug=False,
         logging_config=None,  # configured once by entrypoints.logs, not by the framework
-        access_log=settings.access_log,
+        access_log=AccessLog.configured() if settings.access_log else None,
         **options,
     )
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import itertools
-import logging
 import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from entrypoints.access_log import AccessLog
 from entrypoints.logs import request_id_var
 
 # Plain ASGI types: this middleware needs nothing from the framework.
@@ -18,8 +18,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-access_logger = logging.getLogger("counter.access")
 
 # A client-sent id is echoed into logs and headers: keep it short and printable.
 _VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
@@ -39,7 +37,7 @@ class RequestContext:
     too) at the cost of no extra ASGI layer. The framework needs nothing from it, nor it from the
     framework."""
 
-    access_log: bool = True
+    access_log: AccessLog | None = None
 
     # Any: the app class it is mixed into types these with its own ASGI types.
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -54,7 +52,8 @@ class RequestContext:
                 break
         if not request_id:
             request_id = b"%s-%x" % (_PROCESS_PREFIX, next(_sequence))
-        token = request_id_var.set(request_id.decode())
+        request_id_text = request_id.decode()
+        token = request_id_var.set(request_id_text)
         started = time.perf_counter()
         status = 500
 
@@ -68,17 +67,7 @@ class RequestContext:
         try:
             await super().__call__(scope, receive, send_with_id)  # type: ignore[misc]
         finally:
-            if self.access_log:
-                access_logger.info(
-                    "%s %s %s",
-                    scope["method"],
-                    scope["path"],
-                    status,
-                    extra={
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                    },
-                )
+            if self.access_log is not None:
+                duration_ms = round((time.perf_counter() - started) * 1000, 3)
+                self.access_log(scope["method"], scope["path"], status, duration_ms, request_id_text)
             request_id_var.reset(token)

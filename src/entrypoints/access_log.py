@@ -1,0 +1,96 @@
+"""The access log: one line per request, in the same layout as every other log line.
+
+Why not a `logging` call: a record through the logging machinery (a LogRecord with its caller,
+thread and process lookups, the handler's lock, the formatter) cost about 10 us per line here,
+a quarter of a whole increment. The line is the same every time but for five values, so it is
+formatted here directly (the time prefix is computed once a second) and handed to the process's
+LineWriter, which writes it off the event loop in order with every other log line
+(entrypoints/logs.py). The layout is the one TextFormatter and JsonFormatter give an access
+record, so a reader of the logs sees no difference.
+
+Everything in a line that a client chose (the path, the method) is escaped: a percent-encoded CR,
+LF or ESC in a path can neither start a forged line nor drive a terminal.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import msgspec
+
+from entrypoints.logs import escape, line_format, line_writer
+
+LOGGER = "counter.access"
+
+
+class _JsonLine(msgspec.Struct):
+    """The fields JsonFormatter writes for an access record, in its order."""
+
+    time: str
+    level: str
+    logger: str
+    event: str
+    request_id: str
+    method: str
+    path: str
+    status: int
+    duration_ms: float
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+class AccessLog:
+    """Writes the access line of one request: `access_log(method, path, status, ms, request_id)`."""
+
+    __slots__ = ("_clock", "_json", "_prefix", "_second", "_write")
+
+    def __init__(
+        self, write: Callable[[str], object], fmt: str = "text", clock: Callable[[], float] = time.time
+    ) -> None:
+        self._write = write
+        self._clock = clock
+        self._json = fmt == "json"
+        self._second = -1
+        self._prefix = ""
+
+    @staticmethod
+    def configured() -> AccessLog | None:
+        """The access log as logging is configured now (entrypoints.logs): None when access
+        lines would not be written (the level is above info), else one in the configured layout
+        that writes through the process's writer."""
+        if not logging.getLogger(LOGGER).isEnabledFor(logging.INFO):
+            return None
+        return AccessLog(line_writer().write, line_format())
+
+    def __call__(self, method: str, path: str, status: int, duration_ms: float, request_id: str) -> None:
+        now = self._clock()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            if self._json:  # JsonFormatter: ISO 8601 in UTC
+                self._prefix = datetime.fromtimestamp(second, UTC).isoformat()[:-6]
+            else:  # logging's default asctime: local time
+                self._prefix = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+        millis = int((now - second) * 1000)
+        if self._json:
+            line = _JsonLine(
+                time=f"{self._prefix}.{millis:03d}+00:00",
+                level="info",
+                logger=LOGGER,
+                event=f"{method} {path} {status}",
+                request_id=request_id,
+                method=method,
+                path=path,
+                status=status,
+                duration_ms=duration_ms,
+            )
+            self._write(_encode(line).decode() + "\n")
+            return
+        self._write(
+            f"{self._prefix},{millis:03d} INFO    {LOGGER} [{request_id}] {escape(method)} {escape(path)}"
+            f" {status} duration_ms={duration_ms}\n"
+        )
