@@ -56,6 +56,7 @@ class Container(containers.DeclarativeContainer):
             namespace=config.configmap_namespace,
             kubeconfig=config.kubeconfig,
             coalesce=config.configmap_coalesce,
+            max_writes_per_second=config.configmap_max_writes_per_second,
         ),
     )
 

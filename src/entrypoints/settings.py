@@ -166,6 +166,22 @@ def int_between(low: int, high: int) -> Parser[int]:
     return Parser(convert, accepts=accepts)
 
 
+def rate_or_zero(low: float, high: float) -> Parser[float]:
+    """A number per second from `low` to `high`, fractions allowed, or 0 for no limit."""
+    accepts = f"0 or {low:g}-{high:g}"
+
+    def convert(variable: str, value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise SettingsError(variable, f"{value!r} is not a number ({accepts})") from None
+        if number != 0 and not low <= number <= high:
+            raise SettingsError(variable, f"{value} is out of range ({accepts})")
+        return number
+
+    return Parser(convert, accepts=accepts)
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """What the service runs with; each field is one COUNTER_* variable (see the module's doc)."""
@@ -206,6 +222,12 @@ class Settings:
     )
     configmap_coalesce: bool = setting(
         "group concurrent increments into one API write", default=True, parse=boolean
+    )
+    configmap_max_writes_per_second: float = setting(
+        "most Kubernetes API writes per second the ConfigMap store makes, per process (bursts of"
+        " one second's worth); under load more increments go into each write; 0: no limit",
+        default=10.0,
+        parse=rate_or_zero(1, 1000),
     )
     admin_token: str = setting(
         "bearer token for PUT/DELETE; empty: admin routes answer 403", default="", parse=text, secret=True

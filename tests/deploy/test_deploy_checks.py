@@ -428,6 +428,9 @@ def test_rendered_environment_is_accepted_by_the_service_settings(values_name: s
     assert settings.host == "0.0.0.0"
     if settings.backend == "configmap":
         assert settings.configmap_namespace == NAMESPACE
+        configmap = merged["store"]["configmap"]
+        assert settings.configmap_coalesce == configmap["coalesce"]
+        assert settings.configmap_max_writes_per_second == configmap["maxWritesPerSecond"]
 
 
 def test_prod_scales_and_is_protected_from_disruption() -> None:

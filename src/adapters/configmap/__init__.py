@@ -7,7 +7,7 @@ while one write is in flight, further operations queue up and go into the next w
 and each caller still gets its own result, as if applied one by one (batch, commit, repository).
 A write whose answer was lost is settled by re-reading, so even a timeout is answered exactly;
 only when the API stays unreachable past the retry bounds (retry) is the outcome reported as
-unknown (settle).
+unknown (settle). A write budget (budget) paces the API writes: under load each write carries more.
 
 Limits: the `_idempotency` table keeps at most 1000 records and 256 KiB by default, dropping the
 oldest first; a key dropped before its TTL would count again. New counters are refused (503) once
@@ -15,8 +15,8 @@ the data nears the 1 MiB ConfigMap limit.
 
 The modules, from the outside in: repository (the port, the queue, opening), commit (one batch
 from read to compare-and-swap), settle (lost answers), reads (shared GETs), batch (operations
-applied in memory), retry (bounds and backoff), api (the Kubernetes calls and their failures),
-codec (the stored format), stats.
+applied in memory), budget (API writes per second), retry (bounds and backoff), api (the
+Kubernetes calls and their failures), codec (the stored format), stats.
 """
 
 from adapters.configmap.api import new_api_client, resolve_namespace

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -40,6 +41,7 @@ class Op:
     amount: int
     idempotency: Idempotency | None
     future: asyncio.Future[Any]
+    deadline: float = math.inf  # time.monotonic() after which it is refused, not written
 
 
 @dataclass(slots=True)

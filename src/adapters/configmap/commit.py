@@ -6,6 +6,12 @@ on the snapshot it was planned on and fails if anyone wrote since; then the batc
 again on a fresh read, within the retry bounds. After a successful write the answer is the next
 batch's snapshot, which saves a read, unless another writer won a race in the last second (then
 that cached state is probably stale and would only cost a failed write).
+
+Every write, first tries, retries after a conflict and fences alike, takes a token of the write
+budget first. It is taken before the read that the write will be based on, so that waiting for
+the token does not make that read stale, and given back when the batch needs no write after all.
+A turn that would come after the batch's time bound is not waited for: the batch fails at once
+with 503 (nothing counted), or, with a write still unconfirmed, goes on to settle it.
 """
 
 from __future__ import annotations
@@ -13,12 +19,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import Final
 
 from adapters.configmap.api import MAYBE_APPLIED, TRANSIENT, ApiError, ConfigMapApi, Kind
 from adapters.configmap.batch import Op, Outcomes, Plan, mark_retrieved, plan
+from adapters.configmap.budget import WriteBudget
 from adapters.configmap.codec import WRITERS_KEY, Codec, Snapshot, writers_value
 from adapters.configmap.retry import Bounds, after_conflict, pause
 from adapters.configmap.settle import Settlement
@@ -38,6 +46,7 @@ class _State:
     settlement: Settlement
     snapshot: Snapshot | None = None  # None: read before planning
     from_cache: bool = False
+    holding: bool = False  # a token of the write budget, for the next write
 
 
 class Committer:
@@ -48,6 +57,7 @@ class Committer:
         api: ConfigMapApi,
         codec: Codec,
         stats: ConfigMapStats,
+        budget: WriteBudget,
         *,
         max_attempts: int,
         max_retry_seconds: float,
@@ -55,6 +65,7 @@ class Committer:
         self._api = api
         self._codec = codec
         self._stats = stats
+        self._budget = budget
         self._max_attempts = max_attempts
         self._max_retry_seconds = max_retry_seconds
         self._seq = itertools.count(1)  # this instance's write numbers, as `_writers` shows them
@@ -94,11 +105,23 @@ class Committer:
         settlement = Settlement(
             self._api.name, self._codec.where, self._stats, request_timeout=self._api.timeout
         )
-        state = _State(Bounds.start(self._max_attempts, self._max_retry_seconds), use_cache, settlement)
+        # No caller waits longer than its own bound, however long it queued.
+        bounds = Bounds.start(self._max_attempts, self._max_retry_seconds, min(op.deadline for op in ops))
+        state = _State(bounds, use_cache, settlement)
         if use_cache and time.monotonic() - self._last_conflict > CACHE_DISTRUST_SECONDS:
             state.snapshot = self._cache
             state.from_cache = self._cache is not None
+        try:
+            return await self._rounds(ops, writer, state)
+        finally:
+            if state.holding:
+                self._budget.refund()
+
+    async def _rounds(self, ops: list[Op], writer: str, state: _State) -> Outcomes:
+        settlement = state.settlement
         while True:
+            if not state.holding and not await self._take_token(state):
+                continue
             if state.snapshot is None:
                 await self._read(state)
                 continue
@@ -116,6 +139,30 @@ class Committer:
             written = await self._write(state, planned, writer)
             if written is not None:
                 return written
+
+    async def _take_token(self, state: _State) -> bool:
+        """Wait for a write token within the bounds; False when refused and settling goes on."""
+        waited = await self._budget.take(state.bounds.deadline - time.monotonic())
+        if waited is not None:
+            if waited > 0:
+                self._stats.budget_waits += 1
+                self._stats.budget_wait_seconds += waited
+            state.holding = True
+            return True
+        self._stats.budget_refused += 1
+        wait = self._budget.delay()
+        rate = f"{self._budget.rate:g} API writes per second"
+        if not state.settlement:
+            raise StoreUnavailableError(
+                f"the write budget of {rate} has no turn for the write to {self._codec.where}"
+                " within its time bound; nothing was counted",
+                retry_after=max(1, math.ceil(wait)),
+            )
+        state.bounds.retry_after = max(state.bounds.retry_after, wait)
+        state.bounds.last_error = f"no turn within the write budget of {rate}"
+        state.bounds.tries = state.bounds.max_tries  # waiting for the turn would pass the deadline
+        state.settlement.check(state.bounds)  # raises, or grants the tries that settle the batch
+        return False
 
     async def _read(self, state: _State) -> None:
         try:
@@ -136,6 +183,8 @@ class Committer:
         seq = next(self._seq)
         base = state.snapshot
         changes = {**planned.changes, WRITERS_KEY: writers_value(base, writer, seq)}
+        assert state.holding, "every write takes a token of the write budget"
+        state.holding = False
         try:
             state.snapshot = await self._api.write(base, changes)
         except ApiError as error:

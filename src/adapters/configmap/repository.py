@@ -2,7 +2,10 @@
 
 The queue is what makes group commit work: every `increment`, `set` and `delete` waits on its own
 future while the writer task takes up to `max_batch` queued operations at a time and commits them
-in one write. A caller cancelled before its turn is skipped, so it was not applied.
+in one write. A caller cancelled before its turn is skipped, so it was not applied. With a write
+budget the writer waits for its token before it takes the next batch, so everything that queued
+meanwhile goes into that write; a caller still queued at the end of its time bound is refused
+(503, nothing counted), which also keeps the queue from growing under a load beyond the budget.
 `coalesce=False` (one read and one write per operation, each concurrent operation a writer of
 its own) is the naive baseline for benchmarks: under contention it needs far more tries than the
 bounds allow.
@@ -13,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import math
 import secrets
+import time
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any, Final, Literal, TypedDict, Unpack
@@ -22,6 +27,7 @@ from kubernetes import client as k8s_client
 
 from adapters.configmap.api import ApiError, ConfigMapApi, Kind, new_api_client, resolve_namespace
 from adapters.configmap.batch import Op
+from adapters.configmap.budget import WriteBudget
 from adapters.configmap.codec import Codec, is_counter_name
 from adapters.configmap.commit import Committer
 from adapters.configmap.reads import SharedReader
@@ -42,6 +48,8 @@ class ConfigMapCounterRepository:
     timeouts are retried with jittered exponential backoff within `max_attempts` tries and
     `max_retry_seconds`; past that the operations fail with StoreUnavailableError and were not
     counted (a write whose outcome is unknown is settled by re-reading before giving up).
+    `max_writes_per_second` (0: no limit, the default here; the service passes
+    COUNTER_CONFIGMAP_MAX_WRITES_PER_SECOND) paces the API writes of this instance (budget).
     """
 
     def __init__(
@@ -58,6 +66,7 @@ class ConfigMapCounterRepository:
         threads: int = DEFAULT_THREADS,
         max_idempotency_records: int = 1000,
         max_idempotency_bytes: int = 256 * 1024,
+        max_writes_per_second: float = 0.0,
     ) -> None:
         if max_batch < 1 or max_attempts < 1 or threads < 1:
             raise ValueError("max_batch, max_attempts and threads must be at least 1")
@@ -66,6 +75,8 @@ class ConfigMapCounterRepository:
         self.coalesce = coalesce
         self.stats = ConfigMapStats()
         self._max_batch = max_batch
+        self._max_retry_seconds = max_retry_seconds
+        self.budget = WriteBudget(max_writes_per_second)
         self._api = ConfigMapApi(
             api, name, namespace, timeout=request_timeout, threads=threads, stats=self.stats
         )
@@ -73,7 +84,12 @@ class ConfigMapCounterRepository:
             namespace, name, max_records=max_idempotency_records, max_record_bytes=max_idempotency_bytes
         )
         self._committer = Committer(
-            self._api, self._codec, self.stats, max_attempts=max_attempts, max_retry_seconds=max_retry_seconds
+            self._api,
+            self._codec,
+            self.stats,
+            self.budget,
+            max_attempts=max_attempts,
+            max_retry_seconds=max_retry_seconds,
         )
         self._reader = SharedReader(
             self._api, self.stats, max_attempts=max_attempts, max_retry_seconds=max_retry_seconds
@@ -99,6 +115,11 @@ class ConfigMapCounterRepository:
     @property
     def conflicts(self) -> int:
         return self.stats.conflicts
+
+    @property
+    def max_writes_per_second(self) -> float:
+        """The write budget, 0 for none: API writes stay within it times t plus `budget.burst`."""
+        return self.budget.rate
 
     # --- the port -------------------------------------------------------------------------------
 
@@ -165,7 +186,7 @@ class ConfigMapCounterRepository:
         if self._closed:
             raise StoreUnavailableError("the ConfigMap store is closed")
         loop = asyncio.get_running_loop()
-        op = Op(kind, name, amount, idem, loop.create_future())
+        op = Op(kind, name, amount, idem, loop.create_future(), time.monotonic() + self._max_retry_seconds)
         if not self.coalesce:
             # A writer recognises a lost write by its entry in `_writers`, which a concurrent write
             # under the same name would overwrite: each operation in flight writes as its own.
@@ -189,13 +210,32 @@ class ConfigMapCounterRepository:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._pending:
+                # Whatever queues while the writer waits for its token goes into that write.
+                waited = await self.budget.ready(self._pending[0].deadline - time.monotonic())
+                if waited:
+                    self.stats.budget_waits += 1
+                    self.stats.budget_wait_seconds += waited
                 batch: list[Op] = []
+                now = time.monotonic()
                 while self._pending and len(batch) < self._max_batch:
                     op = self._pending.popleft()
-                    if not op.future.done():  # a caller cancelled before its turn: not applied
-                        batch.append(op)
+                    if op.future.done():  # a caller cancelled before its turn: not applied
+                        continue
+                    if op.deadline <= now:
+                        self.stats.expired_in_queue += 1
+                        op.future.set_exception(self._expired())
+                        continue
+                    batch.append(op)
                 if batch:
                     await self._committer.commit(batch, self._id, use_cache=True)
+
+    def _expired(self) -> StoreUnavailableError:
+        limit = f" (at most {self.budget.rate:g} API writes per second)" if self.budget.limited else ""
+        return StoreUnavailableError(
+            f"the ConfigMap store {self.namespace}/{self.name} had no turn to write within"
+            f" {self._max_retry_seconds:g} s{limit}; nothing was counted",
+            retry_after=max(1, math.ceil(self.budget.delay())),
+        )
 
 
 class ConfigMapOptions(TypedDict, total=False):
@@ -209,6 +249,7 @@ class ConfigMapOptions(TypedDict, total=False):
     threads: int
     max_idempotency_records: int
     max_idempotency_bytes: int
+    max_writes_per_second: float
 
 
 async def open_configmap_repository(

@@ -9,6 +9,7 @@ answer after the client has left).
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -26,8 +27,9 @@ class Bounds:
     last_error: str = ""
 
     @staticmethod
-    def start(max_tries: int, seconds: float) -> Bounds:
-        return Bounds(max_tries, time.monotonic() + seconds)
+    def start(max_tries: int, seconds: float, deadline: float = math.inf) -> Bounds:
+        """`seconds` from now, or until `deadline` if that comes first (the oldest caller's)."""
+        return Bounds(max_tries, min(time.monotonic() + seconds, deadline))
 
     def exhausted(self, wait: float = 0.0) -> bool:
         return self.tries >= self.max_tries or time.monotonic() + wait > self.deadline

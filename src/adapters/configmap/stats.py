@@ -1,4 +1,12 @@
-"""What the store did, counted: tests and benchmarks read it to see how a workload was served."""
+"""What the store did, counted: tests and benchmarks read it to see how a workload was served.
+
+Counters only, as a scraper wants them: API writes per second over any interval is the rise of
+`api_writes` divided by its length, and with a write budget it stays at most the budget times the
+interval plus the burst. The `budget_*` counters tell how often the budget made a write wait, and
+for how long in all, and how many batches it refused (503) because their turn would have come
+after their time bound; `expired_in_queue` counts operations that waited their whole time bound
+in the queue and were refused (503) before their turn.
+"""
 
 from __future__ import annotations
 
@@ -16,3 +24,7 @@ class ConfigMapStats:
     operations: int = 0
     timeouts_resolved: int = 0
     outcomes_unknown: int = 0
+    budget_waits: int = 0
+    budget_wait_seconds: float = 0.0
+    budget_refused: int = 0
+    expired_in_queue: int = 0
