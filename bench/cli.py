@@ -42,7 +42,8 @@ def _flag(name: str) -> bool:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="Benchmark the counter service against its own health endpoint and a FastAPI peer.",
+        description="Benchmark the counter service against a bare-ASGI ceiling on the same server and a"
+        " FastAPI peer, with the access log off and with the defaults (access log on).",
     )
     parser.add_argument(
         "--quick",
@@ -100,7 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--output", type=Path, default=Path(_env("BENCH_OUTPUT") or RESULTS), help="results folder"
     )
-    parser.add_argument("--keep-workdir", action="store_true", help="keep the servers' logs and data files")
+    parser.add_argument(
+        "--keep-workdir",
+        action="store_true",
+        help="keep the servers' logs (the access logs whole) and data files",
+    )
     parser.add_argument(
         "--profile",
         action="store_true",
@@ -138,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         selected = scenarios.select(args.scenarios)
         load.wrk_binary()
         options = _options(args, args.output / f"work-{stamp}")
+        options = dataclasses.replace(options, keep_workdir=args.keep_workdir)
         if args.profile:
             options = dataclasses.replace(options, profile_dir=args.output / f"profiles-{stamp}")
         if args.baseline is not None:
@@ -161,19 +167,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     plot = report.save_plot(results, args.output / "throughput.png", f"Counter Web Server, {stamp}")
     out = sys.stdout
     out.write("\n" + report.table(results) + "\n\n")
-    memory = report.memory_table(results)
-    if memory:
-        out.write(memory + "\n\n")
-    compared = report.baseline_text(results)
-    if compared:
-        out.write(compared + "\n\n")
+    sections = (report.defaults_text(results), report.memory_table(results), report.baseline_text(results))
+    out.writelines(section + "\n\n" for section in sections if section)
     out.write(report.targets_text(checked) + "\n\n")
     if options.profile_dir is not None:
         out.write(
             f"Profiled run (pyinstrument): the numbers above are not comparable. {options.profile_dir}\n"
         )
     out.write(
-        f"{options.cpus.note}; access log off, log level warning (except 'access log on');"
+        f"{options.cpus.note}; access log off, log level warning, except the rows 'defaults' and"
+        " 'access log on' (access log on, log level info, written to a file);"
         f" * = ended with requests in flight. Took {elapsed:.0f}s.\n"
     )
     out.write(f"Results: {path} (and latest.json)" + (f", plot: {plot}" if plot else "") + "\n")
@@ -269,8 +272,9 @@ def _meta(
             "soak_requests": options.soak_requests,
             "soak_max_seconds": options.soak_max_seconds,
             "write_delay": options.write_delay,
-            "access_log": False,
-            "log_level": "warning",
+            "access_log": "off (COUNTER_ACCESS_LOG=false), except where a scenario's env sets it",
+            "log_level": "warning, except where a scenario's env sets it",
+            "server_output": "stdout and stderr of every server to a file under the work folder",
         },
         "baseline": None
         if options.baseline is None

@@ -5,10 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+# The ConfigMap store's write budget (API writes per second), set in the configmap-budget scenario.
+BUDGET_VARIABLE = "COUNTER_CONFIGMAP_MAX_WRITES_PER_SECOND"
+
 
 class Kind(StrEnum):
     COUNTER = "counter"  # `counter serve`
     PEER = "peer"  # bench/peers/fastapi_redis_app.py
+    CEILING = "ceiling"  # bench/peers/bare_asgi.py: no framework, no store, served like `counter serve`
 
 
 class Needs(StrEnum):
@@ -31,10 +35,26 @@ class Scenario:
     only_concurrency: int | None = None  # measured at this concurrency only
     soak: bool = True  # RSS after warm-up and after the soak's two halves
     configmap: bool = False  # count the emulator's API writes
+    server: str = "uvicorn"  # the HTTP server: uvicorn, or granian
+    settings: tuple[str, ...] = ()  # fields of the service's Settings it needs, else it is skipped
+    log_off: str | None = None  # the same scenario with the access log off (compared with this one)
 
     @property
     def is_post(self) -> bool:
         return self.method == "POST"
+
+    @property
+    def checks_counter(self) -> bool:
+        """Whether its runs read the counter before and after (the ceiling has none)."""
+        return self.is_post and self.kind is not Kind.CEILING
+
+    @property
+    def access_log(self) -> bool:
+        """Whether the server writes an access line per request (the service's default)."""
+        return dict(self.env).get("COUNTER_ACCESS_LOG", "false") == "true"
+
+    def env_value(self, variable: str) -> str | None:
+        return dict(self.env).get(variable)
 
 
 @dataclass(slots=True)
@@ -62,16 +82,28 @@ class Run:
     api_write_requests: int | None = None  # create/update/patch/delete requests to the API
     api_writes_applied: int | None = None  # writes the emulator applied
     api_reads: int | None = None  # get/list requests to the API
+    log_lines: int | None = None  # access lines of the measured request the server wrote in the run
 
     @property
     def errors(self) -> int:
         return self.failed + self.socket_errors
 
     @property
+    def answered(self) -> int:
+        return self.ok + self.failed
+
+    @property
     def writes_per_increment(self) -> float | None:
         if self.api_write_requests is None or not self.increments:
             return None
         return self.api_write_requests / self.increments
+
+    @property
+    def writes_per_second(self) -> float | None:
+        """API write requests per second of the measured time (what a write budget caps)."""
+        if self.api_write_requests is None or self.elapsed_s <= 0:
+            return None
+        return self.api_write_requests / self.elapsed_s
 
 
 @dataclass(slots=True)

@@ -187,12 +187,23 @@ def cmdline(pid: int) -> str:
         return ""
 
 
-def worker_pids(pid: int, workers: int) -> list[int]:
-    """The processes that serve requests: the server itself with one worker, else uvicorn's
-    worker children (not multiprocessing's resource tracker)."""
-    if workers <= 1:
+def worker_pids(pid: int, workers: int, *, spawned: bool = False) -> list[int]:
+    """The processes that serve requests: the server itself with one uvicorn worker, else the
+    worker children (not multiprocessing's resource tracker). `spawned`: the server serves from
+    children even with one worker (granian); the server itself if it has none."""
+    if workers <= 1 and not spawned:
         return [pid]
-    return [c for c in children(pid) if "resource_tracker" not in cmdline(c)]
+    found = [c for c in children(pid) if "resource_tracker" not in cmdline(c)]
+    return found if found or workers > 1 else [pid]
+
+
+def maps_mention(pids: Sequence[int], name: str) -> bool:
+    """Whether one of the processes has a file mapped whose path contains `name` (a library loaded)."""
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            if name in Path(f"/proc/{pid}/maps").read_text(errors="replace"):
+                return True
+    return False
 
 
 def rss_kib(pid: int) -> int | None:

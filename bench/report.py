@@ -5,11 +5,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.model import Run, ScenarioResult
+from bench.model import Kind, Run, ScenarioResult
 from bench.targets import TARGET_CONCURRENCY, Target
 
 COLUMNS = (
@@ -17,12 +17,14 @@ COLUMNS = (
     ("workers", ">"),
     ("conc", ">"),
     ("req/s", ">"),
+    ("x ceiling", ">"),
     ("p50 ms", ">"),
     ("p99 ms", ">"),
     ("p99/p50", ">"),
     ("errors", ">"),
     ("lost", ">"),
     ("API writes/incr", ">"),
+    ("API writes/s", ">"),
     ("server CPU", ">"),
     ("wrk CPU", ">"),
     ("store CPU", ">"),
@@ -35,18 +37,23 @@ def table(results: Sequence[ScenarioResult]) -> str:
     one of the code under test, which carries the ratio."""
     compared = any(r.baseline is not None for r in results)
     columns = (*COLUMNS, VS_BASELINE_COLUMN) if compared else COLUMNS
+    ceilings = _ceilings(results)
     rows = []
     for result in results:
         baseline = result.baseline
         for run in result.measured():
             ratio = result.comparison(run.concurrency)
-            rows.append(_row(result, run) + ((f"{ratio.ratio:.2f}" if ratio else "-",) if compared else ()))
+            rows.append(
+                _row(result, run, ceilings) + ((f"{ratio.ratio:.2f}" if ratio else "-",) if compared else ())
+            )
             base = None if baseline is None else baseline.at(run.concurrency)
             if baseline is not None and base is not None:
-                rows.append((*_row(baseline, base), ""))
+                rows.append((*_row(baseline, base, ceilings), ""))
         if baseline is not None:
             done = {run.concurrency for run in result.measured()}
-            rows += [(*_row(baseline, b), "") for b in baseline.measured() if b.concurrency not in done]
+            rows += [
+                (*_row(baseline, b, ceilings), "") for b in baseline.measured() if b.concurrency not in done
+            ]
     lines = _format(rows, columns)
     everything = with_baselines(results)
     problems = [
@@ -83,20 +90,36 @@ def _label(result: ScenarioResult) -> str:
     return f"{label}, baseline {result.variant}" if result.variant else label
 
 
-def _row(result: ScenarioResult, run: Run) -> tuple[str, ...]:
+def _ceilings(results: Sequence[ScenarioResult]) -> dict[str, ScenarioResult]:
+    """The ceiling of each server (uvicorn, granian) measured in this run."""
+    return {r.scenario.server: r for r in results if r.scenario.kind is Kind.CEILING and r.measured()}
+
+
+def ceiling_ratio(result: ScenarioResult, run: Run, ceilings: Mapping[str, ScenarioResult]) -> float | None:
+    """Requests/s over those of the bare app on the same server at the same concurrency."""
+    ceiling = ceilings.get(result.scenario.server)
+    reference = None if ceiling is None else ceiling.at(run.concurrency)
+    return None if reference is None or reference.rps <= 0 else run.rps / reference.rps
+
+
+def _row(result: ScenarioResult, run: Run, ceilings: Mapping[str, ScenarioResult]) -> tuple[str, ...]:
     ratio = run.p99_ms / run.p50_ms if run.p50_ms > 0 else 0.0
     writes = run.writes_per_increment
+    per_second = run.writes_per_second
+    of_ceiling = ceiling_ratio(result, run, ceilings)
     return (
         _label(result),
         str(result.scenario.workers),
         str(run.concurrency),
         f"{run.rps:,.0f}",
+        "-" if of_ceiling is None else f"{of_ceiling:.2f}",
         f"{run.p50_ms:.2f}",
         f"{run.p99_ms:.2f}",
         f"{ratio:.1f}",
         str(run.errors) + ("" if run.complete else "*"),
-        "-" if run.lost is None else str(run.lost),
+        "n/a" if not result.scenario.checks_counter else "-" if run.lost is None else str(run.lost),
         "-" if writes is None else f"{writes:.3f}",
+        "-" if per_second is None else f"{per_second:.1f}",
         f"{run.server_cpu_share:.0%}",
         f"{run.load_cpu_share:.0%}",
         "-" if run.store_cpu_share is None else f"{run.store_cpu_share:.0%}",
@@ -113,6 +136,40 @@ def _format(rows: Sequence[tuple[str, ...]], columns: Sequence[tuple[str, str]] 
         ).rstrip()
 
     return [line(headers), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]
+
+
+def defaults_text(results: Sequence[ScenarioResult], concurrency: int = TARGET_CONCURRENCY) -> str:
+    """Each scenario with the defaults (access log on) against the same one with the access log
+    off, from the same run."""
+    by_name = {r.scenario.name: r for r in results}
+    lines = []
+    for result in results:
+        off_name = result.scenario.log_off
+        if off_name is None:
+            continue
+        off = by_name.get(off_name)
+        run = result.at(concurrency)
+        base = None if off is None else off.at(concurrency)
+        fmt = result.scenario.env_value("COUNTER_LOG_FORMAT") or "text"
+        name = f"{result.scenario.name} ({fmt} lines)"
+        if run is None or base is None or base.rps <= 0:
+            why = _first_line(result.skipped or result.error) or (
+                f"{off_name} not in this run"
+                if off is None
+                else f"{off_name}: {_first_line(off.skipped or off.error) or 'not measured'}"
+            )
+            lines.append(f"  {name}: not compared: {why or 'not measured'}")
+            continue
+        lines.append(
+            f"  {name} @{concurrency}: {run.rps / base.rps:.2f} x {off_name} with the access log off"
+            f" ({run.rps:,.0f} / {base.rps:,.0f} req/s; p50 {run.p50_ms:.2f} / {base.p50_ms:.2f} ms,"
+            f" server CPU {run.server_cpu_share:.0%} / {base.server_cpu_share:.0%})"
+        )
+    if not lines:
+        return ""
+    return "\n".join(
+        ["The defaults (access log on, log level info) against the access log off, same run:", *lines]
+    )
 
 
 def baseline_text(results: Sequence[ScenarioResult], concurrency: int = TARGET_CONCURRENCY) -> str:
@@ -210,6 +267,7 @@ def _result_json(result: ScenarioResult) -> dict[str, Any]:
     for run_json, run in zip(entry["runs"], result.runs, strict=True):
         run_json["errors"] = run.errors
         run_json["writes_per_increment"] = run.writes_per_increment
+        run_json["writes_per_second"] = run.writes_per_second
     if result.memory is not None:
         for worker_json, worker in zip(entry["memory"]["workers"], result.memory.workers, strict=True):
             worker_json["growth_pct"] = worker.growth_pct
@@ -244,7 +302,9 @@ def save_plot(results: Sequence[ScenarioResult], path: Path, title: str) -> Path
     for result in drawn:
         runs = sorted(result.measured(), key=lambda r: r.concurrency)
         label = f"{result.scenario.store} ({result.scenario.workers}w)"
-        style = "--" if result.scenario.method == "GET" else "-"
+        style = (
+            "--" if result.scenario.method == "GET" else "-." if result.scenario.kind is Kind.CEILING else "-"
+        )
         if result.variant:
             label += f", baseline {result.variant}"
             style = ":"

@@ -6,6 +6,7 @@ import contextlib
 import importlib.util
 import math
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
@@ -16,14 +17,39 @@ import httpx
 import redis
 
 from bench import load, procs, servers
-from bench.model import Kind, Memory, Needs, Run, Scenario, ScenarioResult, WorkerMemory
+from bench.model import BUDGET_VARIABLE, Kind, Memory, Needs, Run, Scenario, ScenarioResult, WorkerMemory
 
 _T = TypeVar("_T")
 _POST = "POST"
 _COUNTER = "/counter"
 _LIVE = "/health/live"
 
+_ACCESS_LOG_ON = (("COUNTER_ACCESS_LOG", "true"), ("COUNTER_LOG_LEVEL", "info"))  # the service's defaults
+BUDGET = 5  # API writes per second, in the configmap-budget scenario
+_NO_BUDGET = (BUDGET_VARIABLE, "0")  # the other ConfigMap scenarios measure what coalescing does
+
 CATALOGUE: tuple[Scenario, ...] = (
+    Scenario(
+        "ceiling",
+        "ceiling: bare ASGI, uvicorn",
+        "ceiling: bare ASGI (uvicorn)",
+        _POST,
+        _COUNTER,
+        kind=Kind.CEILING,
+        soak=False,
+    ),
+    Scenario(
+        "ceiling-granian",
+        "ceiling: bare ASGI, granian",
+        "ceiling: bare ASGI (granian)",
+        _POST,
+        _COUNTER,
+        kind=Kind.CEILING,
+        soak=False,
+        server="granian",
+        settings=("server",),
+        modules=("granian",),
+    ),
     Scenario(
         "health",
         "GET /health/live",
@@ -38,7 +64,7 @@ CATALOGUE: tuple[Scenario, ...] = (
         "health + access log",
         "GET",
         _LIVE,
-        env=(("COUNTER_BACKEND", "memory"), ("COUNTER_ACCESS_LOG", "true"), ("COUNTER_LOG_LEVEL", "info")),
+        env=(("COUNTER_BACKEND", "memory"), *_ACCESS_LOG_ON),
         only_concurrency=64,
         soak=False,
     ),
@@ -53,6 +79,18 @@ CATALOGUE: tuple[Scenario, ...] = (
         modules=("adapters.sqlite",),
     ),
     Scenario(
+        "sqlite-log",
+        "POST sqlite, defaults (access log on)",
+        "sqlite, defaults (access log on)",
+        _POST,
+        _COUNTER,
+        env=(("COUNTER_BACKEND", "sqlite"), *_ACCESS_LOG_ON, ("COUNTER_LOG_FORMAT", "text")),
+        modules=("adapters.sqlite",),
+        only_concurrency=64,
+        soak=False,
+        log_off="sqlite",
+    ),
+    Scenario(
         "redis",
         "POST redis",
         "redis",
@@ -61,6 +99,32 @@ CATALOGUE: tuple[Scenario, ...] = (
         env=(("COUNTER_BACKEND", "redis"),),
         needs=frozenset({Needs.REDIS}),
         modules=("adapters.redis",),
+    ),
+    Scenario(
+        "redis-log",
+        "POST redis, defaults (access log on)",
+        "redis, defaults (access log on)",
+        _POST,
+        _COUNTER,
+        env=(("COUNTER_BACKEND", "redis"), *_ACCESS_LOG_ON, ("COUNTER_LOG_FORMAT", "text")),
+        needs=frozenset({Needs.REDIS}),
+        modules=("adapters.redis",),
+        only_concurrency=64,
+        soak=False,
+        log_off="redis",
+    ),
+    Scenario(
+        "redis-log-json",
+        "POST redis, defaults, JSON log",
+        "redis, access log on, JSON lines",
+        _POST,
+        _COUNTER,
+        env=(("COUNTER_BACKEND", "redis"), *_ACCESS_LOG_ON, ("COUNTER_LOG_FORMAT", "json")),
+        needs=frozenset({Needs.REDIS}),
+        modules=("adapters.redis",),
+        only_concurrency=64,
+        soak=False,
+        log_off="redis",
     ),
     Scenario(
         "redis-framework",
@@ -75,6 +139,18 @@ CATALOGUE: tuple[Scenario, ...] = (
         soak=False,
     ),
     Scenario(
+        "redis-granian",
+        "POST redis, granian",
+        "redis, COUNTER_SERVER=granian",
+        _POST,
+        _COUNTER,
+        env=(("COUNTER_BACKEND", "redis"), ("COUNTER_SERVER", "granian")),
+        needs=frozenset({Needs.REDIS}),
+        modules=("adapters.redis", "granian"),
+        server="granian",
+        settings=("server",),
+    ),
+    Scenario(
         "redis-2w",
         "POST redis, 2 workers",
         "redis, 2 workers",
@@ -87,25 +163,44 @@ CATALOGUE: tuple[Scenario, ...] = (
     ),
     Scenario(
         "configmap",
-        "POST configmap, coalescing",
+        "POST configmap, coalescing, no write budget",
         "configmap, coalescing on",
         _POST,
         _COUNTER,
-        env=(("COUNTER_BACKEND", "configmap"), ("COUNTER_CONFIGMAP_COALESCE", "true")),
+        # No write budget: these two measure what coalescing does; configmap-budget the budget.
+        env=(("COUNTER_BACKEND", "configmap"), ("COUNTER_CONFIGMAP_COALESCE", "true"), _NO_BUDGET),
         needs=frozenset({Needs.KUBE}),
         modules=("adapters.configmap", "kube_emulator.__main__"),
         configmap=True,
     ),
     Scenario(
         "configmap-off",
-        "POST configmap, no coalescing",
+        "POST configmap, no coalescing, no write budget",
         "configmap, coalescing off",
         _POST,
         _COUNTER,
-        env=(("COUNTER_BACKEND", "configmap"), ("COUNTER_CONFIGMAP_COALESCE", "false")),
+        env=(("COUNTER_BACKEND", "configmap"), ("COUNTER_CONFIGMAP_COALESCE", "false"), _NO_BUDGET),
         needs=frozenset({Needs.KUBE}),
         modules=("adapters.configmap", "kube_emulator.__main__"),
         configmap=True,
+    ),
+    Scenario(
+        "configmap-budget",
+        f"POST configmap, {BUDGET} writes/s budget",
+        f"configmap, {BUDGET_VARIABLE}={BUDGET}",
+        _POST,
+        _COUNTER,
+        env=(
+            ("COUNTER_BACKEND", "configmap"),
+            ("COUNTER_CONFIGMAP_COALESCE", "true"),
+            (BUDGET_VARIABLE, str(BUDGET)),
+        ),
+        needs=frozenset({Needs.KUBE}),
+        modules=("adapters.configmap", "kube_emulator.__main__"),
+        configmap=True,
+        settings=("configmap_max_writes_per_second",),
+        only_concurrency=64,
+        soak=False,
     ),
     Scenario(
         "peer",
@@ -134,6 +229,7 @@ class Options:
     repeat: int = 1  # measured runs per concurrency; the median one is reported
     profile_dir: Path | None = None  # run `counter serve` under pyinstrument, sessions saved here
     baseline: servers.Baseline | None = None  # also run each `counter serve` on this checkout's code
+    keep_workdir: bool = False  # keep the access logs whole (else cut to their tail after the scenario)
 
 
 @dataclass(slots=True)
@@ -147,6 +243,10 @@ class Context:
     _redis: servers.RedisServer | None = None
     _kube: servers.KubeEmulator | None = None
     _failed: dict[Needs, str] = field(default_factory=dict)
+    # The service's settings as its source declares them when the run starts.
+    declared: frozenset[str] = field(
+        default_factory=lambda: servers.declared_settings(servers.REPO_ROOT / "src")
+    )
 
     def redis(self) -> servers.RedisServer:
         if self._redis is None:
@@ -185,18 +285,27 @@ class Context:
             raise
 
 
-def unavailable(scenario: Scenario) -> str:
-    """Why the scenario cannot run here ('' when it can)."""
+def unavailable(scenario: Scenario, declared: frozenset[str]) -> str:
+    """Why the scenario cannot run here ('' when it can); `declared`: the service's settings."""
+    missing = [_variable(name) for name in scenario.settings if name not in declared]
+    if missing:
+        return f"{', '.join(missing)} is not a setting of the service yet (src/entrypoints/settings.py)"
     for module in scenario.modules:
         try:
             found = importlib.util.find_spec(module) is not None
         except ModuleNotFoundError:
             found = False
         if not found:
+            if module == "granian":
+                return "granian is not installed (pip install granian)"
             return f"module {module} is not there yet"
     if Needs.REDIS in scenario.needs and shutil.which("redis-server") is None:
         return "redis-server is not installed (apt-get install -y redis-server)"
     return ""
+
+
+def _variable(setting: str) -> str:
+    return f"COUNTER_{setting.upper()}"
 
 
 # Failures that end one scenario, not the run.
@@ -205,7 +314,7 @@ _SCENARIO_ERRORS = (procs.StartError, load.LoadError, httpx.HTTPError, redis.Red
 
 def run_scenario(scenario: Scenario, context: Context) -> ScenarioResult:
     result = ScenarioResult(scenario=scenario)
-    result.skipped = unavailable(scenario)
+    result.skipped = unavailable(scenario, context.declared)
     if result.skipped:
         return result
     cpus, note = context.options.cpus.server_for(scenario.workers)
@@ -216,21 +325,56 @@ def run_scenario(scenario: Scenario, context: Context) -> ScenarioResult:
     if profile is not None:
         result.notes.append("profiled with pyinstrument: its numbers are slower than the real ones")
     result.baseline = _baseline_result(scenario, context, result.cpus)
+    sides = _start_and_measure(scenario, context, result, cpus, profile)
+    if scenario.kind is Kind.CEILING:
+        result.notes += _ceiling_notes(result)
+    if scenario.access_log:
+        for side in sides:
+            side.result.notes.append(_access_log_note(side, keep=context.options.keep_workdir))
+    if profile is not None and profile.exists():
+        rendered = servers.render_profile(profile)
+        result.notes += [f"profile: {path}" for path in rendered]
+    return result
+
+
+# Below this CPU share of the server, a ceiling's run was bounded by something else.
+_CEILING_MIN_CPU = 0.85
+
+
+def _ceiling_notes(result: ScenarioResult) -> list[str]:
+    """A reference that did not keep its server's CPU busy is too low, and every ratio taken
+    against it too high: say so."""
+    return [
+        f"at {run.concurrency} in flight the server used {run.server_cpu_share:.0%} of its CPU: something"
+        " else bounded this run (the load generator, or other work on the server's CPU), and the"
+        " ratios against it read too high"
+        for run in result.measured()
+        if run.server_cpu_share < _CEILING_MIN_CPU
+    ]
+
+
+def _start_and_measure(
+    scenario: Scenario, context: Context, result: ScenarioResult, cpus: str, profile: Path | None
+) -> list[_Side]:
+    """Start the scenario's server (and the baseline's), measure, stop; the servers it started."""
+    started: list[_Side] = []
     try:
         with ExitStack() as stack:
             server = stack.enter_context(_server(scenario, context, cpus, profile))
+            if server.call:
+                result.notes.append(
+                    f"served by `counter serve`, the bare app in place of its own: {server.call}"
+                )
             sides = [_Side(server, result)]
             if result.baseline is not None and not result.baseline.skipped:
                 sides += _start_baseline(scenario, context, cpus, stack, result.baseline)
+            started = list(sides)
             _measure_servers(scenario, context, sides)
     except procs.StartError as error:
         result.skipped = f"did not start: {error}"
     except _SCENARIO_ERRORS as error:
         result.error = f"{type(error).__name__}: {error}"
-    if profile is not None and profile.exists():
-        rendered = servers.render_profile(profile)
-        result.notes += [f"profile: {path}" for path in rendered]
-    return result
+    return started
 
 
 def _baseline_result(scenario: Scenario, context: Context, cpus: str) -> ScenarioResult | None:
@@ -238,8 +382,11 @@ def _baseline_result(scenario: Scenario, context: Context, cpus: str) -> Scenari
     if baseline is None or scenario.kind is not Kind.COUNTER:
         return None
     result = ScenarioResult(scenario=scenario, cpus=cpus, variant=baseline.label)
+    settings = [_variable(name) for name in scenario.settings if name not in baseline.settings]
     missing = baseline.missing(scenario.modules)
-    if missing:
+    if settings:
+        result.skipped = f"{', '.join(settings)} is not a setting of the baseline"
+    elif missing:
         result.skipped = f"module {', '.join(missing)} is not in the baseline"
     return result
 
@@ -294,6 +441,10 @@ def _server(
         with servers.peer_server(context.redis().url, cpus=cpus, log_path=log_path) as server:
             yield server
         return
+    if scenario.kind is Kind.CEILING:
+        with servers.ceiling_server(scenario.server, cpus=cpus, log_path=log_path) as server:
+            yield server
+        return
     env = dict(scenario.env)
     if env.get("COUNTER_BACKEND") == "sqlite":
         db = workdir / "sqlite" / own / "counter.db"
@@ -307,8 +458,16 @@ def _server(
         env["COUNTER_CONFIGMAP_NAME"] = f"bench-{own}"
         env["COUNTER_CONFIGMAP_NAMESPACE"] = "default"
     with servers.counter_server(
-        env, workers=scenario.workers, cpus=cpus, log_path=log_path, profile=profile, baseline=baseline
+        env,
+        workers=scenario.workers,
+        cpus=cpus,
+        log_path=log_path,
+        profile=profile,
+        baseline=baseline,
+        server=scenario.server,
     ) as server:
+        if scenario.server == "granian" and not procs.maps_mention(server.all_pids(), "_granian"):
+            raise procs.StartError("COUNTER_SERVER=granian, but no process of the server loaded granian")
         yield server
 
 
@@ -424,10 +583,12 @@ def _run(
     budget: int = 0,
     max_seconds: float | None = None,
 ) -> Run:
-    """One wrk run, with the counter read before and after (and the API's counts for ConfigMap)."""
-    check = scenario.is_post
+    """One wrk run, with the counter read before and after (and the API's counts for ConfigMap,
+    the access lines the server wrote when its access log is on)."""
+    check = scenario.checks_counter
     kube = context.kube() if scenario.configmap else None
     count_before = server.read_count() if check else 0
+    log_offset = _size(server.log_path) if scenario.access_log else None
     stats_before = kube.stats() if kube else None
     pids = server.all_pids()
     store_pids = context.store_pids(scenario)
@@ -466,6 +627,9 @@ def _run(
         load_cpu_share=measured.load_cpu_share,
         store_cpu_share=(store_after - store_before) / elapsed if store_pids and elapsed else None,
     )
+    if log_offset is not None:
+        line = f"{scenario.method} {scenario.path} ".encode()
+        run.log_lines = _access_lines(server.log_path, log_offset, line, measured.answered)
     if check:
         run.increments = server.read_count() - count_before
         run.lost = measured.ok - run.increments
@@ -475,6 +639,69 @@ def _run(
         run.api_reads = _verbs(stats_after, _READ_VERBS) - _verbs(stats_before, _READ_VERBS)
         run.api_writes_applied = int(stats_after["writes"]) - int(stats_before["writes"])
     return run
+
+
+# An access line: the service's access logger and the request, in the text and the JSON format alike
+# ("... counter.access [id] POST /counter 200 ...", {"logger":"counter.access","event":"POST /counter 200"}).
+_ACCESS_LOGGER = b"counter.access"
+_LOG_TAIL_LINES = 100
+_LOG_TAIL_BYTES = 256 * 1024  # where those lines are looked for
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _count_lines(path: Path, offset: int, request: bytes) -> int:
+    with path.open("rb") as log:
+        log.seek(offset)
+        data = log.read()
+    return sum(1 for line in data.split(b"\n") if _ACCESS_LOGGER in line and request in line)
+
+
+def _access_lines(path: Path, offset: int, request: bytes, answered: int) -> int:
+    """The access lines of `request` written after `offset`, once the log has stopped growing (the
+    service may write them off the event loop, after the answers) or after 5 s."""
+    deadline = time.monotonic() + 5.0
+    size = -1
+    while True:
+        now = _size(path)
+        if now == size or time.monotonic() > deadline:
+            count = _count_lines(path, offset, request)
+            if count >= answered or time.monotonic() > deadline:
+                return count
+        size = now
+        time.sleep(0.1)
+
+
+def _access_log_note(side: _Side, *, keep: bool) -> str:
+    """What the access log of a server holds against what it answered; unless --keep-workdir, the
+    log is then cut to its last lines (the work folder is removed after a run that went well, and
+    kept with what is left of the logs after one that did not)."""
+    path, result = side.server.log_path, side.result
+    runs = [r for r in result.runs if r.log_lines is not None]
+    lines = sum(r.log_lines or 0 for r in runs)
+    answered = sum(r.answered for r in runs)
+    size = _size(path)
+    total = 0
+    with contextlib.suppress(OSError), path.open("rb") as log:
+        total = sum(chunk.count(b"\n") for chunk in iter(lambda: log.read(1 << 20), b""))
+    note = (
+        f"access log: {lines:,} {result.scenario.method} {result.scenario.path} lines for {answered:,}"
+        f" answers in {len(runs)} runs; the file has {total:,} lines, {size / 2**20:.1f} MiB ({path.name})"
+    )
+    if keep:
+        return note
+    with contextlib.suppress(OSError):
+        with path.open("rb") as log:
+            log.seek(max(0, size - _LOG_TAIL_BYTES))
+            tail = log.read().split(b"\n")[-_LOG_TAIL_LINES - 1 :]
+        header = f"[bench] access log cut to its last lines after the scenario ({size:,} bytes)\n"
+        path.write_bytes(header.encode() + b"\n".join(tail))
+    return note + ", cut to its tail after the scenario (--keep-workdir keeps it whole)"
 
 
 _WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})

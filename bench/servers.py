@@ -3,6 +3,7 @@ on a free port and stopped by its PID when the block ends."""
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
 import os
@@ -21,6 +22,7 @@ import httpx
 import redis
 
 from bench import procs
+from bench.peers.bare_asgi import CALL_PREFIX
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -35,9 +37,12 @@ class Server:
     workers: int
     cpus: str
     log_path: Path
+    server: str = "uvicorn"  # granian serves from worker processes, even with one worker
+    argv: list[str] = field(default_factory=list)
+    call: str = ""  # how the server was called (the ceiling records it)
 
     def worker_pids(self) -> list[int]:
-        return procs.worker_pids(self.process.pid, self.workers)
+        return procs.worker_pids(self.process.pid, self.workers, spawned=self.server == "granian")
 
     def all_pids(self) -> list[int]:
         return [self.process.pid, *procs.children(self.process.pid)]
@@ -104,6 +109,7 @@ class Baseline:
     describe: str  # `git describe --always --dirty` of the checkout
     imported: dict[str, list[str]]  # module -> its file and package paths, as the servers import them
     specs: dict[str, str]  # module a scenario needs -> where the baseline finds it ('' if nowhere)
+    settings: frozenset[str] = frozenset()  # the fields of its Settings (its COUNTER_* variables)
 
     @property
     def src(self) -> Path:
@@ -168,7 +174,27 @@ def load_baseline(root: Path, label: str | None, modules: Sequence[str]) -> Base
         describe=_git(root, "describe", "--always", "--dirty"),
         imported=imported,
         specs=where["specs"],
+        settings=declared_settings(root / "src"),
     )
+
+
+def declared_settings(src: Path) -> frozenset[str]:
+    """The fields of the service's `Settings` (each one COUNTER_* variable), read from the source
+    of `src`: a scenario that needs a setting the code does not have is skipped, not run with a
+    variable the service would ignore."""
+    path = src / "entrypoints" / "settings.py"
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return frozenset()
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == "Settings":
+            return frozenset(
+                statement.target.id
+                for statement in node.body
+                if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name)
+            )
+    return frozenset()
 
 
 def _git(root: Path, *args: str) -> str:
@@ -292,8 +318,10 @@ def counter_server(
     log_path: Path,
     profile: Path | None = None,
     baseline: Baseline | None = None,
+    server: str = "uvicorn",
 ) -> Iterator[Server]:
-    """`counter serve`, as a user runs it, configured by COUNTER_* variables only. With `profile`,
+    """`counter serve`, as a user runs it, configured by COUNTER_* variables only (`server` says
+    which HTTP server COUNTER_SERVER makes it run, for its worker processes). With `profile`,
     it runs under pyinstrument, which saves a session there when the server stops. With
     `baseline`, the same command runs the baseline's code (its src/ first on PYTHONPATH)."""
     port = procs.free_port()
@@ -317,12 +345,71 @@ def counter_server(
         command = [sys.executable, "-m", "pyinstrument", "-r", "pyisession", "-o", str(profile)]
         command += ["-m", "entrypoints.cli"]
         how = signal.SIGINT  # uvicorn re-raises the signal it stopped on: SIGINT lets pyinstrument save
-    process = procs.start(procs.pinned([*command, "serve"], cpus), log_path=log_path, env=full_env)
+    argv = procs.pinned([*command, "serve"], cpus)
+    process = procs.start(argv, log_path=log_path, env=full_env)
     with procs.running(process, how):
         url = f"http://127.0.0.1:{port}"
         procs.wait_http(f"{url}/health/ready", process, log_path, timeout=60)
         _wait_workers(process.pid, workers)
-        yield Server(url=url, process=process, workers=workers, cpus=cpus, log_path=log_path)
+        yield Server(
+            url=url,
+            process=process,
+            workers=workers,
+            cpus=cpus,
+            log_path=log_path,
+            server=server,
+            argv=argv,
+        )
+
+
+@contextlib.contextmanager
+def ceiling_server(server: str, *, cpus: str, log_path: Path) -> Iterator[Server]:
+    """bench/peers/bare_asgi.py: `counter serve` itself with the bare app in place of the
+    service's, on `server` (uvicorn or granian), 1 worker, access log off; `Server.call` is how
+    it called its server (recorded by the launcher)."""
+    port = procs.free_port()
+    env = clean_env(
+        {
+            "COUNTER_HOST": "127.0.0.1",
+            "COUNTER_PORT": str(port),
+            "COUNTER_WORKERS": "1",
+            "COUNTER_BACKEND": "memory",  # not opened: the bare app has no store
+            "COUNTER_ACCESS_LOG": "false",
+            "COUNTER_LOG_LEVEL": "warning",
+            **({"COUNTER_SERVER": server} if server != "uvicorn" else {}),
+        }
+    )
+    # granian's workers are new processes that import the bare app by its name.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    argv = procs.pinned([sys.executable, "-m", "bench.peers.bare_asgi"], cpus)
+    process = procs.start(argv, log_path=log_path, env=env, cwd=REPO_ROOT)
+    with procs.running(process):
+        url = f"http://127.0.0.1:{port}"
+        procs.wait_http(f"{url}/health/ready", process, log_path, timeout=60)
+        called = _server_call(log_path)
+        if called.get("server") != server:
+            raise procs.StartError(
+                f"the bare app was not served by {server}: {called or 'no server call recorded'}"
+            )
+        yield Server(
+            url=url,
+            process=process,
+            workers=1,
+            cpus=cpus,
+            log_path=log_path,
+            server=server,
+            argv=argv,
+            call=f"{called['server']}: {called['call']}",
+        )
+
+
+def _server_call(log_path: Path) -> dict[str, str]:
+    with contextlib.suppress(OSError):
+        for line in log_path.read_text(errors="replace").splitlines():
+            if line.startswith(CALL_PREFIX):
+                found: dict[str, str] = json.loads(line.removeprefix(CALL_PREFIX))
+                return found
+    return {}
 
 
 @contextlib.contextmanager
