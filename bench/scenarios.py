@@ -289,7 +289,7 @@ def unavailable(scenario: Scenario, declared: frozenset[str]) -> str:
     """Why the scenario cannot run here ('' when it can); `declared`: the service's settings."""
     missing = [_variable(name) for name in scenario.settings if name not in declared]
     if missing:
-        return f"{', '.join(missing)} is not a setting of the service yet (src/entrypoints/settings.py)"
+        return f"{', '.join(missing)} is not a setting of the service measured (src/entrypoints/settings.py)"
     for module in scenario.modules:
         try:
             found = importlib.util.find_spec(module) is not None
