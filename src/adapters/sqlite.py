@@ -39,6 +39,7 @@ from typing import Any, Literal, Self, TypeVar
 from adapters.sqlite_schema import PUT_RECORD, SCHEMA, SCHEMA_VERSION, migrate
 from domain.errors import (
     DomainError,
+    OutcomeUnknownError,
     StoreCorruptedError,
     StoreUnavailableError,
 )
@@ -283,9 +284,8 @@ class SqliteCounterRepository:
         except sqlite3.Error as error:
             _rollback(cursor)
             # A failed COMMIT may have reached the file (an I/O error after the WAL write).
-            outcome = " and the outcome is unknown" if committing else ""
             return [
-                (f, None, _store_error(error, f"the SQLite transaction failed{outcome}")) for *_, f in jobs
+                (f, None, _store_error(error, "the SQLite transaction failed", committing)) for *_, f in jobs
             ]
         except Exception as bug:  # noqa: BLE001 - the worker must outlive a bug; its callers get the error
             _rollback(cursor)
@@ -427,10 +427,14 @@ def _show(value: object, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _store_error(error: sqlite3.Error, context: str) -> DomainError:
+def _store_error(error: sqlite3.Error, context: str, committing: bool = False) -> DomainError:
+    """The domain's word for an SQLite failure. `committing`: the COMMIT itself failed, which may
+    have reached the file (an I/O error after the WAL write): the outcome is unknown."""
     code = getattr(error, "sqlite_errorcode", 0) & 0xFF  # the primary result code
     if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
         return StoreCorruptedError(f"{context}: the file is damaged or not an SQLite database ({error})")
+    if committing:
+        return OutcomeUnknownError(f"{context} and the outcome is unknown: {error}")
     return StoreUnavailableError(f"{context}: {error}")
 
 

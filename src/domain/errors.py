@@ -44,14 +44,20 @@ class IdempotencyKeyReusedError(DomainError):
 
 
 class StoreUnavailableError(DomainError):
-    """The store cannot be reached or did not answer in time; the request was not counted
-    unless the message says the outcome is unknown."""
+    """The store cannot be reached or did not answer in time; nothing was changed."""
 
     title = "Store unavailable"
 
     def __init__(self, message: str, *, retry_after: int = 1) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class OutcomeUnknownError(StoreUnavailableError):
+    """The store stopped answering after a write was sent: it may or may not have been applied.
+    A client that retries with the same Idempotency-Key gets it applied exactly once."""
+
+    title = "Outcome unknown: retry with the same Idempotency-Key"
 
 
 class StoreCorruptedError(DomainError):

@@ -243,6 +243,23 @@ async def test_store_down_gives_503_with_retry_after_and_no_value(fast_path: boo
         assert (await c.get("/health/live")).status_code == 200
 
 
+async def test_a_503_says_whether_anything_was_counted(fast_path: bool) -> None:
+    from domain.errors import OutcomeUnknownError
+
+    async with make_client(BrokenStore(StoreUnavailableError("refused")), fast_path=fast_path) as c:
+        not_counted = assert_problem(await c.post("/counter"), 503)
+    async with make_client(
+        BrokenStore(OutcomeUnknownError("no answer", retry_after=3)), fast_path=fast_path
+    ) as c:
+        response = await c.post("/counter", headers={"Idempotency-Key": "k-1"})
+        unknown = assert_problem(response, 503)
+    assert not_counted["type"].endswith(":store-unavailable")
+    assert unknown["type"].endswith(":outcome-unknown")
+    assert unknown["title"] == OutcomeUnknownError.title
+    assert "Idempotency-Key" in unknown["title"]
+    assert response.headers["retry-after"] == "3"
+
+
 async def test_unreadable_data_gives_500_with_a_clear_message(fast_path: bool) -> None:
     async with make_client(
         BrokenStore(StoreCorruptedError("counter 'x' holds 'abc'")), fast_path=fast_path

@@ -31,7 +31,7 @@ from adapters.configmap.codec import WRITERS_KEY, Codec, Snapshot, writers_value
 from adapters.configmap.retry import Bounds, after_conflict, pause
 from adapters.configmap.settle import Settlement
 from adapters.configmap.stats import ConfigMapStats
-from domain.errors import DomainError, StoreUnavailableError
+from domain.errors import DomainError, OutcomeUnknownError, StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class Committer:
         try:
             outcomes = await self._outcomes(ops, writer, use_cache=use_cache)
         except asyncio.CancelledError:
-            closed = StoreUnavailableError(
+            closed = OutcomeUnknownError(
                 "the ConfigMap store was closed during the write; the outcome is unknown"
             )
             for op in ops:

@@ -26,7 +26,7 @@ from adapters.configmap.batch import Outcomes
 from adapters.configmap.codec import Snapshot
 from adapters.configmap.retry import Bounds
 from adapters.configmap.stats import ConfigMapStats
-from domain.errors import StoreUnavailableError
+from domain.errors import OutcomeUnknownError, StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class Settlement:
         if self._attempts:
             self._stats.outcomes_unknown += 1
             log.warning("configmap_write_outcome_unknown", extra={"configmap": self._name})
-            raise StoreUnavailableError(
+            raise OutcomeUnknownError(
                 f"the Kubernetes API did not confirm the write to {self._where}"
                 f" ({bounds.last_error}); the outcome is unknown: retry with the same Idempotency-Key",
                 retry_after=max(1, round(bounds.retry_after)),
@@ -110,7 +110,7 @@ class Settlement:
         if not self._attempts:
             return failure
         self._stats.outcomes_unknown += 1
-        return StoreUnavailableError(
+        return OutcomeUnknownError(
             f"{failure}; an earlier write was not confirmed, so the outcome is unknown:"
             " retry with the same Idempotency-Key",
             retry_after=failure.retry_after,

@@ -23,7 +23,12 @@ from adapters.redis.connection import (
     new_client,
 )
 from adapters.redis.protocol import describe, pack, parse_int64, parse_microseconds, parse_time
-from domain.errors import CounterOverflowError, StoreCorruptedError, StoreUnavailableError
+from domain.errors import (
+    CounterOverflowError,
+    OutcomeUnknownError,
+    StoreCorruptedError,
+    StoreUnavailableError,
+)
 from domain.idempotency import Idempotency, IdempotencyRecord, decide
 from domain.model import Counter, Incremented, Page, Replaced
 
@@ -182,7 +187,7 @@ class RedisCounterRepository:
     def _translate(exc: BaseException, *, write: bool) -> Exception:
         if isinstance(exc, UnreachableError):
             if write and exc.maybe_applied:
-                return StoreUnavailableError(
+                return OutcomeUnknownError(
                     f"{exc}; the outcome is unknown: the change may or may not have been applied"
                     " (an increment retried with the same Idempotency-Key is applied only once)"
                 )

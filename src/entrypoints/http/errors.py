@@ -21,6 +21,7 @@ from domain.errors import (
     InvalidCounterNameError,
     InvalidIdempotencyKeyError,
     InvalidInputError,
+    OutcomeUnknownError,
     StoreCorruptedError,
     StoreUnavailableError,
 )
@@ -55,6 +56,7 @@ _TABLE: tuple[tuple[type[Exception], int, str], ...] = (
     (InvalidInputError, 422, "invalid-input"),
     (CounterOverflowError, 409, "counter-overflow"),
     (IdempotencyKeyReusedError, 422, "idempotency-key-reused"),
+    (OutcomeUnknownError, 503, "outcome-unknown"),
     (StoreUnavailableError, 503, "store-unavailable"),
     (StoreCorruptedError, 500, "store-corrupted"),
     (AdminDisabledError, 403, "admin-disabled"),
