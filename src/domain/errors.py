@@ -44,9 +44,11 @@ class IdempotencyKeyReusedError(DomainError):
 
 
 class StoreUnavailableError(DomainError):
-    """The store cannot be reached or did not answer in time; nothing was changed."""
+    """The store cannot be reached or did not answer in time; nothing was changed. The message is
+    for the operator (hosts, ports, namespaces); clients get `client_detail`, fixed per class."""
 
     title = "Store unavailable"
+    client_detail = "the store did not answer; nothing was changed: retry after Retry-After seconds"
 
     def __init__(self, message: str, *, retry_after: int = 1) -> None:
         super().__init__(message)
@@ -58,9 +60,43 @@ class OutcomeUnknownError(StoreUnavailableError):
     A client that retries with the same Idempotency-Key gets it applied exactly once."""
 
     title = "Outcome unknown: retry with the same Idempotency-Key"
+    client_detail = (
+        "the store stopped answering after the write was sent; it may have been counted:"
+        " retry with the same Idempotency-Key after Retry-After seconds"
+    )
+
+
+class StoreFullError(StoreUnavailableError):
+    """The store has no room for a new counter or a new Idempotency-Key record, and will have none
+    until counters are deleted; counters that exist still count. Nothing was changed."""
+
+    title = "Store full"
+    client_detail = (
+        "the store has no room for new counters or Idempotency-Keys; existing counters still count;"
+        " nothing was changed"
+    )
+
+
+class IdempotencyTableFullError(StoreUnavailableError):
+    """No room for a new Idempotency-Key record until the oldest live one expires (each key is
+    kept for its whole time to live); increments without a key go on. Nothing was changed."""
+
+    title = "Idempotency-Key table full"
+    client_detail = (
+        "the store keeps no more Idempotency-Keys until the oldest expire; nothing was changed:"
+        " retry after Retry-After seconds, or without an Idempotency-Key"
+    )
 
 
 class StoreCorruptedError(DomainError):
-    """Stored data that the service cannot read; it is reported and never overwritten."""
+    """Stored data that the service cannot read; it is reported and never overwritten.
+
+    The message is for the operator (it may name keys, prefixes, hosts); `counter`, when the
+    store knows it, is the name of the counter whose data it could not read, the one thing a
+    client is told."""
 
     title = "Unreadable stored data"
+
+    def __init__(self, message: str, *, counter: str | None = None) -> None:
+        super().__init__(message)
+        self.counter = counter

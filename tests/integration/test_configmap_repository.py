@@ -30,12 +30,20 @@ from kubernetes.client.exceptions import ApiException, ForbiddenException
 from adapters.configmap import (
     IDEMPOTENCY_KEY,
     ConfigMapCounterRepository,
+    IdempotencyTableFullError,
+    StoreFullError,
     new_api_client,
     open_configmap_repository,
     resolve_namespace,
+    room,
 )
 from adapters.configmap import api as configmap_api
-from domain.errors import CounterOverflowError, StoreCorruptedError, StoreUnavailableError
+from domain.errors import (
+    CounterOverflowError,
+    OutcomeUnknownError,
+    StoreCorruptedError,
+    StoreUnavailableError,
+)
 from domain.idempotency import Idempotency
 from domain.model import INT64_MAX
 from tests.contract.repository_contract import Reopen, RepositoryContract
@@ -280,22 +288,106 @@ async def test_unreadable_idempotency_records_are_left_alone(
     assert stored_data(admin, kube.namespace, cm_name)[IDEMPOTENCY_KEY] == "{broken"
 
 
-async def test_idempotency_records_are_bounded_oldest_first(
+def keyed(key: str, name: str = "c", by: int = 1, ttl: float = 3600.0) -> Idempotency:
+    return Idempotency.for_increment(key, name, by, ttl)
+
+
+def stored_records(admin: Any, namespace: str, name: str) -> dict[str, Any]:
+    records: dict[str, Any] = json.loads(stored_data(admin, namespace, name).get(IDEMPOTENCY_KEY, "{}"))
+    return records
+
+
+def old_record(fingerprint: str, expires_at: str) -> dict[str, Any]:
+    return {
+        "fingerprint": fingerprint,
+        "count": 1,
+        "updated_at": "2025-01-01T00:00:00.000Z",
+        "expires_at": expires_at,
+    }
+
+
+async def test_a_key_is_kept_for_its_ttl_whatever_other_clients_send(
     open_repo: OpenRepo, cm_name: str, kube: KubeTarget, admin: Any
 ) -> None:
-    repository = await open_repo(cm_name, max_idempotency_records=5)
+    repository = await open_repo(cm_name)
+    k0 = keyed("K0")
+    assert not (await repository.increment("c", 1, k0)).replayed
+    others = [keyed(f"other-{i}", "d") for i in range(1200)]
+    results = await asyncio.gather(*(repository.increment("d", 1, key) for key in others))
+    assert not any(r.replayed for r in results)
+    again = await repository.increment("c", 1, k0)
+    assert (again.replayed, again.counter.count) == (True, 1)  # replayed, not counted again
+    assert (await repository.get("c")).count == 1
+    records = stored_records(admin, kube.namespace, cm_name)
+    assert len(records) == 1201
+    assert k0.record_key in records
 
-    def key(i: int) -> Idempotency:
-        return Idempotency.for_increment(f"key-{i}", "c", 1, 3600.0)
 
-    for i in range(8):
-        assert not (await repository.increment("c", 1, key(i))).replayed
-    records = json.loads(stored_data(admin, kube.namespace, cm_name)[IDEMPOTENCY_KEY])
-    assert list(records) == [key(i).record_key for i in range(3, 8)]  # the newest, oldest first
-    assert (await repository.increment("c", 1, key(7))).replayed  # among the newest: replayed
-    evicted = await repository.increment("c", 1, key(0))  # evicted before its TTL: counts again
-    assert not evicted.replayed
-    assert evicted.counter.count == 9
+async def test_expired_records_are_dropped_and_live_ones_kept(
+    open_repo: OpenRepo, cm_name: str, kube: KubeTarget, admin: Any
+) -> None:
+    live, gone = keyed("live"), keyed("gone")
+    table = {
+        live.record_key: old_record(live.fingerprint, "2999-01-01T00:00:00.000Z"),
+        gone.record_key: old_record(gone.fingerprint, "2000-01-01T00:00:00.000Z"),
+    }
+    seed(admin, kube.namespace, cm_name, {"c": '{"count": 1}', IDEMPOTENCY_KEY: json.dumps(table)})
+    repository = await open_repo(cm_name)
+    fresh = keyed("fresh")
+    assert not (await repository.increment("c", 1, fresh)).replayed
+    assert set(stored_records(admin, kube.namespace, cm_name)) == {live.record_key, fresh.record_key}
+    assert (await repository.increment("c", 1, live)).replayed
+    expired = await repository.increment("c", 1, gone)  # expired: the domain says apply it again
+    assert (expired.replayed, expired.counter.count) == (False, 3)
+
+
+async def test_a_full_idempotency_table_refuses_new_keys_and_forgets_none(
+    open_repo: OpenRepo, cm_name: str, kube: KubeTarget, admin: Any
+) -> None:
+    repository = await open_repo(cm_name)
+    await repository.set("c", 0)
+    await repository.set("d", 0)
+    k0 = keyed("K0")
+    await repository.increment("c", 1, k0)
+    keys = [keyed(f"key-{i}") for i in range(5000)]  # more than 1 MiB of records
+    results = await asyncio.gather(
+        *(repository.increment("c", 1, key) for key in keys), return_exceptions=True
+    )
+    accepted = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, BaseException)]
+    assert len(accepted) > 2000, "most of 1 MiB holds records"
+    assert refused, "5000 records do not fit in 1 MiB"
+    for error in refused:
+        assert isinstance(error, IdempotencyTableFullError)
+        assert "Idempotency-Key table" in str(error)
+        assert "is full until records expire" in str(error)
+        # The oldest record expires in about an hour (TTL 3600 s): come back then, not in 1 s.
+        assert 60 < error.retry_after <= 3600
+    count = 1 + len(accepted)
+    assert (await repository.get("c")).count == count  # the refused ones changed nothing
+    writes = repository.api_writes
+    with pytest.raises(StoreUnavailableError, match="is full until records expire"):
+        await repository.increment("d", 1, keyed("one more", "d"))
+    assert repository.api_writes == writes, "refused before writing"
+    # Nothing was forgotten: the first key and every accepted one are replayed.
+    assert (await repository.increment("c", 1, k0)).replayed
+    assert all([(await repository.increment("c", 1, key)).replayed for key in keys[:50]])
+    # Unkeyed increments and existing counters go on.
+    assert (await repository.increment("c", 1)).counter.count == count + 1
+    assert (await repository.increment("d", 5)).counter.count == 5
+    assert len(stored_records(admin, kube.namespace, cm_name)) == 1 + len(accepted)
+
+
+async def test_expired_records_make_room_in_a_full_table(
+    open_repo: OpenRepo, cm_name: str, kube: KubeTarget, admin: Any
+) -> None:
+    keys = [keyed(f"old-{i}") for i in range(3500)]
+    table = {k.record_key: old_record(k.fingerprint, "2000-01-01T00:00:00.000Z") for k in keys}
+    seed(admin, kube.namespace, cm_name, {"c": '{"count": 1}', IDEMPOTENCY_KEY: json.dumps(table)})
+    repository = await open_repo(cm_name)
+    fresh = keyed("fresh")
+    assert not (await repository.increment("c", 1, fresh)).replayed
+    assert list(stored_records(admin, kube.namespace, cm_name)) == [fresh.record_key]
 
 
 async def test_a_record_holds_the_whole_fingerprint_and_is_named_by_the_record_key(
@@ -504,6 +596,8 @@ async def test_processes_under_injected_faults_lose_nothing_and_count_nothing_tw
         timeout_before=0.03,
         timeout_after=0.05,
         timeout_seconds=1.0,
+        server_error_late=0.05,  # committed before the next write, whichever process sends it
+        late_status=503,
         writes_only=True,
         seed=1,
     )
@@ -523,7 +617,14 @@ async def test_processes_under_injected_faults_lose_nothing_and_count_nothing_tw
     assert summary["successes"] <= final <= summary["successes"] + summary["unknown"], summary
     assert summary["successes"] + summary["not_counted"] + summary["unknown"] == 600
     assert summary["timeouts_resolved"] >= 1, summary
-    kinds = ("conflict", "too_many_requests", "server_error", "timeout_before", "timeout_after")
+    kinds = (
+        "conflict",
+        "too_many_requests",
+        "server_error",
+        "timeout_before",
+        "timeout_after",
+        "server_error_late",
+    )
     assert all(faults.get(kind, 0) >= 1 for kind in kinds), faults
 
 
@@ -553,6 +654,81 @@ async def test_a_write_that_timed_out_unapplied_is_retried_once(
     assert (await repository.get("t")).count == 7
 
 
+def emulator_stats(kube: KubeTarget) -> dict[str, Any]:
+    assert kube.emulator is not None
+    stats: dict[str, Any] = kube.emulator.stats()
+    return stats
+
+
+@pytest.mark.parametrize("status", [500, 503, 504])
+@pytest.mark.parametrize("late_apply", ["next_write", "next_request"])
+async def test_a_5xx_whose_write_lands_later_is_counted_once(
+    open_repo: OpenRepo,
+    cm_name: str,
+    kube: KubeTarget,
+    admin: Any,
+    inject: Callable[..., None],
+    *,
+    status: int,
+    late_apply: str,
+) -> None:
+    """etcd may commit a write after the apiserver answered 500, 503 or 504 for it: here the
+    first PATCH is answered with the error and committed just before the next write (or the next
+    request). Only the writers' sequence tells that it landed; it must not be applied again."""
+    seed(admin, kube.namespace, cm_name, {"other": '{"count": 1}'})
+    repository = await open_repo(cm_name)
+    applied_before = emulator_stats(kube)["late_writes_applied"]
+    inject(server_error_late=1.0, late_status=status, late_apply=late_apply, max_faults=1)
+    result = await repository.increment("c", 1)
+    assert emulator_stats(kube)["late_writes_applied"] == applied_before + 1
+    assert (result.counter.count, result.replayed) == (1, False)
+    assert json.loads(stored_data(admin, kube.namespace, cm_name)["c"])["count"] == 1
+    assert (await repository.get("c")).count == 1
+    assert repository.stats.timeouts_resolved == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "late_apply", "coalesce"),
+    [
+        (500, "next_write", True),
+        (503, "next_write", True),
+        (504, "next_write", True),
+        (500, "delay", True),
+        (500, "next_write", False),
+        (503, "delay", False),
+    ],
+)
+async def test_concurrent_increments_through_late_5xx_are_each_counted_once(
+    open_repo: OpenRepo,
+    cm_name: str,
+    kube: KubeTarget,
+    inject: Callable[..., None],
+    *,
+    status: int,
+    late_apply: str,
+    coalesce: bool,
+) -> None:
+    """A share of the writes answered 5xx and committed later (before the next write, or after a
+    short delay): every increment is answered once, with its own value, and counted once."""
+    increments = 200 if coalesce else 40
+    # Small batches, so that many writes go through the fault.
+    repository = await open_repo(
+        cm_name, coalesce=coalesce, max_batch=8, max_attempts=200, max_retry_seconds=60.0
+    )
+    await repository.set("hot", 0)
+    applied_before = emulator_stats(kube)["late_writes_applied"]
+    inject(server_error_late=0.3, late_status=status, late_apply=late_apply, late_delay=0.01, seed=11)
+    results = await asyncio.wait_for(
+        asyncio.gather(*(repository.increment("hot", 1) for _ in range(increments))), timeout=120
+    )
+    inject()
+    assert sorted(r.counter.count for r in results) == list(range(1, increments + 1))
+    assert (await repository.get("hot")).count == increments
+    assert emulator_stats(kube)["faults"].get("server_error_late", 0) >= 1
+    if late_apply == "next_write":  # some of them landed after their answer
+        assert emulator_stats(kube)["late_writes_applied"] > applied_before
+
+
 async def test_429_is_honoured_with_retry_after(
     open_repo: OpenRepo, cm_name: str, inject: Callable[..., None]
 ) -> None:
@@ -571,16 +747,42 @@ async def test_429_is_honoured_with_retry_after(
 async def test_at_the_retry_bounds_the_answer_is_503_and_nothing_counted(
     open_repo: OpenRepo, cm_name: str, inject: Callable[..., None]
 ) -> None:
+    """Conflicts and 429s prove that a write was refused: at the bounds, nothing was counted."""
     repository = await open_repo(cm_name, max_attempts=4, max_retry_seconds=2.0)
     await repository.increment("t", 1)
-    inject(conflict=0.5, server_error=0.5, seed=5)
+    inject(conflict=0.5, too_many_requests=0.5, retry_after=0, seed=5)
     with pytest.raises(StoreUnavailableError, match="nothing was counted") as refused:
         # The bounds end the retries; the timeout only guards against a hang.
         await asyncio.wait_for(repository.increment("t", 1), timeout=30)
+    assert not isinstance(refused.value, OutcomeUnknownError)
     assert refused.value.retry_after >= 1
-    assert repository.stats.transient_errors + repository.conflicts <= 4
+    stats = repository.stats
+    assert stats.throttled >= 1
+    assert stats.throttled + stats.transient_errors + repository.conflicts <= 4
     inject()
     assert (await repository.get("t")).count == 1
+
+
+async def test_5xx_up_to_the_bounds_is_an_unknown_outcome_settled_by_a_retry_with_the_key(
+    open_repo: OpenRepo, cm_name: str, inject: Callable[..., None]
+) -> None:
+    """A 500 does not prove that a write was refused (etcd may commit it later): when every write
+    up to the bounds, the fence included, gets one, the outcome is unknown, never "not counted";
+    a retry with the same Idempotency-Key then applies it exactly once."""
+    repository = await open_repo(cm_name, max_attempts=4, max_retry_seconds=2.0)
+    await repository.increment("t", 1)
+    key = keyed("retry me", "t")
+    inject(server_error=1.0)
+    with pytest.raises(OutcomeUnknownError, match="outcome is unknown") as unknown:
+        await asyncio.wait_for(repository.increment("t", 1, key), timeout=30)
+    assert "retry with the same Idempotency-Key" in str(unknown.value)
+    assert unknown.value.retry_after >= 1
+    assert repository.stats.outcomes_unknown == 1
+    inject()
+    retried = await repository.increment("t", 1, key)
+    assert (retried.replayed, retried.counter.count) == (False, 2)  # this fault never applies
+    assert (await repository.increment("t", 1, key)).replayed
+    assert (await repository.get("t")).count == 2
 
 
 class PatchesTimeOut:
@@ -663,6 +865,138 @@ async def test_a_full_configmap_refuses_new_counters_and_keeps_counting_old_ones
     assert (await repository.increment(names[0], 1)).counter.count == 2
     page = await repository.list(None, 1000)
     assert len(page.counters) == 1000
+
+
+MIB = 1024 * 1024
+
+
+def too_long_answers(kube: KubeTarget) -> int:
+    """422 `Too long` answers of the emulated API so far (0 on a real cluster: not ours to count)."""
+    return 0 if kube.emulator is None else int(emulator_stats(kube)["too_long"])
+
+
+async def test_a_full_configmap_refuses_new_names_and_keys_and_never_passes_1_mib(
+    open_repo: OpenRepo, cm_name: str, kube: KubeTarget, admin: Any
+) -> None:
+    if kube.emulator is not None:
+        kube.emulator.reset_stats()  # so that `largest_*` are this test's
+    repository = await open_repo(cm_name)
+    too_long_before = too_long_answers(kube)
+    first_keys = [keyed(f"first-{i}") for i in range(200)]
+    await asyncio.gather(*(repository.increment("c", 1, key) for key in first_keys))
+
+    # Short names: many counters, so that the values alone come close to the API's limit.
+    names = [f"n{i:05d}" for i in range(12000)]
+    results = await asyncio.gather(*(repository.set(n, 1) for n in names), return_exceptions=True)
+    kept = [n for n, r in zip(names, results, strict=True) if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, BaseException)]
+    assert len(kept) > 5000
+    assert refused, "12000 counters do not fit in 1 MiB"
+    for error in refused:
+        assert isinstance(error, StoreFullError)
+        assert not isinstance(error, OutcomeUnknownError)
+        assert "is full" in str(error)
+        assert "new counters" in str(error)
+        assert error.retry_after >= 600  # permanent until counters are deleted: no retry in 1 s
+
+    writes = repository.api_writes
+    with pytest.raises(StoreUnavailableError, match="is full"):
+        await repository.increment("a-new-name", 1)
+    more_keys = [keyed(f"more-{i}") for i in range(1000)]
+    keyed_results = await asyncio.gather(
+        *(repository.increment("c", 1, key) for key in more_keys), return_exceptions=True
+    )
+    assert all(isinstance(r, IdempotencyTableFullError) for r in keyed_results)
+    assert all("is full until records expire" in str(r) for r in keyed_results)
+    assert repository.api_writes == writes, "refused before writing"
+
+    # Existing counters are never blocked: increments, sets (to the widest value), deletes.
+    assert (await repository.increment(kept[0], 1)).counter.count == 2
+    widest = await asyncio.gather(*(repository.set(n, -(2**63)) for n in kept))
+    assert all(r.counter.count == -(2**63) for r in widest)
+    assert (await repository.increment(kept[1], 9)).counter.count == -(2**63) + 9
+    assert (await repository.increment("c", 1, first_keys[0])).replayed
+    assert (await repository.increment("c", 1)).counter.count == 201
+    assert await repository.delete(kept[2]) is not None
+    assert (await repository.set("n-new", 1)).counter.count == 1  # the room of the deleted one
+
+    assert too_long_answers(kube) == too_long_before, "no write was refused as too long"
+    data = stored_data(admin, kube.namespace, cm_name)
+    assert sum(len(v.encode()) for v in data.values()) < MIB
+    if kube.emulator is not None:
+        stats = emulator_stats(kube)
+        assert stats["largest_data_bytes"] < MIB
+        assert stats["largest_object_bytes"] < MIB
+
+
+async def test_a_configmap_filled_past_the_limits_by_an_older_version_keeps_its_counters(
+    open_repo: OpenRepo, cm_name: str, kube: KubeTarget, admin: Any
+) -> None:
+    """An older version filled ConfigMaps up to the API's limit: its counters go on counting."""
+    stamp = "2025-01-01T00:00:00.000Z"
+    value = json.dumps({"count": 1, "created_at": stamp, "updated_at": stamp})
+    counters = {f"c{i}": value for i in range(5)}
+    seed(admin, kube.namespace, cm_name, {**counters, "filler": "x" * (room.FULL_BYTES + 20 * 1024)})
+    repository = await open_repo(cm_name)
+    too_long_before = too_long_answers(kube)
+    with pytest.raises(StoreFullError):
+        await repository.increment("new-name", 1)
+    assert (await repository.increment("c0", 1)).counter.count == 2
+    assert (await repository.set("c1", -(2**63))).counter.count == -(2**63)
+    assert await repository.delete("c2") is not None
+    # Past the hard limit: what does not grow the data still goes, what grows it is refused.
+    patch = {"data": {"filler": "x" * (room.MAX_BYTES + 4 * 1024)}}
+    admin.patch_namespaced_config_map(cm_name, kube.namespace, patch)
+    assert (await repository.increment("c0", 1)).counter.count == 3
+    with pytest.raises(StoreFullError, match="is full"):
+        await repository.set("c3", 10**18)
+    assert await repository.delete("c4") is not None
+    assert too_long_answers(kube) == too_long_before
+    data = stored_data(admin, kube.namespace, cm_name)
+    assert {k for k in data if k.startswith("c")} == {"c0", "c1", "c3"}
+    assert json.loads(data["c3"])["count"] == 1
+
+
+class PatchesGrowTooLong:
+    """A CoreV1Api whose patches also add a value that takes the ConfigMap past 1 MiB, so that the
+    API answers with its own 422 `Too long`, as it would to a store that miscounted."""
+
+    def __init__(self, api: Any) -> None:
+        self._api = api
+        self.grow = False
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._api, attribute)
+
+    def patch_namespaced_config_map(self, name: str, namespace: str, body: Any, **options: Any) -> Any:
+        if self.grow:
+            body = [*body, {"op": "add", "path": "/data/padding", "value": "x" * (MIB + 1)}]
+        return self._api.patch_namespaced_config_map(name, namespace, body, **options)
+
+
+async def test_a_422_too_long_is_permanent_not_a_conflict(
+    api_client: Any, cm_name: str, kube: KubeTarget, admin: Any
+) -> None:
+    api = PatchesGrowTooLong(k8s_client.CoreV1Api(api_client))
+    repository = ConfigMapCounterRepository(api, cm_name, kube.namespace)
+    too_long_before = too_long_answers(kube)
+    try:
+        await repository.set("c", 1)  # created with a POST
+        api.grow = True
+        writes = repository.api_writes
+        with pytest.raises(StoreFullError, match="too large") as refused:
+            await asyncio.wait_for(repository.increment("c", 1), timeout=30)
+        assert "nothing was counted" in str(refused.value)
+        assert refused.value.retry_after >= 600
+        assert repository.api_writes == writes + 1, "no retries of a permanent refusal"
+        assert repository.conflicts == 0
+        if kube.emulator is not None:
+            assert too_long_answers(kube) == too_long_before + 1
+        api.grow = False
+        assert (await repository.increment("c", 1)).counter.count == 2
+    finally:
+        await repository.aclose()
+    assert json.loads(stored_data(admin, kube.namespace, cm_name)["c"])["count"] == 2
 
 
 # --- readiness and errors ---------------------------------------------------------------------

@@ -5,10 +5,15 @@ version that was read, so a write based on a stale read fails (422) instead of o
 newer state; a missing ConfigMap is created, and a create that loses the race is a conflict too.
 
 A failure is classified by what it says about the write, because that decides what may be done
-next: a conflict, a 429 or a refused connection were not applied and can simply be retried; a 5xx
-or a timeout after sending may have been applied, and must be settled before anyone is told; 401,
-403 and other 4xx are fatal. The official client is synchronous, so its calls run in a small
-thread pool of the store's own and never block the event loop.
+next. Only an answer that proves the write was refused counts as "not applied": a conflict (409,
+or 422 from a failed `test`), a 429 (flow control refuses before the handler runs), a refused
+connection, 401, 403, 404 and other 4xx. Every other outcome may have been applied or may still
+be: any 5xx (a 500 `etcdserver: request timed out`, a 503 or a 504 is sent while etcd may still
+commit the write), a reset connection or a timeout after sending; those are settled through the
+writers' sequence (settle) before anyone is told. A 422 that says the object is too long (or a
+413) is permanent: retrying the same write cannot help, so it is reported at once as a full store.
+The official client is synchronous, so its calls run in a small thread pool of the store's own
+and never block the event loop.
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from adapters.configmap.codec import MISSING, UNREAD, Snapshot, snapshot_from
+from adapters.configmap.room import FULL_RETRY_AFTER
 from adapters.configmap.stats import ConfigMapStats
-from domain.errors import StoreUnavailableError
+from domain.errors import StoreFullError, StoreUnavailableError
 
 FIELD_MANAGER: Final = "counter-web-server"
 SERVICE_ACCOUNT_NAMESPACE: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -45,13 +51,15 @@ class Kind(Enum):
     NOT_FOUND = "not found"
     DENIED = "denied"  # 401, 403: fatal
     INVALID = "invalid"  # other 4xx: fatal
-    SERVER = "server error"  # 5xx: a write may or may not have been applied
+    TOO_LARGE = "too large"  # 422 `Too long`, 413: permanent, the ConfigMap is full
+    SERVER = "server error"  # any 5xx: a write may have been applied, or may still be
     UNSENT = "unreachable"  # no connection: nothing was sent
     UNKNOWN = "no answer"  # timeout or broken connection after sending
 
 
 TRANSIENT: Final = frozenset({Kind.THROTTLED, Kind.SERVER, Kind.UNSENT, Kind.UNKNOWN})
-# The answers after which a write may have been applied, or may still be.
+# The answers after which a write may have been applied, or may still be: everything that does
+# not prove a refusal.
 MAYBE_APPLIED: Final = frozenset({Kind.SERVER, Kind.UNKNOWN})
 
 
@@ -73,19 +81,40 @@ def _retry_after(exc: ApiException) -> float:
         return 1.0
 
 
-def _status_message(exc: ApiException) -> str:
+def _status(exc: ApiException) -> dict[str, Any]:
+    """The `Status` body of an error answer ({} when it has none)."""
     with contextlib.suppress(ValueError, TypeError):
         doc = json.loads(exc.body or "")
-        if isinstance(doc, dict) and isinstance(doc.get("message"), str):
-            return str(doc["message"])
-    return str(exc.reason or "")
+        if isinstance(doc, dict):
+            return doc
+    return {}
+
+
+def _status_message(exc: ApiException, doc: Mapping[str, Any]) -> str:
+    message = doc.get("message")
+    return message if isinstance(message, str) else str(exc.reason or "")
+
+
+def _too_long(doc: Mapping[str, Any]) -> bool:
+    """A 422 `Invalid` because the object passes its size limit, not because a `test` failed."""
+    details = doc.get("details")
+    causes = details.get("causes") if isinstance(details, dict) else None
+    if isinstance(causes, list) and any(
+        isinstance(cause, dict) and cause.get("reason") == "FieldValueTooLong" for cause in causes
+    ):
+        return True
+    message = doc.get("message")
+    return isinstance(message, str) and "Too long:" in message
 
 
 def classify(exc: BaseException) -> ApiError:
     if isinstance(exc, ApiException):
         status = int(exc.status or 0)
-        message = f"{status} {_status_message(exc)}".strip()
-        if status in {409, 422}:
+        doc = _status(exc)
+        message = f"{status} {_status_message(exc, doc)}".strip()
+        if status == 413 or (status == 422 and _too_long(doc)):  # noqa: PLR2004
+            kind = Kind.TOO_LARGE
+        elif status in {409, 422}:
             kind = Kind.CONFLICT
         elif status == 429:  # noqa: PLR2004
             return ApiError(Kind.THROTTLED, message, status=status, retry_after=_retry_after(exc))
@@ -234,6 +263,12 @@ class ConfigMapApi:
             message = f"cannot create {where}: namespace {self.namespace!r} not found ({error.detail})"
         elif error.kind is Kind.UNSENT:
             message = f"the Kubernetes API cannot be reached for {where} ({error.detail})"
+        elif error.kind is Kind.TOO_LARGE:
+            return StoreFullError(
+                f"the Kubernetes API refused the write to {where} as too large ({error.detail}):"
+                " the ConfigMap is full; nothing was counted: delete counters or use another store",
+                retry_after=FULL_RETRY_AFTER,
+            )
         else:
             message = f"the Kubernetes API failed on {where} ({error.detail})"
         return StoreUnavailableError(message, retry_after=max(1, round(retry_after)))

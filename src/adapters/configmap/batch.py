@@ -5,12 +5,17 @@ refused operation (an overflow, an unreadable counter, a reused Idempotency-Key)
 changes nothing, the others still go into the write. An increment with an Idempotency-Key looks up
 its record in the same snapshot it is applied to, so the record and the count are written
 together or not at all; what the record means (replay, refusal, expiry) is the domain's decision.
+
+Each operation is also measured before it is applied (room): a new counter name or a new record
+must leave room for everything reserved, a change of an existing counter only for itself, so a
+full ConfigMap refuses the new ones alone and goes on counting, setting and deleting the others.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,15 +23,16 @@ from typing import Any, Literal
 
 from adapters.configmap.codec import (
     IDEMPOTENCY_KEY,
-    MAX_DATA_BYTES,
-    NEW_COUNTER_BYTES,
+    WRITERS_KEY,
     Codec,
     Snapshot,
     StoredRecord,
     Value,
+    dump_records,
     format_time,
     parse_time,
 )
+from adapters.configmap.room import Footprint, entry_bytes, store_full, table_full
 from domain.errors import DomainError, StoreCorruptedError
 from domain.idempotency import Idempotency, IdempotencyRecord, decide
 from domain.model import Counter, Incremented, Replaced, add_checked
@@ -85,8 +91,9 @@ class Batch:
         self._stamp = format_time(now)
         self._values: dict[str, Value | None] = {}
         self._changes: dict[str, str | None] = {}
-        self._size: int | None = None
+        self._room = codec.footprint(snapshot)
         self.records: dict[str, StoredRecord] | None = None  # None: the table was not needed
+        self._table_bytes = 0  # what the `_idempotency` entry takes, once the table is loaded
         self.records_changed = False
 
     def apply(self, op: Op) -> Any:
@@ -110,23 +117,32 @@ class Batch:
                 return replayed
         old = self._current(name)
         count = add_checked(name, 0 if old is None else old.count, by)
-        counter = self._store(name, old, count).counter(name)
-        if idem is not None:
-            table = self._table()
-            table.pop(idem.record_key, None)  # re-inserted last, so that the table stays oldest first
-            table[idem.record_key] = StoredRecord.of(idem.record(counter, self.epoch), self._stamp)
-            self.records_changed = True
+        new = self._next(old, count)
+        counter = new.counter(name)
+        if idem is None:
+            self._put(name, new)
+            return Incremented(counter=counter)
+        record = StoredRecord.of(idem.record(counter, self.epoch), self._stamp)
+        record_bytes = self._record_bytes(idem.record_key, record)
+        self._put(name, new, record_bytes=record_bytes)
+        table = self._table()
+        table.pop(idem.record_key, None)  # re-inserted last, so that the table stays oldest first
+        table[idem.record_key] = record
+        self._table_bytes += record_bytes
+        self.records_changed = True
         return Incremented(counter=counter)
 
     def _set(self, name: str, count: int) -> Replaced:
         old = self._current(name)
-        new = self._store(name, old, count)
+        new = self._next(old, count)
+        self._put(name, new)
         return Replaced(counter=new.counter(name), previous=0 if old is None else old.count)
 
     def _delete(self, name: str) -> Counter | None:
         old = self._current(name)
         if old is None:
             return None
+        self._room = self._room.after(self._data_now(name), {name: None}, WRITERS_KEY)
         self._values[name] = None
         self._changes[name] = None
         return old.counter(name)
@@ -136,27 +152,74 @@ class Batch:
             self._values[name] = self._codec.value(self._snapshot.data, name)
         return self._values[name]
 
-    def _store(self, name: str, old: Value | None, count: int) -> Value:
-        if old is None and name not in self._snapshot.data and name not in self._changes:
-            if self._size is None:
-                self._size = sum(len(k) + len(v) for k, v in self._snapshot.data.items())
-            self._size += len(name) + NEW_COUNTER_BYTES
-            if self._size > MAX_DATA_BYTES:
-                raise self._codec.full_error()
-        new = Value(
+    def _next(self, old: Value | None, count: int) -> Value:
+        return Value(
             count=count,
             created_at=self._stamp if old is None else old.created_at,
             updated_at=self._stamp,
             extra={} if old is None else old.extra,
         )
+
+    def _put(self, name: str, new: Value, *, record_bytes: int = 0) -> None:
+        """Store `new` under `name` if it fits (and a new record of `record_bytes` with it)."""
+        text = new.dump()
+        creating = name not in self._data_now(name)
+        room = self._fitting(name, text, record_bytes, creating=creating)
+        if room is None:
+            if self.records is None and IDEMPOTENCY_KEY in self._snapshot.data:
+                with contextlib.suppress(StoreCorruptedError):
+                    self._table()  # expired records are dropped, and their room given back
+                    room = self._fitting(name, text, record_bytes, creating=creating)
+            if room is None:
+                raise self._full(record_bytes, creating=creating)
+        self._room = room
         self._values[name] = new
-        self._changes[name] = new.dump()
-        return new
+        self._changes[name] = text
+
+    def _fitting(self, name: str, text: str, record_bytes: int, *, creating: bool) -> Footprint | None:
+        """The footprint with `text` stored under `name` (plus a record), None if it does not fit.
+
+        Something new needs room for everything reserved; a change of an existing counter only
+        for itself, and one that does not grow the data always fits.
+        """
+        room = self._room.after(self._data_now(name), {name: text}, WRITERS_KEY)
+        room = Footprint(room.used + record_bytes, room.reserve)
+        if creating or record_bytes:
+            return room if room.fits_new() else None
+        return room if room.fits() or room.used <= self._room.used else None
+
+    def _full(self, record_bytes: int, *, creating: bool) -> DomainError:
+        """Why it does not fit: live records hold the room a new key needs, or the store is full."""
+        if record_bytes and not creating and self.records:
+            oldest = min(record.expires for record in self.records.values())
+            return table_full(self._codec.where, oldest - self.epoch)
+        return store_full(self._codec.where)
+
+    def _data_now(self, name: str) -> dict[str, str]:
+        """`name`'s text as the batch has left it, as a one-key map (empty: absent)."""
+        text = self._changes[name] if name in self._changes else self._snapshot.data.get(name)
+        return {} if text is None else {name: text}
 
     def _table(self) -> dict[str, StoredRecord]:
+        """The live records (expired ones dropped, and the room they took given back)."""
         if self.records is None:
-            self.records = dict(self._codec.records(self._snapshot.data))
+            stored = self._codec.records(self._snapshot.data)
+            live = {k: r for k, r in stored.items() if not r.expired(self.epoch)}
+            raw = self._snapshot.data.get(IDEMPOTENCY_KEY)
+            before = 0 if raw is None else entry_bytes(IDEMPOTENCY_KEY, raw)
+            after = before if len(live) == len(stored) else entry_bytes(IDEMPOTENCY_KEY, dump_records(live))
+            self._room = Footprint(self._room.used - before + after, self._room.reserve)
+            self._table_bytes = after
+            self.records = live
         return self.records
+
+    def _record_bytes(self, record_key: str, record: StoredRecord) -> int:
+        """What one more record adds to the `_idempotency` entry, escapes included."""
+        self._table()
+        text = dump_records({record_key: record})
+        if not self._table_bytes:  # the entry itself is new
+            return entry_bytes(IDEMPOTENCY_KEY, text)
+        return len(json.dumps(text[1:-1])) - 1  # `"key":{...}` escaped, without its quotes, and a comma
 
     def _recorded(self, name: str, idem: Idempotency) -> IdempotencyRecord | None:
         stored = self._table().get(idem.record_key)

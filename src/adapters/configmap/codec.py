@@ -9,6 +9,12 @@ lets a writer recognise its own write after a timeout).
 Whatever cannot be read is reported as StoreCorruptedError and never overwritten: a counter
 someone edited by hand is fixed by hand, not silently reset. `_writers` is the exception: it is
 only a hint for settling lost answers, so an unreadable one is ignored and replaced.
+
+Records are kept until they expire (the domain's rule, `IdempotencyRecord.expired`), whatever
+else arrives: an expired one is dropped whenever the table is written, a live one never. How
+much the ConfigMap can hold, and what is refused when it is full, is the room module's concern;
+the codec remembers the footprint of the snapshots it has seen (`footprint`), so that it is
+computed once per state of the ConfigMap, not once per batch.
 """
 
 from __future__ import annotations
@@ -22,21 +28,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from domain.errors import InvalidCounterNameError, StoreCorruptedError, StoreUnavailableError
+from adapters.configmap.room import MAX_WRITER_ID, MAX_WRITERS, Footprint
+from domain.errors import InvalidCounterNameError, StoreCorruptedError
 from domain.idempotency import IdempotencyRecord
 from domain.model import INT64_MAX, INT64_MIN, Counter, check_name
 
 IDEMPOTENCY_KEY: Final = "_idempotency"
 WRITERS_KEY: Final = "_writers"
 
-# A ConfigMap holds at most 1 MiB; refuse to create counters well before the API would refuse.
-MAX_DATA_BYTES: Final = 900 * 1024
-# What a new counter adds to the data, rounded up: its name again plus a timestamped document.
-NEW_COUNTER_BYTES: Final = 128
 # A writer's entry in `_writers` is only needed for the seconds between a write and its check;
-# keep it an hour and at most this many writers, most recent first.
+# keep it an hour and at most MAX_WRITERS writers, most recent first.
 WRITER_TTL_SECONDS: Final = 3600.0
-MAX_WRITERS: Final = 256
+_MAX_UNIX_TIME: Final = 10**11  # the year 5138: larger is not a time this store wrote
 
 # Record names and fingerprints are SHA-256 in hex. The previous version kept 32 characters of
 # each; such a record can never match a key again, so it is dropped on read, not refused.
@@ -245,13 +248,19 @@ def writers_value(snapshot: Snapshot, writer: str, seq: int) -> str:
         with contextlib.suppress(ValueError):
             doc = loads(raw)
             if isinstance(doc, dict):
+                # Only entries of the shape this store writes, so that `_writers` stays as small
+                # as room.WRITERS_BYTES counts it.
                 entries = {
                     k: v
                     for k, v in doc.items()
-                    if isinstance(v, list)
+                    if len(k) <= MAX_WRITER_ID
+                    and isinstance(v, list)
                     and len(v) == 2  # noqa: PLR2004
+                    and type(v[0]) is int
+                    and 0 <= v[0] <= INT64_MAX
                     and isinstance(v[1], int | float)
                     and now - v[1] < WRITER_TTL_SECONDS
+                    and v[1] < _MAX_UNIX_TIME
                 }
     entries.pop(writer, None)
     entries[writer] = [seq, int(now)]
@@ -263,12 +272,12 @@ def writers_value(snapshot: Snapshot, writer: str, seq: int) -> str:
 class Codec:
     """Reads one ConfigMap's keys into values, in errors that name the ConfigMap and the key."""
 
-    def __init__(self, namespace: str, name: str, *, max_records: int, max_record_bytes: int) -> None:
+    def __init__(self, namespace: str, name: str) -> None:
         self.where = f"ConfigMap {namespace}/{name}"
-        self._max_records = max_records
-        self._max_record_bytes = max_record_bytes
         # The table is the same text across most reads; parse it once.
         self._records_cache: tuple[str, dict[str, StoredRecord]] | None = None
+        # Footprints by resourceVersion: the last few states of the ConfigMap.
+        self._footprints: dict[str, Footprint] = {}
 
     def value(self, data: Mapping[str, str], name: str) -> Value | None:
         raw = data.get(name)
@@ -301,29 +310,33 @@ class Codec:
     def records_value(
         self, records: dict[str, StoredRecord] | None, data: Mapping[str, str], now: float, *, changed: bool
     ) -> str | None:
-        """The new `_idempotency` value, or None to leave it as it is."""
-        if records is None:
-            try:
-                records = dict(self.records(data))
-            except StoreCorruptedError:
-                return None  # never overwrite what we cannot read
-        live = {k: r for k, r in records.items() if not r.expired(now)}
-        if not changed and len(live) == len(records):
+        """The new `_idempotency` value, or None to leave it as it is.
+
+        `records`: the table as the batch left it (None: as stored). Expired records are dropped;
+        live ones are all kept: a key forgotten before its TTL would count again.
+        """
+        try:
+            stored = self.records(data)
+        except StoreCorruptedError:
+            return None  # never overwrite what we cannot read
+        live = {k: r for k, r in (stored if records is None else records).items() if not r.expired(now)}
+        if not changed and live.keys() == stored.keys():
             return None
-        # Oldest first: a key evicted before its TTL would count again, so the bounds are generous.
-        excess = len(live) - self._max_records
-        keys = list(live)
-        for key in keys[: max(0, excess)]:
-            del live[key]
         text = dump_records(live)
-        while len(text) > self._max_record_bytes and live:
-            for key in list(live)[: max(1, len(live) // 10)]:
-                del live[key]
-            text = dump_records(live)
         self._records_cache = (text, live)
         return text
 
-    def full_error(self) -> StoreUnavailableError:
-        return StoreUnavailableError(
-            f"{self.where} is full (about 1 MiB): delete counters or use another store", retry_after=60
-        )
+    def footprint(self, snapshot: Snapshot) -> Footprint:
+        """What `snapshot`'s data takes of the room (room.Footprint), computed once per version."""
+        known = self._footprints.get(snapshot.version or "")
+        if known is None:
+            known = Footprint.of(snapshot.data, WRITERS_KEY)
+            self.remember(snapshot, known)
+        return known
+
+    def remember(self, snapshot: Snapshot, footprint: Footprint) -> None:
+        if not snapshot.version:
+            return  # missing or unread: nothing to look up later
+        if len(self._footprints) >= 4:  # noqa: PLR2004 - the base of a batch, its result, a spare
+            del self._footprints[next(iter(self._footprints))]
+        self._footprints[snapshot.version] = footprint

@@ -5,7 +5,8 @@ so a hot counter costs one read and one write per batch instead of per request. 
 on the snapshot it was planned on and fails if anyone wrote since; then the batch is planned
 again on a fresh read, within the retry bounds. After a successful write the answer is the next
 batch's snapshot, which saves a read, unless another writer won a race in the last second (then
-that cached state is probably stale and would only cost a failed write).
+that cached state is probably stale and would only cost a failed write). Before it is sent, every
+write is measured exactly, `_writers` included (room): one over the limit is never sent.
 
 Every write, first tries, retries after a conflict and fences alike, takes a token of the write
 budget first. It is taken before the read that the write will be based on, so that waiting for
@@ -29,6 +30,7 @@ from adapters.configmap.batch import Op, Outcomes, Plan, mark_retrieved, plan
 from adapters.configmap.budget import WriteBudget
 from adapters.configmap.codec import WRITERS_KEY, Codec, Snapshot, writers_value
 from adapters.configmap.retry import Bounds, after_conflict, pause
+from adapters.configmap.room import MAX_BYTES, entry_bytes, store_full
 from adapters.configmap.settle import Settlement
 from adapters.configmap.stats import ConfigMapStats
 from domain.errors import DomainError, OutcomeUnknownError, StoreUnavailableError
@@ -182,7 +184,14 @@ class Committer:
         assert state.snapshot is not None
         seq = next(self._seq)
         base = state.snapshot
-        changes = {**planned.changes, WRITERS_KEY: writers_value(base, writer, seq)}
+        writers = writers_value(base, writer, seq)
+        changes = {**planned.changes, WRITERS_KEY: writers}
+        # Every byte of what the write leaves, `_writers` included, counted exactly: a write that
+        # grows the data past the limit is never sent (one that does not grow it always may be).
+        footprint = self._codec.footprint(base)
+        room = footprint.after(base.data, changes, WRITERS_KEY)
+        if room.used + entry_bytes(WRITERS_KEY, writers) > MAX_BYTES and room.used > footprint.used:
+            raise state.settlement.failed(store_full(self._codec.where))
         assert state.holding, "every write takes a token of the write budget"
         state.holding = False
         try:
@@ -193,6 +202,7 @@ class Committer:
             state.snapshot = await self._after_failed_write(error, base, state)
             state.settlement.check(state.bounds)
             return None
+        self._codec.remember(state.snapshot, room)  # the written state is `base` with `changes`
         if state.use_cache:
             self._cache = state.snapshot if state.snapshot.version else None
         if state.settlement.settling:
@@ -210,7 +220,7 @@ class Committer:
             self._last_conflict = time.monotonic()
             await after_conflict(state.bounds, error)
             return None
-        if error.kind not in TRANSIENT:
+        if error.kind not in TRANSIENT:  # denied, invalid, too large: permanent, never retried
             raise state.settlement.failed(self._api.unavailable(error, verb))
         await pause(state.bounds, error, self._stats)
         # After 429 or no connection nothing was applied: the snapshot is still worth a try.

@@ -47,7 +47,9 @@ class ConfigMapCounterRepository:
     every operation reads and writes on its own (the naive baseline). Conflicts, 429, 5xx and
     timeouts are retried with jittered exponential backoff within `max_attempts` tries and
     `max_retry_seconds`; past that the operations fail with StoreUnavailableError and were not
-    counted (a write whose outcome is unknown is settled by re-reading before giving up).
+    counted, or, when a write that may still land (a 5xx, a timeout) could not be settled by
+    re-reading and fencing, with OutcomeUnknownError. A full ConfigMap refuses new counter names
+    and new Idempotency-Keys only (room), before writing.
     `max_writes_per_second` (0: no limit, the default here; the service passes
     COUNTER_CONFIGMAP_MAX_WRITES_PER_SECOND) paces the API writes of this instance (budget).
     """
@@ -64,8 +66,6 @@ class ConfigMapCounterRepository:
         max_retry_seconds: float = 10.0,
         request_timeout: float = 5.0,
         threads: int = DEFAULT_THREADS,
-        max_idempotency_records: int = 1000,
-        max_idempotency_bytes: int = 256 * 1024,
         max_writes_per_second: float = 0.0,
     ) -> None:
         if max_batch < 1 or max_attempts < 1 or threads < 1:
@@ -80,9 +80,7 @@ class ConfigMapCounterRepository:
         self._api = ConfigMapApi(
             api, name, namespace, timeout=request_timeout, threads=threads, stats=self.stats
         )
-        self._codec = Codec(
-            namespace, name, max_records=max_idempotency_records, max_record_bytes=max_idempotency_bytes
-        )
+        self._codec = Codec(namespace, name)
         self._committer = Committer(
             self._api,
             self._codec,
@@ -247,8 +245,6 @@ class ConfigMapOptions(TypedDict, total=False):
     max_retry_seconds: float
     request_timeout: float
     threads: int
-    max_idempotency_records: int
-    max_idempotency_bytes: int
     max_writes_per_second: float
 
 

@@ -1,13 +1,14 @@
 """Settling a write whose answer was lost, so that the caller hears what really happened.
 
-A write whose answer never came (a timeout, a dropped connection, a 5xx) may or may not have been
-applied. Every write also sets this writer's sequence number in `_writers`, so a re-read tells:
-if `_writers` shows the write's number, it was applied and its outcomes are the answer; if the
-resourceVersion moved on without it, it was not and never will be (its resourceVersion test can
-no longer pass); if nothing changed, the next write, with the same precondition, fences it off.
-After a 504 or no answer at all the write may still reach etcd later (the apiserver's timeout
-filter answers while the storage write goes on), so only a moved-on version rules it out; after
-any other answer a re-read that does not show it is proof enough.
+A write whose answer did not prove a refusal (a timeout, a reset connection, any 5xx) may or may
+not have been applied, and may still be: etcd can commit a write after the apiserver answered
+500 `etcdserver: request timed out`, 503 or 504 for it. Every write also sets this writer's
+sequence number in `_writers`, so a re-read tells: if `_writers` shows the write's number, it was
+applied and its outcomes are the answer; if the resourceVersion moved on without it, it was not
+and never will be (its resourceVersion test can no longer pass); if nothing changed, it is still
+pending, and the next write, with the same precondition, fences it off: either that write wins
+and the pending one can no longer apply, or the pending one landed first and the next re-read
+shows its number. A re-read that merely does not show it yet is never taken as "not applied".
 
 At the retry bounds a batch with unconfirmed writes gets a few more tries of its own: reads, and
 a fence write that carries no operation. Only when even those fail is the outcome reported as
@@ -21,7 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Final
 
-from adapters.configmap.api import ApiError, Kind
+from adapters.configmap.api import ApiError
 from adapters.configmap.batch import Outcomes
 from adapters.configmap.codec import Snapshot
 from adapters.configmap.retry import Bounds
@@ -37,13 +38,11 @@ SETTLE_TRIES: Final = 4
 class Attempt:
     """A write whose outcome we have not seen: `outcomes` None marks a fence (no operations).
 
-    `pending`: it may still reach the store later; after any other answer, a re-read that does
-    not show it proves it was not applied.
+    It may land as long as the ConfigMap is still at `base_version`, the version it tests.
     """
 
     base_version: str | None
     outcomes: Outcomes | None
-    pending: bool
 
 
 class Settlement:
@@ -61,9 +60,9 @@ class Settlement:
         return bool(self._attempts)
 
     def lost(self, seq: int, base: Snapshot, outcomes: Outcomes, error: ApiError) -> None:
-        """Write `seq`, based on `base`, got `error`: maybe applied, or still to be applied."""
-        pending = error.kind is Kind.UNKNOWN or error.status == 504  # noqa: PLR2004
-        self._attempts[seq] = Attempt(base.version, None if self.settling else outcomes, pending)
+        """Write `seq`, based on `base`, got `error` (MAYBE_APPLIED): maybe applied, or still to be."""
+        log.info("configmap_write_unconfirmed", extra={"configmap": self._name, "error": error.detail})
+        self._attempts[seq] = Attempt(base.version, None if self.settling else outcomes)
 
     def settle(self, snapshot: Snapshot, writer: str, bounds: Bounds) -> Outcomes | None:
         """The outcomes of the write that `snapshot` shows was applied, else None to go on."""
@@ -76,11 +75,9 @@ class Settlement:
             if applied.outcomes is None:  # our fence: no earlier attempt can apply any more
                 raise self.not_counted(bounds)
             return applied.outcomes
-        # Not applied, and never will be when answered, or based on another version (versions
-        # match only when equal, and every write changes the version).
-        self._attempts = {
-            s: a for s, a in self._attempts.items() if a.pending and a.base_version == snapshot.version
-        }
+        # Not applied, and never will be once the version moved on (versions match only when
+        # equal, and every write changes the version); still pending while it did not.
+        self._attempts = {s: a for s, a in self._attempts.items() if a.base_version == snapshot.version}
         if self.settling and not self._attempts:
             raise self.not_counted(bounds)
         return None

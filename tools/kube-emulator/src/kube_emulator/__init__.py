@@ -2,7 +2,8 @@
 
 Real HTTP on 127.0.0.1, reached through a generated kubeconfig by kubectl and the official client,
 with the API's concurrency semantics (resourceVersion, 409 Conflict, 422 on a failed JSON-patch
-`test`) and switchable fault injection.
+`test`, 422 `Too long` past 1 MiB) and switchable fault injection, including the 5xx whose write
+etcd commits after the answer (faults, late).
 
 Deliberately not emulated: server-side apply (PATCH `application/apply-patch+yaml` gets 415),
 managedFields, finalizers and graceful deletion (a DELETE removes at once), label and annotation

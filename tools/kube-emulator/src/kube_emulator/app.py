@@ -57,6 +57,7 @@ class ApiServerApp:
             return self._discovery(request, parts)
         verb, name, action = routed
         self._state.stats.count_request(verb)
+        self._state.late.before_request(is_write=verb in WRITE_VERBS)
         return self._with_faults(verb, name, request, action)
 
     def _authenticate(self, request: Request) -> None:
@@ -80,11 +81,12 @@ class ApiServerApp:
             raise statuses.too_many_requests(faults.retry_after)
         if kind is FaultKind.SERVER_ERROR:
             raise statuses.internal_error("injected fault")
+        if kind is FaultKind.SERVER_ERROR_LATE:  # answered now, committed afterwards
+            self._state.late.hold(action, faults.late_apply, faults.late_delay)
+            raise statuses.unconfirmed_write(faults.late_status)
         if kind is FaultKind.TIMEOUT_BEFORE:
             self._state.stopping.wait(faults.timeout_seconds)
-            raise statuses.timeout(
-                "request did not complete within requested timeout - context deadline exceeded"
-            )
+            raise statuses.timeout(statuses.REQUEST_TIMEOUT)
         try:  # TIMEOUT_AFTER: the request takes effect, its answer comes too late
             return action()
         finally:

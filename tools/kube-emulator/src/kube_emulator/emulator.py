@@ -69,6 +69,7 @@ class KubeApiEmulator:
         if server is None or thread is None:
             return
         self._state.stopping.set()  # ends injected sleeps
+        self._state.late.drop()  # writes held for later are lost with the server
         self._state.store.close()  # ends watches
         server.shutdown()
         server.close_connections()
@@ -132,8 +133,14 @@ class KubeApiEmulator:
         self._state.set_write_delay(seconds)
 
     def stats(self) -> dict[str, Any]:
-        """Requests by verb, applied writes, conflicts answered, injected faults, current revision."""
+        """Requests by verb, applied writes, conflicts answered, injected faults, current revision,
+        writes refused as too long, late writes applied and dropped, the largest object stored
+        (`largest_object_bytes` encoded, `largest_data_bytes` as the 1 MiB limit counts it)."""
         return self._state.snapshot()
+
+    def reset_stats(self) -> None:
+        """Zero the counters (the largest object stored included); objects and faults stay."""
+        self._state.stats.reset()
 
     def reset(self) -> None:
         """Forget all objects, zero the counters, switch faults off."""

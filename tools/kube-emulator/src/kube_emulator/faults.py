@@ -7,7 +7,7 @@ import enum
 import random
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 
 class FaultKind(enum.StrEnum):
@@ -16,6 +16,12 @@ class FaultKind(enum.StrEnum):
     SERVER_ERROR = "server_error"
     TIMEOUT_BEFORE = "timeout_before"
     TIMEOUT_AFTER = "timeout_after"
+    SERVER_ERROR_LATE = "server_error_late"
+
+
+# How a write answered with `server_error_late` is applied afterwards.
+LATE_APPLY_MODES: Final = ("next_write", "next_request", "delay")
+LATE_STATUSES: Final = (500, 503, 504)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +34,16 @@ class Faults:
     - `timeout_before`: the answer is held `timeout_seconds`, then a 504 `Timeout`; nothing applied.
     - `timeout_after`: the write IS applied, then the answer is held `timeout_seconds` (the client
       times out without knowing that its write landed).
-    `writes_only` limits the faults to create/update/patch/delete; `seed` makes the draws repeatable.
+    - `server_error_late`: answered at once with `late_status` (500 `etcdserver: request timed out`,
+      503 `ServiceUnavailable` or 504 `Timeout`), and the write is committed AFTER the answer, as
+      etcd commits a proposal the apiserver stopped waiting for: just before the next write request
+      (`late_apply="next_write"`), before the next request of any kind (`"next_request"`), or
+      `late_delay` seconds later (`"delay"`). Its preconditions (a JSON-patch `test` of the
+      resourceVersion) are checked when it is committed, so it lands only on the version it was
+      based on; otherwise it is dropped, as a failed etcd compare would drop it.
+    `writes_only` limits the faults to create/update/patch/delete; `seed` makes the draws repeatable;
+    `max_faults` stops injecting after that many faults (None: no limit), so that a test can fail
+    exactly the first write.
     """
 
     conflict: float = 0.0
@@ -38,8 +53,13 @@ class Faults:
     timeout_before: float = 0.0
     timeout_after: float = 0.0
     timeout_seconds: float = 3.0
+    server_error_late: float = 0.0
+    late_status: int = 500
+    late_apply: str = "next_write"
+    late_delay: float = 0.1
     writes_only: bool = True
     seed: int | None = 0
+    max_faults: int | None = None
 
     def __post_init__(self) -> None:
         shares = [getattr(self, kind.value) for kind in FaultKind]
@@ -47,8 +67,14 @@ class Faults:
             raise ValueError(f"fault shares must be between 0 and 1: {self}")
         if sum(shares) > 1.0 + 1e-9:
             raise ValueError(f"fault shares add up to more than 1: {self}")
-        if self.retry_after < 0 or self.timeout_seconds < 0:
-            raise ValueError("retry_after and timeout_seconds must not be negative")
+        if self.retry_after < 0 or self.timeout_seconds < 0 or self.late_delay < 0:
+            raise ValueError("retry_after, timeout_seconds and late_delay must not be negative")
+        if self.late_status not in LATE_STATUSES:
+            raise ValueError(f"late_status must be one of {LATE_STATUSES}, not {self.late_status}")
+        if self.late_apply not in LATE_APPLY_MODES:
+            raise ValueError(f"late_apply must be one of {LATE_APPLY_MODES}, not {self.late_apply!r}")
+        if self.max_faults is not None and self.max_faults < 0:
+            raise ValueError("max_faults must not be negative")
 
     @property
     def active(self) -> bool:
@@ -76,6 +102,7 @@ class FaultInjector:
         self._faults = Faults()
         self._active = False  # cached `faults.active`: read on every request
         self._random = random.Random(0)  # noqa: S311 - test fault draws, not cryptography
+        self._injected = 0  # faults drawn since the last `set`, for `max_faults`
 
     @property
     def faults(self) -> Faults:
@@ -86,6 +113,7 @@ class FaultInjector:
             self._faults = faults
             self._active = faults.active
             self._random = random.Random(faults.seed)  # noqa: S311 - repeatable on purpose
+            self._injected = 0
 
     def clear(self) -> None:
         self.set(Faults())
@@ -98,10 +126,13 @@ class FaultInjector:
             return None, faults
         with self._lock:
             faults = self._faults
+            if faults.max_faults is not None and self._injected >= faults.max_faults:
+                return None, faults
             roll = self._random.random()
-        threshold = 0.0
-        for kind in FaultKind:
-            threshold += getattr(faults, kind.value)
-            if roll < threshold:
-                return kind, faults
+            threshold = 0.0
+            for kind in FaultKind:
+                threshold += getattr(faults, kind.value)
+                if roll < threshold:
+                    self._injected += 1
+                    return kind, faults
         return None, faults

@@ -6,6 +6,7 @@ import threading
 from typing import Any
 
 from kube_emulator.faults import FaultInjector, Faults
+from kube_emulator.late import LateWrites
 from kube_emulator.stats import Stats
 from kube_emulator.store import Store
 
@@ -17,6 +18,7 @@ class EmulatorState:
         self.stats = Stats()
         self.store = Store(self.stats, write_delay=write_delay)
         self.faults = FaultInjector()
+        self.late = LateWrites(self.stats)  # writes answered 5xx and committed afterwards
         self.token = token
         # set when the server stops: wakes requests that sleep for an injected timeout
         self.stopping = threading.Event()
@@ -37,8 +39,10 @@ class EmulatorState:
         self.faults.clear()
 
     def reset(self) -> None:
-        """Empty the store, zero the counters and switch faults off (resourceVersions keep rising)."""
+        """Empty the store, zero the counters, switch faults off and drop held late writes
+        (resourceVersions keep rising)."""
         self.faults.clear()
+        self.late.drop()
         self.store.reset()
         self.stats.reset()
 
@@ -48,5 +52,6 @@ class EmulatorState:
         stats["resource_version"] = str(revision)
         stats["configmaps"] = len(items)
         stats["write_delay"] = self.store.write_delay
+        stats["late_writes_pending"] = self.late.pending()
         stats["active_faults"] = self.faults.faults.to_json() if self.faults.faults.active else None
         return stats

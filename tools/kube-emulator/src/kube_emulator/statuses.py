@@ -167,6 +167,30 @@ def timeout(why: str) -> ApiError:
     return ApiError(failure(504, "Timeout", f"Timeout: {why}", {}))
 
 
+def service_unavailable(message: str) -> ApiError:
+    """503 `ServiceUnavailable` (`NewServiceUnavailable(reason)`: the reason is the message)."""
+    return ApiError(failure(503, "ServiceUnavailable", message))
+
+
+ETCD_TIMEOUT: Final = "etcdserver: request timed out"
+REQUEST_TIMEOUT: Final = "request did not complete within requested timeout - context deadline exceeded"
+
+
+def unconfirmed_write(code: int) -> ApiError:
+    """The answer to a write that etcd did not confirm in time, and may commit afterwards.
+
+    500: etcd's own error reaches the handler as a plain Go error, so a reasonless Status with its
+    text (`Error from server: etcdserver: request timed out` in kubectl); 503: the same text as
+    `ServiceUnavailable`; 504: the apiserver's timeout filter, which answers while the storage
+    call goes on.
+    """
+    if code == 503:  # noqa: PLR2004 - HTTP 503
+        return service_unavailable(ETCD_TIMEOUT)
+    if code == 504:  # noqa: PLR2004 - HTTP 504
+        return timeout(REQUEST_TIMEOUT)
+    return unknown_server_error(ETCD_TIMEOUT)
+
+
 def generic_not_found() -> ApiError:
     return ApiError(failure(404, "NotFound", "the server could not find the requested resource", {}))
 

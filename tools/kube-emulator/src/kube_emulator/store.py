@@ -140,7 +140,7 @@ class Store:
         with self._lock:
             if not meta.get("name") and meta.get("generateName"):
                 meta["name"] = self._generate_name(namespace, meta["generateName"])
-            configmap.validate(obj, creating=True)
+            self._validate(obj, creating=True)
             name = meta["name"]
             if (namespace, name) in self._objects:
                 raise statuses.already_exists(RESOURCE, name)
@@ -182,7 +182,7 @@ class Store:
             wanted = new_meta.get("resourceVersion")
             if wanted and wanted != old_meta["resourceVersion"]:
                 raise statuses.conflict(RESOURCE, name)
-            configmap.validate(new, creating=False)
+            self._validate(new, creating=False)
             configmap.validate_update(current.obj, new)
             for key in ("namespace", "uid", "resourceVersion", "creationTimestamp"):
                 new_meta[key] = old_meta[key]
@@ -247,14 +247,23 @@ class Store:
             self._history_floor = self._revision
             self._changed.notify_all()
 
+    def _validate(self, obj: Json, *, creating: bool) -> None:
+        try:
+            configmap.validate(obj, creating=creating)
+        except statuses.ApiError:
+            if configmap.data_size(obj) > configmap.MAX_SIZE:
+                self._stats.count_too_long()
+            raise
+
     def _commit(self, obj: Json) -> Stored:
         """Assign the next revision and pay the simulated fsync; the caller holds the lock."""
         self._revision += 1
         obj["metadata"]["resourceVersion"] = str(self._revision)
         if self.write_delay > 0:
             time.sleep(self.write_delay)
-        self._stats.count_write()
-        return Stored.of(obj)
+        stored = Stored.of(obj)
+        self._stats.count_write(len(stored.body), configmap.data_size(obj))
+        return stored
 
     def _record(self, kind: str, stored: Stored) -> None:
         if len(self._events) == self._events.maxlen:
