@@ -16,6 +16,7 @@ from domain.errors import IdempotencyKeyReusedError, InvalidIdempotencyKeyError
 from domain.model import Counter, Incremented
 
 _KEY_RE = re.compile(r"[\x20-\x7e]{1,255}")
+_OWS = " \t"  # optional whitespace around an HTTP field value (RFC 9110, section 5.6.3)
 REUSED_MESSAGE = "this Idempotency-Key was first used with a different request"
 
 
@@ -33,6 +34,12 @@ class Idempotency:
 
     @staticmethod
     def for_increment(key: str, name: str, by: int, ttl_seconds: float) -> Idempotency:
+        """`key` as the client sent it. Leading and trailing spaces and tabs are not part of it:
+        an HTTP field value excludes them (RFC 9110, section 5.5) and servers may or may not strip
+        them before the app sees the value, so `abc `, ` abc` and `abc` are one key, here, for
+        every store and both ways of answering. What remains must be 1-255 printable ASCII
+        characters."""
+        key = key.strip(_OWS)
         if _KEY_RE.fullmatch(key) is None:
             raise InvalidIdempotencyKeyError("Idempotency-Key must be 1-255 printable ASCII characters")
         digest = hashlib.sha256(f"increment\n{name}\n{by}".encode()).hexdigest()

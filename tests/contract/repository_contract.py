@@ -193,8 +193,9 @@ class RepositoryContract:
     async def test_keys_a_naive_encoding_would_confuse_stay_separate(
         self, repository: CounterRepository
     ) -> None:
-        # Pairs that a store would merge if it escaped, truncated, trimmed, case-folded or
-        # joined keys with its own separators instead of naming records by Idempotency.record_key.
+        # Pairs that a store would merge if it escaped, truncated, case-folded or joined keys
+        # with its own separators instead of naming records by Idempotency.record_key. (Spaces
+        # around a key are not part of it: Idempotency.for_increment strips them, RFC 9110.)
         keys = [
             "a:b",
             "a_b",
@@ -202,8 +203,7 @@ class RepositoryContract:
             ":a:b",
             "a b",
             "a  b",
-            " a b",
-            "a b ",
+            "a b b",
             "A B",
             "x" * 255,
             "x" * 254 + "y",

@@ -9,6 +9,9 @@ from domain.errors import (
     InvalidCounterNameError,
     InvalidIdempotencyKeyError,
     InvalidInputError,
+    OutcomeUnknownError,
+    StoreCorruptedError,
+    StoreUnavailableError,
 )
 from domain.idempotency import Idempotency
 from domain.model import INT64_MAX, INT64_MIN, add_checked, check_amount, check_name
@@ -49,6 +52,33 @@ def test_fingerprint_depends_on_name_and_amount() -> None:
         Idempotency.for_increment("", "c", 1, 60)
 
 
+@pytest.mark.parametrize("spaced", ["k ", " k", "\tk", "k \t ", " \t k\t"])
+def test_spaces_and_tabs_around_an_idempotency_key_are_not_part_of_it(spaced: str) -> None:
+    plain = Idempotency.for_increment("k", "c", 1, 60)
+    assert Idempotency.for_increment(spaced, "c", 1, 60) == plain
+    assert Idempotency.for_increment(spaced, "c", 1, 60).record_key == plain.record_key
+
+
+@pytest.mark.parametrize("key", [" ", "\t", " \t ", "a\tb", "a\nb", " " + "x" * 256])
+def test_what_is_left_of_an_idempotency_key_must_be_printable_ascii(key: str) -> None:
+    with pytest.raises(InvalidIdempotencyKeyError):
+        Idempotency.for_increment(key, "c", 1, 60)
+
+
+def test_inner_spaces_are_part_of_an_idempotency_key() -> None:
+    assert Idempotency.for_increment("a b", "c", 1, 60).key == "a b"
+    assert Idempotency.for_increment(" " + "x" * 255 + " ", "c", 1, 60).key == "x" * 255
+
+
+def test_store_errors_keep_the_operator_message_and_what_a_client_may_see() -> None:
+    unreadable = StoreCorruptedError("counter:c:x holds b'abc'", counter="x")
+    assert (str(unreadable), unreadable.counter) == ("counter:c:x holds b'abc'", "x")
+    assert StoreCorruptedError("no name").counter is None
+    unknown = OutcomeUnknownError("timed out", retry_after=3)
+    assert isinstance(unknown, StoreUnavailableError)
+    assert (str(unknown), unknown.retry_after) == ("timed out", 3)
+
+
 async def test_service_validates_before_touching_the_store() -> None:
     store = InMemoryCounterRepository()
     service = CounterService(store)
@@ -63,3 +93,4 @@ async def test_service_validates_before_touching_the_store() -> None:
     assert (await store.list(None, 10)).counters == []
     assert (await service.increment("c", 2, "key")).counter.count == 2
     assert (await service.increment("c", 2, "key")).replayed
+    assert (await service.increment("c", 2, " key\t")).replayed  # the same key

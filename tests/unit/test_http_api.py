@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
 
 from adapters.memory import InMemoryCounterRepository
-from domain.errors import StoreCorruptedError, StoreUnavailableError
-from domain.model import INT64_MAX, Counter
+from domain.errors import (
+    IdempotencyTableFullError,
+    OutcomeUnknownError,
+    StoreCorruptedError,
+    StoreFullError,
+    StoreUnavailableError,
+)
+from domain.model import INT64_MAX, INT64_MIN, Counter
+from entrypoints.logs import RequestIdFilter
 from tests.unit.conftest import ADMIN_TOKEN, make_client
 
 Client = AsyncTestClient[Any]
@@ -69,24 +77,83 @@ async def test_invalid_names_get_400_and_change_nothing(client: Client, name: st
     assert (await client.get("/counters")).json()["counters"] == []
 
 
+JSON = {"content-type": "application/json"}
+DEEP_ARRAY = b"[" * 2000 + b"]" * 2000  # under 4 KiB; more nesting than Python's recursion limit
+DEEP_BY = b'{"by":' + b"[" * 2000 + b"]" * 2000 + b"}"
+
+
 @pytest.mark.parametrize(
     ("body", "status", "word"),
     [
         (b"{not json", 400, "malformed"),
         (b'{"by": "one"}', 400, "by"),
+        (b'{"by": "1"}', 400, "by"),  # a string is not an integer, even one of digits
         (b'{"by": 1.5}', 400, "by"),
+        (b'{"by": 1.0}', 400, "by"),  # nor is a float, even a whole one
+        (b'{"by": 1e0}', 400, "by"),
+        (b'{"by": true}', 400, "by"),
+        (b'{"by": null}', 400, "by"),
         (b'{"by": 9223372036854775808}', 400, "by"),
+        (b'{"by": -9223372036854775809}', 400, "by"),
         (b'{"step": 1}', 400, "step"),
+        (b'{"by": 1, "step": 1}', 400, "step"),
+        (b'{"by": 1, "by": 2}', 400, "more than once"),  # not "the last one wins"
+        (b'{"by": 1, "b\\u0079": 1}', 400, "more than once"),  # the same key, escaped
+        (b'{"by": 1} {"by": 2}', 400, "trailing"),
+        (b"\xef\xbb\xbf{}", 400, "malformed"),  # a byte order mark (RFC 8259: not to be sent)
+        (b" ", 400, "truncated"),
+        (DEEP_ARRAY, 400, ""),  # was a RecursionError and a 500
+        (DEEP_BY, 400, "by"),
         (b'{"by": 0}', 422, "0"),
+        (b'{"by": -0}', 422, "0"),
         (b"[1]", 400, ""),
+        (b'"x"', 400, ""),
     ],
 )
 async def test_bad_bodies_get_4xx_and_change_nothing(
     client: Client, body: bytes, status: int, word: str
 ) -> None:
-    response = await client.post("/counter", content=body, headers={"content-type": "application/json"})
-    assert_problem(response, status, word)
+    response = await client.post("/counter", content=body, headers=JSON)
+    problem = assert_problem(response, status, word)
+    if status == 400:
+        assert problem["type"].endswith(":invalid-request")
     assert (await client.get("/counter")).json()["count"] == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "by"),
+    [(b"null", 1), (b"{}", 1), (b'{"by":3}', 3), (b'{"b\\u0079": 4}', 4), (b' {"by" : -2 }\n', -2)],
+)
+async def test_strict_bodies_are_taken(client: Client, body: bytes, by: int) -> None:
+    response = await client.post("/counters/s", content=body, headers=JSON)
+    assert response.status_code == 200, response.text
+    assert response.json()["count"] == by
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "application/x-www-form-urlencoded", "application/problem+json", "json"],
+)
+async def test_a_body_that_is_not_declared_json_gets_415(client: Client, content_type: str | None) -> None:
+    headers = {} if content_type is None else {"content-type": content_type}
+    response = await client.post("/counter", content=b'{"by": 2}', headers=headers)
+    assert_problem(response, 415, "Content-Type: application/json")
+    assert (await client.get("/counter")).json()["count"] == 0
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/json; charset=utf-8", "Application/JSON;charset=UTF-8"]
+)
+async def test_json_with_parameters_is_taken(client: Client, content_type: str) -> None:
+    response = await client.post("/counter", content=b'{"by": 2}', headers={"content-type": content_type})
+    assert response.status_code == 200, response.text
+    assert response.json()["count"] == 2
+
+
+async def test_no_body_needs_no_content_type(client: Client) -> None:
+    assert (await client.post("/counter")).json()["count"] == 1
+    assert (await client.post("/counter", headers={"content-type": "text/plain"})).json()["count"] == 2
+    assert (await client.post("/counter", content=b"", headers=JSON)).json()["count"] == 3
 
 
 async def test_overflow_gets_409_and_changes_nothing(client: Client) -> None:
@@ -106,6 +173,36 @@ async def test_body_over_the_limit_gets_413(client: Client) -> None:
 async def test_unknown_route_and_method_are_problem_details(client: Client) -> None:
     assert_problem(await client.get("/nowhere"), 404)
     assert_problem(await client.patch("/counter"), 405)
+
+
+@pytest.mark.parametrize(
+    ("path", "methods"),
+    [
+        ("/counter", {"GET", "POST", "OPTIONS"}),
+        ("/counters", {"GET", "OPTIONS"}),
+        ("/counters/x", {"GET", "POST", "PUT", "DELETE", "OPTIONS"}),
+        ("/health/live", {"GET", "OPTIONS"}),
+    ],
+)
+async def test_options_allows_exactly_the_methods_served(
+    client: Client, path: str, methods: set[str]
+) -> None:
+    response = await client.options(path)
+    assert response.status_code == 204
+    assert set(response.headers["allow"].split(", ")) == methods
+    for method in {"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"} - methods:
+        assert (await client.request(method, path, headers=ADMIN)).status_code == 405, method
+
+
+async def test_options_of_every_route_lists_its_methods(memory_store: InMemoryCounterRepository) -> None:
+    from litestar.routes import HTTPRoute
+
+    async with make_client(memory_store) as client:
+        routes = [r for r in client.app.routes if isinstance(r, HTTPRoute) and "{" not in r.path]
+        assert routes
+        for route in routes:
+            response = await client.options(route.path)
+            assert set(response.headers["allow"].split(", ")) == route.methods, route.path
 
 
 # --- idempotency -------------------------------------------------------------------------------
@@ -139,7 +236,19 @@ async def test_fifty_concurrent_posts_with_one_key_count_once(client: Client) ->
     assert (await client.get("/counter")).json()["count"] == 1
 
 
-@pytest.mark.parametrize("key", ["", "x" * 256, "tab\there", "caf\u00e9"])
+async def test_spaces_around_an_idempotency_key_are_not_part_of_it(client: Client) -> None:
+    first = await client.post("/counters/t", headers=[(b"Idempotency-Key", b"abc")])
+    for spaced in (b"abc ", b" abc", b"\tabc \t"):
+        again = await client.post("/counters/t", headers=[(b"Idempotency-Key", spaced)])
+        assert again.status_code == 200, again.text
+        assert again.headers["idempotent-replayed"] == "true"
+        assert again.json() == first.json()
+    other = await client.post("/counters/t", headers=[(b"Idempotency-Key", b"a bc")])  # inside: kept
+    assert "idempotent-replayed" not in other.headers
+    assert (await client.get("/counters/t")).json()["count"] == 2
+
+
+@pytest.mark.parametrize("key", ["", " ", " \t ", "x" * 256, "tab\there", "caf\u00e9"])
 async def test_invalid_idempotency_key_gets_400(client: Client, key: str) -> None:
     response = await client.post("/counter", headers=[(b"Idempotency-Key", key.encode("latin-1"))])
     assert_problem(response, 400, "Idempotency-Key")
@@ -190,6 +299,12 @@ async def test_admin_without_a_configured_token_gets_403(
 async def test_set_with_a_bad_body_gets_400(client: Client) -> None:
     assert_problem(await client.put("/counters/x", json={"count": "many"}, headers=ADMIN), 400)
     assert_problem(await client.put("/counters/x", json={}, headers=ADMIN), 400)
+    put = {**ADMIN, **JSON}
+    for body in (b'{"count": "5"}', b'{"count": 5.0}', b'{"count": 1, "count": 2}', DEEP_ARRAY):
+        assert_problem(await client.put("/counters/x", content=body, headers=put), 400)
+    response = await client.put("/counters/x", content=b'{"count": 5}', headers=ADMIN)
+    assert_problem(response, 415, "Content-Type")
+    assert (await client.get("/counters/x")).json()["count"] == 0
 
 
 # --- listing -----------------------------------------------------------------------------------
@@ -237,15 +352,39 @@ async def test_store_down_gives_503_with_retry_after_and_no_value(fast_path: boo
         BrokenStore(StoreUnavailableError("redis at 127.0.0.1:1 refused", retry_after=2)), fast_path=fast_path
     ) as c:
         for response in (await c.post("/counter"), await c.get("/counter"), await c.get("/health/ready")):
-            body = assert_problem(response, 503)
+            body = assert_problem(response, 503, "nothing was changed", "Retry-After")
             assert response.headers["retry-after"] == "2"
             assert "count" not in body
         assert (await c.get("/health/live")).status_code == 200
 
 
-async def test_a_503_says_whether_anything_was_counted(fast_path: bool) -> None:
-    from domain.errors import OutcomeUnknownError
+@pytest.mark.parametrize(
+    ("error", "words"),
+    [
+        (StoreUnavailableError("redis at 10.1.2.3:6379 refused"), ("nothing was changed",)),
+        (
+            StoreUnavailableError("ConfigMap prod-ns/counter-store: 10.96.0.1:443 timed out"),
+            ("nothing was changed",),
+        ),
+        (OutcomeUnknownError("redis at 10.1.2.3:6379 timed out after the write"), ("same Idempotency-Key",)),
+    ],
+)
+async def test_a_503_tells_the_client_nothing_internal_and_the_log_everything(
+    fast_path: bool, caplog: pytest.LogCaptureFixture, error: StoreUnavailableError, words: tuple[str, ...]
+) -> None:
+    caplog.handler.addFilter(RequestIdFilter())
+    caplog.set_level(logging.WARNING, logger="counter.http")
+    async with make_client(BrokenStore(error), fast_path=fast_path) as c:
+        response = await c.post("/counters/x", headers={"X-Request-ID": "rid-503"})
+    assert_problem(response, 503, *words)
+    internals = ("10.1.2.3", "6379", "10.96.0.1", "443", "prod-ns", "counter-store", "redis", "ConfigMap")
+    for internal in internals:
+        assert internal not in response.text, internal
+    logged = [r for r in caplog.records if r.getMessage() == "store unavailable"]
+    assert [(r.error, r.request_id) for r in logged] == [(str(error), "rid-503")]  # type: ignore[attr-defined]
 
+
+async def test_a_503_says_whether_anything_was_counted(fast_path: bool) -> None:
     async with make_client(BrokenStore(StoreUnavailableError("refused")), fast_path=fast_path) as c:
         not_counted = assert_problem(await c.post("/counter"), 503)
     async with make_client(
@@ -260,12 +399,56 @@ async def test_a_503_says_whether_anything_was_counted(fast_path: bool) -> None:
     assert response.headers["retry-after"] == "3"
 
 
-async def test_unreadable_data_gives_500_with_a_clear_message(fast_path: bool) -> None:
-    async with make_client(
-        BrokenStore(StoreCorruptedError("counter 'x' holds 'abc'")), fast_path=fast_path
-    ) as c:
-        assert_problem(await c.get("/counter"), 500, "abc")
-        assert_problem(await c.post("/counters/x"), 500, "abc")
+@pytest.mark.parametrize(
+    ("error", "status", "slug"),
+    [
+        (StoreFullError("ConfigMap ns-a/store-b is full", retry_after=3600), 507, "store-full"),
+        (
+            IdempotencyTableFullError("table of ns-a/store-b full", retry_after=40),
+            503,
+            "idempotency-table-full",
+        ),
+    ],
+)
+async def test_a_full_store_says_so_without_naming_its_internals(
+    fast_path: bool, error: StoreUnavailableError, status: int, slug: str
+) -> None:
+    async with make_client(BrokenStore(error), fast_path=fast_path) as c:
+        response = await c.post("/counters/new-one", headers={"Idempotency-Key": "k"})
+    body = assert_problem(response, status)
+    assert body["type"].endswith(f":{slug}")
+    assert body["title"] == type(error).title
+    assert body["detail"] == type(error).client_detail
+    assert "ns-a" not in response.text
+    assert response.headers["retry-after"] == str(error.retry_after)
+
+
+async def test_unreadable_data_gives_500_naming_only_the_counter(
+    fast_path: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.handler.addFilter(RequestIdFilter())
+    message = "ConfigMap prod-ns/counter-store key 'x' is unreadable (not JSON)"
+    async with make_client(BrokenStore(StoreCorruptedError(message)), fast_path=fast_path) as c:
+        answers = {
+            "'default'": await c.get("/counter"),
+            "'x'": await c.post("/counters/x", headers={"X-Request-ID": "rid-500"}),
+            "'y'": await c.get("/counters/y"),
+        }
+    for counter, response in answers.items():
+        body = assert_problem(response, 500, counter, "left untouched")
+        assert body["type"].endswith(":store-corrupted")
+        assert "prod-ns" not in response.text
+        assert "counter-store" not in response.text
+    logged = [r for r in caplog.records if r.getMessage() == "unreadable stored data"]
+    assert (message, "rid-500") in [(r.error, r.request_id) for r in logged]  # type: ignore[attr-defined]
+
+
+async def test_unreadable_data_names_the_counter_the_store_names(fast_path: bool) -> None:
+    error = StoreCorruptedError("counter:c:other holds b'abc'", counter="other")
+    async with make_client(BrokenStore(error), fast_path=fast_path) as c:
+        response = await c.get("/counter")
+    assert_problem(response, 500, "'other'")
+    assert "counter:c:" not in response.text
 
 
 async def test_a_bug_gives_500_without_internal_detail(fast_path: bool) -> None:
@@ -338,6 +521,26 @@ async def test_openapi_documents_every_operation(client: Client) -> None:
     assert operations[("/counters/{name}", "put")]["security"] == [{"bearerAuth": []}]
     assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     assert {"IncrementRequest", "CounterResponse", "ProblemDetails"} <= spec["components"]["schemas"].keys()
+
+
+async def test_openapi_describes_the_bodies_as_strictly_as_they_are_decoded(client: Client) -> None:
+    response = await client.get("/schema/openapi.json")
+    spec = response.json()
+    schemas = spec["components"]["schemas"]
+    for name, field in (("IncrementRequest", "by"), ("SetRequest", "count")):
+        assert schemas[name]["additionalProperties"] is False, name
+        prop = schemas[name]["properties"][field]
+        assert (prop["type"], prop["format"]) == ("integer", "int64")
+        assert (prop["minimum"], prop["maximum"]) == (INT64_MIN, INT64_MAX)  # exactly, not 2**63 as a float
+    assert b'"maximum":9223372036854775807' in response.content
+    for path in ("/counter", "/counters/{name}"):
+        post = spec["paths"][path]["post"]
+        assert post["requestBody"]["required"] is False  # no body: by 1
+        assert "IncrementRequest" in str(post["requestBody"]["content"]["application/json"])
+        assert {"400", "413", "415", "422"} <= post["responses"].keys()
+    put = spec["paths"]["/counters/{name}"]["put"]
+    assert put["requestBody"]["required"] is True
+    assert {"400", "415"} <= put["responses"].keys()
 
 
 async def test_problem_titles_are_the_errors_own(client: Client) -> None:

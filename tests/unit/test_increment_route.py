@@ -20,32 +20,50 @@ from adapters.memory import InMemoryCounterRepository
 from entrypoints.http.middleware import ASGIApp, Message, Receive, Scope, Send
 from tests.unit.conftest import make_app, make_client
 
-LIMIT = 256
+LIMIT = 4096  # the default: room for the deeply nested bodies
 ORIGIN = "https://pages.example"
+JSON = {"content-type": "application/json"}
+DEEP = 2000  # brackets: more nesting than Python's recursion limit, under 4 KiB
 
 # Requests whose answers the two paths must agree on, byte for byte (timestamps aside).
 SAME_ANSWERS: list[tuple[str, bytes, dict[str, str]]] = [
     ("/counter", b"", {}),
-    ("/counter", b"null", {}),
-    ("/counter", b"{}", {}),
-    ("/counter", b'{"by": 2}', {}),
-    ("/counter", b'{"by": -3}', {}),
-    ("/counter", b'{"by": 1.0}', {}),
-    ("/counter", b'{"by": 1, "by": 2}', {}),
-    ("/counter", b" ", {}),
-    ("/counter", b'{"by": "one"}', {}),
-    ("/counter", b'{"by": true}', {}),
-    ("/counter", b"{not json", {}),
-    ("/counter", b"[1]", {}),
-    ("/counter", b'"x"', {}),
-    ("/counter", b'{"step": 1}', {}),
-    ("/counter", b'{"by": 0}', {}),
-    ("/counter", b'{"by": 9223372036854775807}', {}),  # 409: the counter is already above 0
-    ("/counter", b'{"by": -9223372036854775808}', {}),
-    ("/counter", b'{"by": -9223372036854775808}', {}),  # 409 the other way
-    ("/counter", b'{"by": 9223372036854775808}', {}),
-    ("/counter", b'{"by": 1}' + b" " * LIMIT, {}),
+    ("/counter", b"null", JSON),
+    ("/counter", b"{}", JSON),
+    ("/counter", b'{"by": 2}', JSON),
+    ("/counter", b'{"by": -3}', JSON),
+    ("/counter", b'{"b\\u0079": 2}', JSON),  # one key, escaped: taken
+    ("/counter", b'{"by": 1.0}', JSON),  # strict: a float is not an integer
+    ("/counter", b'{"by": 1e0}', JSON),
+    ("/counter", b'{"by": "1"}', JSON),
+    ("/counter", b'{"by": 1, "by": 2}', JSON),  # a key twice
+    ("/counter", b'{"by": 2, "b\\u0079": 2}', JSON),  # the same key twice, once escaped
+    ("/counter", b'{"by":2,"by":2,"by":2}', JSON),
+    ("/counter", b" ", JSON),
+    ("/counter", b'{"by": "one"}', JSON),
+    ("/counter", b'{"by": true}', JSON),
+    ("/counter", b"{not json", JSON),
+    ("/counter", b"[1]", JSON),
+    ("/counter", b'"x"', JSON),
+    ("/counter", b'{"step": 1}', JSON),
+    ("/counter", b"[" * DEEP + b"]" * DEEP, JSON),  # was a RecursionError (500) on the handler
+    ("/counter", b'{"by":' + b"[" * DEEP + b"]" * DEEP + b"}", JSON),
+    ("/counter", b'{"x":' + b"[" * DEEP + b"]" * DEEP + b"}", JSON),
+    ("/counter", b'{"by": 0}', JSON),
+    ("/counter", b'{"by": 9223372036854775807}', JSON),  # 409: the counter is already above 0
+    ("/counter", b'{"by": -9223372036854775808}', JSON),
+    ("/counter", b'{"by": -9223372036854775808}', JSON),  # 409 the other way
+    ("/counter", b'{"by": 9223372036854775808}', JSON),
+    ("/counter", b'{"by": 1}' + b" " * LIMIT, JSON),
+    # Content-Type: application/json, with any parameters, and only that, when there is a body.
+    ("/counter", b'{"by": 1}', {"content-type": "application/json; charset=utf-8"}),
+    ("/counter", b'{"by": 1}', {"content-type": "Application/JSON;charset=UTF-8"}),
     ("/counter", b'{"by": 1}', {"content-type": "text/plain"}),
+    ("/counter", b'{"by": 1}', {"content-type": "application/x-www-form-urlencoded"}),
+    ("/counter", b'{"by": 1}', {"content-type": "application/problem+json"}),
+    ("/counter", b'{"by": 1}', {"content-type": "application/jsonl"}),
+    ("/counter", b'{"by": 1}', {}),
+    ("/counter", b"", {"content-type": "text/plain"}),  # no body: nothing to declare
     ("/counter/", b"", {}),
     ("/counters/", b"", {}),
     ("/counters/a/b", b"", {}),
@@ -54,12 +72,18 @@ SAME_ANSWERS: list[tuple[str, bytes, dict[str, str]]] = [
     ("/counters/" + "x" * 64, b"", {}),
     ("/counters/k", b"", {"idempotency-key": "key-1"}),
     ("/counters/k", b"", {"idempotency-key": "key-1"}),
-    ("/counters/k", b'{"by": 3}', {"idempotency-key": "key-1"}),
+    ("/counters/k", b"", {"idempotency-key": "key-1 "}),  # the same key: spaces around are not in it
+    ("/counters/k", b"", {"idempotency-key": "\tkey-1"}),
+    ("/counters/k", b'{"by": 3}', {"idempotency-key": "key-1", **JSON}),
+    ("/counters/k", b'{"by": 3}', {"idempotency-key": " key-2 ", **JSON}),
+    ("/counters/k", b'{"by": 3}', {"idempotency-key": "key-2", **JSON}),
     ("/counters/k", b"", {"idempotency-key": ""}),
+    ("/counters/k", b"", {"idempotency-key": "  "}),
     ("/counters/k", b"", {"idempotency-key": "x" * 256}),
     ("/counters/o", b"", {"origin": ORIGIN}),
-    ("/counters/o", b'{"by": 2}', {"origin": "https://elsewhere.example"}),
-    ("/counter", b'{"by": 9223372036854775807}', {"origin": ORIGIN}),  # an error, with CORS
+    ("/counters/o", b'{"by": 2}', {"origin": "https://elsewhere.example", **JSON}),
+    ("/counters/o", b'{"by": 2.0}', {"origin": ORIGIN, **JSON}),  # a 400, with CORS
+    ("/counters/o", b'{"by": 9223372036854775807}', {"origin": ORIGIN, **JSON}),  # a 409, with CORS
     ("/counters/g", b"", {"x-deny": "yes"}),  # the guard refuses
     ("/counters/g", b"", {"x-deny": "yes", "origin": ORIGIN}),
 ]
@@ -168,11 +192,14 @@ async def test_it_serves_increments_itself(caplog: pytest.LogCaptureFixture) -> 
 @pytest.mark.parametrize(
     ("body", "headers", "reason", "status"),
     [
-        (b" ", {}, "body not strict JSON", 400),  # the handler's own message
-        (b'{"by": 1.0}', {}, "body not strict JSON", 200),  # the handler's lax decoding applies
-        (b'{"step": 1}', {}, "body not strict JSON", 400),
-        (b"x" * (LIMIT + 1), {}, "body length", 413),
-        (b'{"by": 2}', {"transfer-encoding": "chunked"}, "body length", 200),
+        (b" ", JSON, "body not strict JSON", 400),  # the handler's own message
+        (b'{"by": 1.0}', JSON, "body not strict JSON", 400),
+        (b'{"step": 1}', JSON, "body not strict JSON", 400),
+        (b'{"by": 1, "by": 1}', JSON, "body not strict JSON", 400),  # the careful check, there too
+        (b'{"by": 1}', {}, "content type", 415),
+        (b'{"by": 1}', {"content-type": "text/plain"}, "content type", 415),
+        (b"x" * (LIMIT + 1), JSON, "body length", 413),
+        (b'{"by": 2}', {"transfer-encoding": "chunked", **JSON}, "body length", 200),
     ],
 )
 async def test_it_hands_on_what_it_does_not_serve_with_the_whole_body(

@@ -26,6 +26,7 @@ from domain.errors import DomainError
 from entrypoints.access_log import AccessLog
 from entrypoints.container import Container, build_container, start_service
 from entrypoints.http.auth import ADMIN_TOKEN_STATE_KEY
+from entrypoints.http.bodies import StrictJSONRequest
 from entrypoints.http.controllers import (
     CounterController,
     DefaultCounterController,
@@ -41,6 +42,7 @@ from entrypoints.http.dependencies import (
 )
 from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.middleware import RequestContext
+from entrypoints.http.openapi import StrictStructSchemaPlugin
 from entrypoints.logs import configure_logging, line_writer
 from entrypoints.runtime import tune_garbage_collector
 from entrypoints.settings import Settings
@@ -147,6 +149,8 @@ def create_app(
         state=State(_initial_state(settings)),
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=_openapi_config(),
+        plugins=[StrictStructSchemaPlugin(), *options.pop("plugins", ())],
+        request_class=StrictJSONRequest,  # strict JSON bodies (entrypoints/http/bodies.py)
         request_max_body_size=settings.max_body_bytes,
         debug=False,
         logging_config=None,  # configured once by entrypoints.logs, not by the framework

@@ -14,13 +14,15 @@ from typing import Annotated
 from litestar import Controller, Response, delete, get, put
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
+from litestar.enums import HttpMethod, MediaType
 from litestar.exceptions import ValidationException
-from litestar.handlers import HTTPRouteHandler
+from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
 from litestar.response import Redirect
-from litestar.status_codes import HTTP_200_OK
-from litestar.types import ExceptionHandlersMap
+from litestar.routes import HTTPRoute
+from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
+from litestar.types import ExceptionHandlersMap, Scope
 
 from domain.errors import InvalidCounterNameError
 from domain.model import DEFAULT_COUNTER, Incremented, check_name
@@ -28,6 +30,7 @@ from domain.services import CounterService
 from entrypoints.http.auth import require_admin
 from entrypoints.http.errors import PROBLEM_JSON
 from entrypoints.http.increment_route import IncrementRoute
+from entrypoints.http.openapi import OptionalBodyOperation
 from entrypoints.http.schemas import (
     REPLAYED_HEADER,
     CounterPage,
@@ -51,12 +54,21 @@ STORE_ERRORS = {
     503: _problem("The store is unavailable; nothing was changed. Retry after `Retry-After` seconds."),
 }
 NAME_ERRORS = {400: _problem("Invalid counter name (1-63 of A-Z a-z 0-9 _ . -, first a letter or digit).")}
+BODY_ERRORS = {
+    413: _problem("The request body is larger than the limit."),
+    415: _problem("A request body needs `Content-Type: application/json`."),
+}
 INCREMENT_ERRORS = {
     **STORE_ERRORS,
-    400: _problem("Invalid counter name, malformed body, or invalid Idempotency-Key."),
+    **BODY_ERRORS,
+    400: _problem(
+        "Invalid counter name or Idempotency-Key, or a body that is not strictly"
+        " `IncrementRequest`: malformed JSON, a key given twice, an unknown field, a `by` that is"
+        ' not a JSON integer (`"1"`, `1.0`) or outside the signed 64-bit range.'
+    ),
     409: _problem("The result would leave the signed 64-bit range; nothing was changed."),
-    413: _problem("The request body is larger than the limit."),
     422: _problem("`by` is 0, or the Idempotency-Key was used before with a different request."),
+    507: _problem("The store has no room for a new counter or Idempotency-Key; existing counters count."),
 }
 ADMIN_ERRORS = {
     **STORE_ERRORS,
@@ -80,7 +92,8 @@ IdempotencyKey = Annotated[
         description=(
             "Makes a retry safe: the first request with a key is applied and its response recorded;"
             " a repeat with the same body returns the recorded response with"
-            " `Idempotent-Replayed: true` and changes nothing. 1-255 printable ASCII characters."
+            " `Idempotent-Replayed: true` and changes nothing. 1-255 printable ASCII characters;"
+            " spaces and tabs around them are not part of the key (RFC 9110, section 5.5)."
         ),
     ),
 ]
@@ -113,16 +126,55 @@ class IncrementHandler(HTTPRouteHandler):
         return self._exception_handlers
 
 
+def _allow(scope: Scope) -> Response[None]:
+    """The answer to OPTIONS: `Allow` lists every method the request's route serves."""
+    template = scope.get("path_template")
+    methods = next(
+        (
+            r.methods
+            for r in scope["litestar_app"].routes
+            if isinstance(r, HTTPRoute) and r.path_format == template
+        ),
+        {HttpMethod.OPTIONS},
+    )
+    headers = {"Allow": ", ".join(sorted(methods))}
+    return Response(None, status_code=HTTP_204_NO_CONTENT, headers=headers, media_type=MediaType.TEXT)
+
+
+class ExactAllowController(Controller):
+    """A controller whose OPTIONS answers list every method of the path.
+
+    Litestar 2 adds an OPTIONS handler to a path with the first handler registered for it, and
+    that handler's `Allow` lists the methods known then: the first handler's only
+    (litestar-org/litestar#4169, fixed in 3.0). This controller registers its own OPTIONS
+    handler for all its paths before its other handlers, built as Litestar builds its own, so
+    Litestar adds none; it reads the methods of the route when asked."""
+
+    def get_route_handlers(self) -> list[BaseRouteHandler]:
+        handlers = super().get_route_handlers()
+        http = [h for h in handlers if isinstance(h, HTTPRouteHandler)]
+        served = {path for h in http if HttpMethod.OPTIONS in h.http_methods for path in h.paths}
+        paths = sorted({path for h in http for path in h.paths} - served)  # an OPTIONS of its own stays
+        if not paths:
+            return handlers
+        options = HTTPRouteHandler(
+            path=paths, http_method=[HttpMethod.OPTIONS], include_in_schema=False, sync_to_thread=False
+        )(_allow)
+        options.owner = self
+        return [options, *handlers]
+
+
 def _incremented(result: Incremented) -> Response[CounterResponse]:
     headers = {REPLAYED_HEADER: "true"} if result.replayed else None
     return Response(counter_response(result.counter), status_code=HTTP_200_OK, headers=headers)
 
 
-class DefaultCounterController(Controller):
+class DefaultCounterController(ExactAllowController):
     """The original service's contract: one POST, one count, on the counter named `default`."""
 
     path = "/counter"
     tags = ["counters"]  # noqa: RUF012 (Litestar declares it so)
+    opt = {"counter": DEFAULT_COUNTER}  # noqa: RUF012 (the counter its errors name, see errors.py)
 
     @get(operation_id="getDefaultCounter", summary="Read the default counter", responses=STORE_ERRORS)
     async def get_default(self, counter_service: NamedDependency[CounterService]) -> CounterResponse:
@@ -137,6 +189,7 @@ class DefaultCounterController(Controller):
         responses=INCREMENT_ERRORS,
         response_headers=REPLAYED_HEADERS,
         middleware=[IncrementRoute],
+        operation_class=OptionalBodyOperation,
     )
     async def increment_default(
         self,
@@ -149,7 +202,7 @@ class DefaultCounterController(Controller):
         return _incremented(await counter_service.increment(DEFAULT_COUNTER, by, idempotency_key))
 
 
-class CounterController(Controller):
+class CounterController(ExactAllowController):
     """Named counters."""
 
     path = "/counters"
@@ -196,6 +249,7 @@ class CounterController(Controller):
         responses=INCREMENT_ERRORS,
         response_headers=REPLAYED_HEADERS,
         middleware=[IncrementRoute],
+        operation_class=OptionalBodyOperation,
     )
     async def increment_counter(
         self,
@@ -214,7 +268,14 @@ class CounterController(Controller):
         summary="Set a counter (admin)",
         guards=[require_admin],
         security=ADMIN_SECURITY,
-        responses={**ADMIN_ERRORS, 422: _problem("Invalid body.")},
+        responses={
+            **ADMIN_ERRORS,
+            **BODY_ERRORS,
+            400: _problem(
+                "Invalid counter name, or a body that is not strictly `SetRequest` (malformed JSON,"
+                " a key given twice, an unknown or missing field, a `count` that is not a JSON integer)."
+            ),
+        },
     )
     async def set_counter(
         self,
@@ -249,7 +310,7 @@ class CounterController(Controller):
         return counter_response(deleted) if deleted is not None else CounterResponse(name=name, count=0)
 
 
-class HealthController(Controller):
+class HealthController(ExactAllowController):
     path = "/health"
     tags = ["health"]  # noqa: RUF012 (Litestar declares it so)
 

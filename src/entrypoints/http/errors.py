@@ -1,7 +1,10 @@
 """The one table that turns exceptions into problem-details responses (RFC 9457).
 
 Handlers hold no try/except: domain errors travel up to here. A 500 never shows internal
-detail; its traceback goes to the log, with the request id that the response also carries.
+detail; its traceback goes to the log, with the request id that the response also carries. A
+store's own message (hosts, ports, namespaces, ConfigMap names, key prefixes) is for the
+operator: it goes to the log line, and the client gets a fixed detail per problem type, naming
+at most its own counter.
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ from domain.errors import (
     CounterOverflowError,
     DomainError,
     IdempotencyKeyReusedError,
+    IdempotencyTableFullError,
     InvalidAmountError,
     InvalidCounterNameError,
     InvalidIdempotencyKeyError,
     InvalidInputError,
     OutcomeUnknownError,
     StoreCorruptedError,
+    StoreFullError,
     StoreUnavailableError,
 )
 from entrypoints.http.schemas import ProblemDetails
@@ -32,6 +37,7 @@ logger = logging.getLogger("counter.http")
 PROBLEM_JSON = "application/problem+json"
 _TYPE_BASE = "urn:counter-web-server:problem:"
 _BUG_DETAIL = "the server failed to handle this request; the log has the details under this request's id"
+_CORRUPTED_DETAIL = "the stored data of {counter} cannot be read; it was left untouched"
 
 
 class AdminDisabledError(Exception):
@@ -57,6 +63,8 @@ _TABLE: tuple[tuple[type[Exception], int, str], ...] = (
     (CounterOverflowError, 409, "counter-overflow"),
     (IdempotencyKeyReusedError, 422, "idempotency-key-reused"),
     (OutcomeUnknownError, 503, "outcome-unknown"),
+    (StoreFullError, 507, "store-full"),
+    (IdempotencyTableFullError, 503, "idempotency-table-full"),
     (StoreUnavailableError, 503, "store-unavailable"),
     (StoreCorruptedError, 500, "store-corrupted"),
     (AdminDisabledError, 403, "admin-disabled"),
@@ -83,28 +91,44 @@ def _problem(
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def problem_for(exc: Exception, path: str) -> Response[ProblemDetails]:
+def problem_for(exc: Exception, path: str, counter: str | None = None) -> Response[ProblemDetails]:
     """The answer to a domain (or admin) error; anything unmapped is a bug and gets a bare 500
-    whose traceback goes to the log."""
+    whose traceback goes to the log. `counter`: the name of the counter the request is about,
+    if any (a store's error may not know it)."""
     mapping = next(((status, slug) for cls, status, slug in _TABLE if isinstance(exc, cls)), None)
     if mapping is None:
         logger.error("unhandled error", exc_info=exc)
         return _problem(path, 500, title="Internal Server Error", detail=_BUG_DETAIL)
     headers: dict[str, str] = {}
+    detail = str(exc)
     if isinstance(exc, StoreUnavailableError):
         headers["Retry-After"] = str(exc.retry_after)
-        logger.warning("store unavailable", extra={"error": str(exc)})
+        logger.warning("store unavailable", extra={"error": detail})
+        detail = exc.client_detail
     elif isinstance(exc, StoreCorruptedError):
-        logger.error("unreadable stored data", extra={"error": str(exc)})
+        logger.error("unreadable stored data", extra={"error": detail})
+        counter = exc.counter or counter
+        detail = _CORRUPTED_DETAIL.format(counter="a counter" if counter is None else f"counter {counter!r}")
     elif isinstance(exc, UnauthorizedError):
         headers["WWW-Authenticate"] = 'Bearer realm="counter-admin"'
     status, slug = mapping
     title: str = getattr(exc, "title", HTTPStatus(status).phrase)
-    return _problem(path, status, title=title, detail=str(exc), slug=slug, headers=headers or None)
+    return _problem(path, status, title=title, detail=detail, slug=slug, headers=headers or None)
 
 
 def handle_domain_error(request: Request[Any, Any, Any], exc: Exception) -> Response[ProblemDetails]:
-    return problem_for(exc, request.url.path)
+    return problem_for(exc, request.url.path, _counter_of(request))
+
+
+def _counter_of(request: Request[Any, Any, Any]) -> str | None:
+    """The counter a request is about: its `{name}`, or the one its route is fixed to (the
+    `counter` of the route's `opt`, as /counter sets it), or None (a listing, a health check)."""
+    name = request.scope.get("path_params", {}).get("name")
+    if isinstance(name, str):
+        return name
+    handler = request.scope.get("route_handler")
+    counter = handler.opt.get("counter") if handler is not None else None
+    return counter if isinstance(counter, str) else None
 
 
 def handle_validation_error(

@@ -15,11 +15,12 @@ then does only what an increment needs:
 
 It answers only what it can answer exactly like the handler, and hands everything else to the
 handler's full pipeline before the store is called, so nothing is ever counted twice: a body
-without Content-Length or larger than the limit (413 there), one that does not decode strictly
-as an IncrementRequest (the handler's lax decoding and its 400 messages apply; the body already
-read is handed on), and every request of a handler configured with something this layer does
-not do (hooks, response headers or cookies, caching). The `@post` handlers stay the reference
-and the OpenAPI description; COUNTER_FAST_PATH=false hands every request to them.
+without Content-Length or larger than the limit (413 there), a body without a JSON Content-Type
+(415 there), one that does not decode as an IncrementRequest with the handler's own strict
+decoding (bodies.py: its 400 messages apply; the body already read is handed on), and every
+request of a handler configured with something this layer does not do (hooks, response headers
+or cookies, caching). The `@post` handlers stay the reference and the OpenAPI description;
+COUNTER_FAST_PATH=false hands every request to them.
 """
 
 from __future__ import annotations
@@ -35,21 +36,27 @@ from litestar.handlers import HTTPRouteHandler
 
 from domain.model import DEFAULT_COUNTER
 from domain.services import CounterService
+from entrypoints.http.bodies import InvalidBodyError, decode, is_json, strict_decoder
 from entrypoints.http.dependencies import FAST_PATH_STATE_KEY, SERVICE_STATE_KEY
 from entrypoints.http.middleware import ASGIApp, Message, Receive, Scope, Send
 from entrypoints.http.schemas import REPLAYED_HEADER, IncrementRequest, counter_response
 
 logger = logging.getLogger("counter.http")
 
-_decode_body = msgspec.json.Decoder(IncrementRequest | None).decode  # strict: what it refuses goes on
+_decoder = strict_decoder(IncrementRequest | None)  # the handler's own (bodies.StrictJSONRequest)
 _encode = msgspec.json.Encoder().encode
-_JSON: Final = (b"content-type", b"application/json")
+_JSON_TYPE: Final = b"application/json"
+_JSON: Final = (b"content-type", _JSON_TYPE)
 _REPLAYED: Final = (REPLAYED_HEADER.lower().encode(), b"true")
 _DIGITS: Final = 18  # of a Content-Length this layer reads; longer ones go to the handler
 
 
 class _HandOn(Exception):  # noqa: N818 (a signal, not an error)
-    """The handler's full pipeline answers this request."""
+    """The handler's full pipeline answers this request (`reason`: why, for the debug log)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class _Raise:
@@ -90,7 +97,7 @@ class IncrementRoute:
             logger.info("increments answered by the handler", extra=extra)
 
     # Any: Litestar types these with its exact ASGI TypedDicts; this layer builds plain messages.
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:  # noqa: C901
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:  # noqa: C901, PLR0912
         # One frame for the whole answer: on this route every call level costs measurably.
         if self._answer_here is None:
             self._configure(scope)
@@ -104,12 +111,15 @@ class IncrementRoute:
                 await _answer_error(error, scope, receive, send)
                 return
         idempotency_key: str | None = None
+        content_type: bytes | None = None
         length = -1
         chunked = False
         for header, value in scope["headers"]:
             if header == b"content-length":
                 # Short digits only: int() of thousands of digits raises instead of answering.
                 length = int(value) if len(value) <= _DIGITS and value.isdigit() else self._max_body_bytes + 1
+            elif header == b"content-type":
+                content_type = value if content_type is None else b""  # two: the handler decides
             elif header == b"idempotency-key" and idempotency_key is None:
                 idempotency_key = value.decode("latin-1")
             elif header == b"transfer-encoding":
@@ -122,9 +132,9 @@ class IncrementRoute:
         if body is None:  # the client left before sending its body: nothing to do
             return
         try:
-            by = _amount(body)
-        except _HandOn:
-            logger.debug("increment handed to its handler", extra={"reason": "body not strict JSON"})
+            by = _amount(body, content_type)
+        except _HandOn as hand_on:
+            logger.debug("increment handed to its handler", extra={"reason": hand_on.reason})
             await self.app(scope, _replay(body, receive), send)
             return
         service: CounterService = scope["litestar_app"].state[SERVICE_STATE_KEY]
@@ -163,13 +173,16 @@ def _plain(handler: HTTPRouteHandler) -> bool:
     )
 
 
-def _amount(body: bytes) -> int:
+def _amount(body: bytes, content_type: bytes | None) -> int:
+    """`by` of the body, decoded as the handler decodes it; _HandOn for what the handler refuses."""
     if not body:
-        return 1
+        return 1  # no body: no Content-Type needed either
+    if content_type != _JSON_TYPE and not (content_type and is_json(content_type.decode("latin-1"))):
+        raise _HandOn("content type")
     try:
-        data = _decode_body(body)
-    except msgspec.DecodeError:
-        raise _HandOn from None
+        data = decode(body, _decoder)
+    except InvalidBodyError:
+        raise _HandOn("body not strict JSON") from None
     return 1 if data is None else data.by
 
 
