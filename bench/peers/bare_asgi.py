@@ -77,7 +77,8 @@ def app_factory() -> Callable[[Scope, Receive, Send], Awaitable[None]]:
 
 
 def _recording(server: str, real: Callable[..., Any]) -> Callable[..., Any]:
-    """`real` (uvicorn.run, granian's Server), which first writes on stderr how it is called."""
+    """`real` (entrypoints.uvicorn_server.run, granian's Server), which first writes on stderr how
+    it is called."""
 
     def call(*args: Any, **kwargs: Any) -> Any:
         shown = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
@@ -98,9 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not isinstance(getattr(cli, "APP_FACTORY", None), str):
         sys.stderr.write("bare_asgi: entrypoints.cli has no APP_FACTORY to swap: the ceiling cannot start\n")
         return 2
-    import uvicorn
+    from entrypoints import uvicorn_server
 
-    uvicorn.run = _recording("uvicorn", uvicorn.run)
+    # What counter serve calls to run uvicorn (with its connection limits), not uvicorn.run.
+    uvicorn_server.run = _recording("uvicorn", uvicorn_server.run)
     try:
         import granian.server
     except ImportError:

@@ -83,27 +83,31 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def serve(settings: Settings) -> int:
-    import uvicorn
-
+    """Run the server until it is told to stop. The exit code is 0, or 3 when it (or any of its
+    workers) could not start: the store did not open, the port was taken..."""
     from entrypoints.logs import configure_logging
+    from entrypoints.uvicorn_server import ConnectionLimits, run
 
     configure_logging(settings.log_level, settings.log_format)
-    logging.getLogger("counter.cli").info("starting", extra=settings.redacted())
-    uvicorn.run(
+    log = logging.getLogger("counter.cli")
+    log.info("starting", extra=settings.redacted())
+    code = run(
         APP_FACTORY,
-        factory=True,
+        limits=ConnectionLimits(
+            max_header_bytes=settings.max_header_bytes,
+            keep_alive_seconds=settings.keep_alive_seconds,
+            header_timeout_seconds=settings.header_timeout_seconds,
+            body_timeout_seconds=settings.body_timeout_seconds,
+            send_timeout_seconds=settings.send_timeout_seconds,
+        ),
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        proxy_headers=False,
-        timeout_graceful_shutdown=10,
+        shutdown_timeout_seconds=settings.shutdown_timeout_seconds,
     )
-    return 0
+    if code:
+        log.error("the server did not start", extra={"exit_code": code})
+    return code
 
 
 if __name__ == "__main__":

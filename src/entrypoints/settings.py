@@ -240,6 +240,41 @@ class Settings:
         default=4096,
         parse=int_between(64, 1024 * 1024),
     )
+    max_header_bytes: int = setting(
+        "largest request head (request line and headers), in bytes; a larger one gets 431 and its"
+        " connection is closed",
+        default=16384,
+        parse=int_between(1024, 1024 * 1024),
+    )
+    keep_alive_seconds: int = setting(
+        "how long a connection may stay idle, before its first request or between two, before it is closed",
+        default=5,
+        parse=int_between(1, 600),
+    )
+    header_timeout_seconds: int = setting(
+        "time a client has to send a request's line and headers once they have begun; a slower one"
+        " gets 408 and its connection is closed",
+        default=10,
+        parse=int_between(1, 600),
+    )
+    body_timeout_seconds: int = setting(
+        "time a client has to send a request's body after its headers; a slower one gets 408 and its"
+        " connection is closed",
+        default=10,
+        parse=int_between(1, 600),
+    )
+    send_timeout_seconds: int = setting(
+        "how long a client may leave its response unread (the server's send buffer full) before its"
+        " connection is dropped",
+        default=30,
+        parse=int_between(1, 600),
+    )
+    shutdown_timeout_seconds: int = setting(
+        "on SIGTERM, how long requests in flight may take to finish before they are cancelled (a body"
+        " still arriving gets at most 1 second more)",
+        default=10,
+        parse=int_between(1, 600),
+    )
     fast_path: bool = setting(
         "answer POST increments from a lean layer on their routes, inside the framework's pipeline"
         " (same answers, faster); false: the handlers' full pipeline",

@@ -529,6 +529,51 @@ def test_digest_pins_the_image() -> None:
     assert main["image"] == "ghcr.io/counter-web-server/counter-web-server@sha256:" + "a" * 64
 
 
+@pytest.mark.parametrize("environment", sorted(VALUES_FILES))
+def test_pods_are_drained_before_the_server_stops(environment: str) -> None:
+    # preStop keeps the server answering while the endpoints are removed; then SIGTERM, and the
+    # grace period must cover that sleep, the server's graceful shutdown and closing the store.
+    values = load_yaml(VALUES_FILES[environment])
+    documents = manifests(CHART, values)
+    with helm.Chart.load(CHART) as loaded:
+        merged = loaded.merge_values(values)
+    sleep = merged["preStopSleepSeconds"]
+    assert sleep >= 3, "kube-proxy and load balancers need a few seconds to drop the pod"
+    assert container(documents)["lifecycle"] == {"preStop": {"exec": {"command": ["sleep", str(sleep)]}}}
+    shutdown = Settings.from_env(
+        {"COUNTER_SHUTDOWN_TIMEOUT_SECONDS": env_of(documents)["COUNTER_SHUTDOWN_TIMEOUT_SECONDS"]}
+    ).shutdown_timeout_seconds
+    assert shutdown == merged["config"]["shutdownTimeoutSeconds"]
+    grace = one(documents, "Deployment")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert grace >= sleep + shutdown + 5, f"grace {grace}s < preStop {sleep}s + shutdown {shutdown}s + 5s"
+
+
+def test_the_prestop_hook_runs_a_sleep_the_image_has() -> None:
+    # An exec of `sleep` (the Kubernetes `sleep` action is off by default on 1.29, which the chart
+    # supports): the runtime image must be Debian-based, where coreutils is always installed.
+    assert KUBERNETES_VERSIONS[0] == "1.29.0"
+    final_base = re.findall(r"^FROM (\S+)", DOCKERFILE.read_text(), flags=re.MULTILINE)[-1]
+    assert re.fullmatch(r"python:[\d.]+-slim-(bookworm|trixie)", final_base), final_base
+
+
+def test_chart_refuses_a_grace_period_that_ends_before_the_graceful_shutdown() -> None:
+    # A sum of values, which a JSON schema cannot state: the template refuses it at render time
+    # (helm install, upgrade, template), while lint only logs a template's `fail`.
+    short = {"terminationGracePeriodSeconds": 19}  # preStop 5 + shutdown 10 + 5 = 20
+    with pytest.raises(helm.HelmError, match="terminationGracePeriodSeconds=19 is too short"):
+        render(CHART, short)
+    assert not lint_problems(CHART, {"terminationGracePeriodSeconds": 20})
+    longer = {"config": {"shutdownTimeoutSeconds": 30}, "preStopSleepSeconds": 10}
+    with pytest.raises(helm.HelmError, match="45 in all"):
+        render(CHART, longer)
+
+
+def test_no_prestop_hook_when_its_sleep_is_0() -> None:
+    documents = manifests(CHART, {"preStopSleepSeconds": 0})
+    assert "lifecycle" not in container(documents)
+    assert not schema_errors(documents)
+
+
 @pytest.mark.parametrize(
     ("values", "message"),
     [

@@ -59,11 +59,16 @@ app.kubernetes.io/part-of: counter-web-server
 {{- end }}
 {{- end }}
 
-{{/* Stores that live inside one pod cannot be shared by replicas: refuse such a release. */}}
+{{/* Refuse values that would lose counts (a store inside one pod shared by replicas, Redis without
+   its URL) or cut requests short (a grace period that ends before the graceful shutdown). */}}
 {{- define "counter.validate" -}}
 {{- $backend := .Values.store.backend }}
 {{- if and (has $backend (list "sqlite" "memory")) (or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1)) }}
 {{- fail (printf "store.backend=%s keeps the counts inside one pod: set replicaCount=1 and autoscaling.enabled=false, or use the configmap or redis store" $backend) }}
+{{- end }}
+{{- $needed := add .Values.preStopSleepSeconds .Values.config.shutdownTimeoutSeconds 5 }}
+{{- if lt (int .Values.terminationGracePeriodSeconds) (int $needed) }}
+{{- fail (printf "terminationGracePeriodSeconds=%d is too short: it must cover preStopSleepSeconds (%d) + config.shutdownTimeoutSeconds (%d) + 5 seconds to close the store, %d in all" (int .Values.terminationGracePeriodSeconds) (int .Values.preStopSleepSeconds) (int .Values.config.shutdownTimeoutSeconds) (int $needed)) }}
 {{- end }}
 {{- if and (eq $backend "redis") (not .Values.store.redis.existingSecret) }}
 {{- fail "store.backend=redis needs store.redis.existingSecret: the name of a Secret holding the Redis URL under store.redis.urlKey" }}
