@@ -282,3 +282,41 @@ def test_the_increment_handlers_resolve_the_apps_exception_handlers_once() -> No
         first = handler.resolve_exception_handlers()
         assert first is handler.resolve_exception_handlers()
         assert first == HTTPRouteHandler.resolve_exception_handlers(handler) == EXCEPTION_HANDLERS
+
+
+async def test_a_client_gone_mid_body_on_the_handler_logs_no_error(caplog: pytest.LogCaptureFixture) -> None:
+    store = InMemoryCounterRepository()
+    app = make_app(store, fast_path=False)
+    parts: list[Message] = [
+        {"type": "http.request", "body": b'{"by"', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive() -> Message:
+        return parts.pop(0) if parts else {"type": "http.disconnect"}
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope: Scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/counters/gone",
+        "raw_path": b"/counters/gone",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"content-length", b"9"), (b"content-type", b"application/json"), (b"host", b"t")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    caplog.set_level(logging.INFO)
+    async with AsyncTestClient(app=app):
+        await app(scope, receive, send)
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert sent[0]["status"] == 400
+    assert (await store.get("gone")).count == 0

@@ -23,7 +23,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, InternalServerException, ValidationException
 from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
 
 JSON_MEDIA_TYPE = "application/json"
@@ -87,9 +87,28 @@ def _repeated_key(body: bytes) -> str | None:
     return None
 
 
+class ClientGoneError(HTTPException):
+    """The client closed its connection before its whole body arrived: nobody reads an answer,
+    and nothing failed on this side (Litestar reports it as a 500, which would log a traceback)."""
+
+    status_code = 400
+    detail = "the client left before its request body arrived"
+
+
+_LITESTAR_CLIENT_GONE = "client disconnected prematurely"  # Litestar's detail for that case
+
+
 class StrictJSONRequest(Request[Any, Any, Any]):
     """The app's request class: `json()`, which Litestar calls to decode a JSON body for a
     handler's `data`, decodes strictly into that type (see the module's docstring)."""
+
+    async def body(self) -> bytes:
+        try:
+            return await super().body()
+        except InternalServerException as error:
+            if error.detail == _LITESTAR_CLIENT_GONE:
+                raise ClientGoneError from None
+            raise
 
     async def json(self) -> Any:
         body = await self.body()  # 413 beyond the limit, before anything else
