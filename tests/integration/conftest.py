@@ -1,5 +1,6 @@
 """Fixtures of the integration tests, for tests/integration only (a unit run never imports them):
-our own redis-server on a free port, and the emulated Kubernetes API for ConfigMaps."""
+our own redis-server on a free port, the emulated Kubernetes API for ConfigMaps, and the ConfigMap
+store opened on it (or on a real cluster)."""
 
 import pytest
 
@@ -7,6 +8,7 @@ import pytest
 pytest.register_assert_rewrite("tests.integration.redis_fixtures")
 
 from kube_emulator.testing import kube_api, kube_kubeconfig  # noqa: E402
+from tests.integration.configmap_fixtures import admin, api_client, cm_name, inject, kube, open_repo  # noqa: E402
 from tests.integration.redis_fixtures import (  # noqa: E402
     redis_prefix,
     redis_repository,
@@ -14,4 +16,17 @@ from tests.integration.redis_fixtures import (  # noqa: E402
     redis_url,
 )
 
-__all__ = ["kube_api", "kube_kubeconfig", "redis_prefix", "redis_repository", "redis_server", "redis_url"]
+__all__ = [
+    "admin",
+    "api_client",
+    "cm_name",
+    "inject",
+    "kube",
+    "kube_api",
+    "kube_kubeconfig",
+    "open_repo",
+    "redis_prefix",
+    "redis_repository",
+    "redis_server",
+    "redis_url",
+]

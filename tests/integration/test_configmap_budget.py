@@ -12,86 +12,22 @@ COUNTER_TEST_KUBECONFIG selects a real cluster, as for tests/integration/test_co
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import urllib3
 from kubernetes import client as k8s_client
-from kubernetes.client.exceptions import ApiException
 
-from adapters.configmap import ConfigMapCounterRepository, new_api_client, open_configmap_repository
+from adapters.configmap import ConfigMapCounterRepository, new_api_client
 from domain.errors import StoreUnavailableError
 from tests.contract.repository_contract import Reopen, RepositoryContract
+from tests.integration.configmap_fixtures import KubeTarget, OpenRepo
 
 pytestmark = pytest.mark.integration
 
-REAL_KUBECONFIG = os.environ.get("COUNTER_TEST_KUBECONFIG")
-WRITE_VERBS = ("create", "patch", "update")
 BUDGET = 20.0  # API writes per second in these tests; the burst is one second's worth
-
-
-@dataclass(frozen=True)
-class KubeTarget:
-    kubeconfig: str
-    namespace: str
-    emulator: Any | None  # kube_emulator.KubeApiEmulator, None on a real cluster
-
-    def write_requests(self) -> int | None:
-        """Writes the API server received so far (None on a real cluster: not ours to count)."""
-        if self.emulator is None:
-            return None
-        requests: dict[str, int] = self.emulator.stats()["requests"]
-        return sum(requests.get(verb, 0) for verb in WRITE_VERBS)
-
-
-@pytest.fixture(scope="module")
-def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeTarget]:
-    if REAL_KUBECONFIG:
-        yield KubeTarget(REAL_KUBECONFIG, os.environ.get("COUNTER_TEST_NAMESPACE", "default"), None)
-        return
-    from kube_emulator import KubeApiEmulator
-
-    with KubeApiEmulator(write_delay=0.0) as api:
-        path = api.write_kubeconfig(tmp_path_factory.mktemp("kube") / "kubeconfig")
-        yield KubeTarget(str(path), "default", api)
-
-
-@pytest.fixture(scope="module")
-def admin(kube: KubeTarget) -> Iterator[Any]:
-    api_client = new_api_client(kube.kubeconfig)
-    yield k8s_client.CoreV1Api(api_client)
-    api_client.close()
-
-
-@pytest.fixture
-def cm_name(kube: KubeTarget, admin: Any) -> Iterator[str]:
-    name = f"counter-budget-{uuid.uuid4().hex[:10]}"
-    yield name
-    with contextlib.suppress(ApiException):
-        admin.delete_namespaced_config_map(name, kube.namespace)
-
-
-OpenRepo = Callable[..., Awaitable[ConfigMapCounterRepository]]
-
-
-@pytest.fixture
-async def open_repo(kube: KubeTarget) -> AsyncIterator[OpenRepo]:
-    async with contextlib.AsyncExitStack() as stack:
-
-        async def opener(name: str, **settings: Any) -> ConfigMapCounterRepository:
-            resource = contextlib.asynccontextmanager(open_configmap_repository)
-            return await stack.enter_async_context(
-                resource(name, kube.namespace, kube.kubeconfig, **settings)
-            )
-
-        yield opener
 
 
 def assert_within_budget(writes: int, repository: ConfigMapCounterRepository, seconds: float) -> None:
