@@ -231,34 +231,45 @@ async def test_a_handler_with_hooks_answers_every_request_itself(caplog: pytest.
     assert reasons == ["the handler has hooks, headers or a cache"] * 2
 
 
-async def test_a_client_gone_before_its_body_counts_nothing() -> None:
-    store = InMemoryCounterRepository()
-    app = make_app(store)
-    sent: list[Message] = []
-
-    async def receive() -> Message:
-        return {"type": "http.disconnect"}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    scope: Scope = {
+def post_scope(path: str, headers: list[tuple[bytes, bytes]]) -> Scope:
+    """The scope a server gives the app for `POST path`."""
+    return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
         "method": "POST",
         "scheme": "http",
-        "path": "/counter",
-        "raw_path": b"/counter",
+        "path": path,
+        "raw_path": path.encode(),
         "root_path": "",
         "query_string": b"",
-        "headers": [(b"content-length", b"8"), (b"host", b"test")],
+        "headers": [*headers, (b"host", b"test")],
         "client": ("127.0.0.1", 1),
         "server": ("127.0.0.1", 80),
     }
-    async with AsyncTestClient(app=app):  # runs the lifespan: the store is open
+
+
+async def answer_of(app: Any, scope: Scope, messages: list[Message]) -> list[Message]:
+    """What the app sends for `scope` when the client sends `messages`, then goes away; the
+    app's lifespan runs around it (the store is open)."""
+
+    async def receive() -> Message:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async with AsyncTestClient(app=app):
         await app(scope, receive, send)
-    assert sent == []
+    return sent
+
+
+async def test_a_client_gone_before_its_body_counts_nothing() -> None:
+    store = InMemoryCounterRepository()
+    scope = post_scope("/counter", [(b"content-length", b"8")])
+    assert await answer_of(make_app(store), scope, []) == []
     assert (await store.get("default")).count == 0
 
 
@@ -286,37 +297,13 @@ def test_the_increment_handlers_resolve_the_apps_exception_handlers_once() -> No
 
 async def test_a_client_gone_mid_body_on_the_handler_logs_no_error(caplog: pytest.LogCaptureFixture) -> None:
     store = InMemoryCounterRepository()
-    app = make_app(store, fast_path=False)
-    parts: list[Message] = [
-        {"type": "http.request", "body": b'{"by"', "more_body": True},
-        {"type": "http.disconnect"},
-    ]
-
-    async def receive() -> Message:
-        return parts.pop(0) if parts else {"type": "http.disconnect"}
-
-    sent: list[Message] = []
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    scope: Scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/counters/gone",
-        "raw_path": b"/counters/gone",
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"content-length", b"9"), (b"content-type", b"application/json"), (b"host", b"t")],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-    }
+    scope = post_scope("/counters/gone", [(b"content-length", b"9"), (b"content-type", b"application/json")])
     caplog.set_level(logging.INFO)
-    async with AsyncTestClient(app=app):
-        await app(scope, receive, send)
+    sent = await answer_of(
+        make_app(store, fast_path=False),
+        scope,
+        [{"type": "http.request", "body": b'{"by"', "more_body": True}],
+    )
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
     assert sent[0]["status"] == 400
     assert (await store.get("gone")).count == 0
