@@ -22,7 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import load, procs, report, scenarios, servers, targets
+from bench import catalogue, load, procs, report, scenarios, servers, targets
 from bench.model import Scenario, ScenarioResult
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--scenarios",
         default=_env("BENCH_SCENARIOS"),
-        help=f"comma-separated subset of: {', '.join(scenarios.NAMES)} (all)",
+        help=f"comma-separated subset of: {', '.join(catalogue.NAMES)} (all)",
     )
     parser.add_argument(
         "--concurrency",
@@ -140,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     try:
-        selected = scenarios.select(args.scenarios)
+        selected = catalogue.select(args.scenarios)
         load.wrk_binary()
         options = _options(args, args.output / f"work-{stamp}")
         options = dataclasses.replace(options, keep_workdir=args.keep_workdir)

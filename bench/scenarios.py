@@ -1,4 +1,4 @@
-"""The scenarios and how one is run: start, warm up, soak (RSS), measure, stop."""
+"""How a scenario is run: start, warm up, soak (RSS), measure, stop (the scenarios: catalogue.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import contextlib
 import importlib.util
 import math
 import shutil
-import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
@@ -16,204 +15,10 @@ from typing import TypeVar
 import httpx
 import redis
 
-from bench import load, procs, servers
-from bench.model import BUDGET_VARIABLE, Kind, Memory, Needs, Run, Scenario, ScenarioResult, WorkerMemory
+from bench import access_log, load, procs, servers
+from bench.model import Kind, Memory, Needs, Run, Scenario, ScenarioResult, WorkerMemory
 
 _T = TypeVar("_T")
-_POST = "POST"
-_COUNTER = "/counter"
-_LIVE = "/health/live"
-
-_ACCESS_LOG_ON = (("COUNTER_ACCESS_LOG", "true"), ("COUNTER_LOG_LEVEL", "info"))  # the service's defaults
-BUDGET = 5  # API writes per second, in the configmap-budget scenario
-_NO_BUDGET = (BUDGET_VARIABLE, "0")  # the other ConfigMap scenarios measure what coalescing does
-
-CATALOGUE: tuple[Scenario, ...] = (
-    Scenario(
-        "ceiling",
-        "ceiling: bare ASGI, uvicorn",
-        "ceiling: bare ASGI (uvicorn)",
-        _POST,
-        _COUNTER,
-        kind=Kind.CEILING,
-        soak=False,
-    ),
-    Scenario(
-        "ceiling-granian",
-        "ceiling: bare ASGI, granian",
-        "ceiling: bare ASGI (granian)",
-        _POST,
-        _COUNTER,
-        kind=Kind.CEILING,
-        soak=False,
-        server="granian",
-        settings=("server",),
-        modules=("granian",),
-    ),
-    Scenario(
-        "health",
-        "GET /health/live",
-        "health (a Litestar route)",
-        "GET",
-        _LIVE,
-        env=(("COUNTER_BACKEND", "memory"),),
-    ),
-    Scenario(
-        "health-log",
-        "GET /health/live, access log on",
-        "health + access log",
-        "GET",
-        _LIVE,
-        env=(("COUNTER_BACKEND", "memory"), *_ACCESS_LOG_ON),
-        only_concurrency=64,
-        soak=False,
-    ),
-    Scenario("memory", "POST memory", "memory", _POST, _COUNTER, env=(("COUNTER_BACKEND", "memory"),)),
-    Scenario(
-        "sqlite",
-        "POST sqlite",
-        "sqlite",
-        _POST,
-        _COUNTER,
-        env=(("COUNTER_BACKEND", "sqlite"),),
-        modules=("adapters.sqlite",),
-    ),
-    Scenario(
-        "sqlite-log",
-        "POST sqlite, defaults (access log on)",
-        "sqlite, defaults (access log on)",
-        _POST,
-        _COUNTER,
-        env=(("COUNTER_BACKEND", "sqlite"), *_ACCESS_LOG_ON, ("COUNTER_LOG_FORMAT", "text")),
-        modules=("adapters.sqlite",),
-        only_concurrency=64,
-        soak=False,
-        log_off="sqlite",
-    ),
-    Scenario(
-        "redis",
-        "POST redis",
-        "redis",
-        _POST,
-        _COUNTER,
-        env=(("COUNTER_BACKEND", "redis"),),
-        needs=frozenset({Needs.REDIS}),
-        modules=("adapters.redis",),
-    ),
-    Scenario(
-        "redis-log",
-        "POST redis, defaults (access log on)",
-        "redis, defaults (access log on)",
-        _POST,
-        _COUNTER,
-        env=(("COUNTER_BACKEND", "redis"), *_ACCESS_LOG_ON, ("COUNTER_LOG_FORMAT", "text")),
-        needs=frozenset({Needs.REDIS}),
-        modules=("adapters.redis",),
-        only_concurrency=64,
-        soak=False,
-        log_off="redis",
-    ),
-    Scenario(
-        "redis-log-json",
-        "POST redis, defaults, JSON log",
-        "redis, access log on, JSON lines",
-        _POST,
-        _COUNTER,
-        env=(("COUNTER_BACKEND", "redis"), *_ACCESS_LOG_ON, ("COUNTER_LOG_FORMAT", "json")),
-        needs=frozenset({Needs.REDIS}),
-        modules=("adapters.redis",),
-        only_concurrency=64,
-        soak=False,
-        log_off="redis",
-    ),
-    Scenario(
-        "redis-framework",
-        "POST redis, framework path",
-        "redis, COUNTER_FAST_PATH=false",
-        _POST,
-        _COUNTER,
-        env=(("COUNTER_BACKEND", "redis"), ("COUNTER_FAST_PATH", "false")),
-        needs=frozenset({Needs.REDIS}),
-        modules=("adapters.redis",),
-        only_concurrency=64,
-        soak=False,
-    ),
-    Scenario(
-        "redis-granian",
-        "POST redis, granian",
-        "redis, COUNTER_SERVER=granian",
-        _POST,
-        _COUNTER,
-        env=(("COUNTER_BACKEND", "redis"), ("COUNTER_SERVER", "granian")),
-        needs=frozenset({Needs.REDIS}),
-        modules=("adapters.redis", "granian"),
-        server="granian",
-        settings=("server",),
-    ),
-    Scenario(
-        "redis-2w",
-        "POST redis, 2 workers",
-        "redis, 2 workers",
-        _POST,
-        _COUNTER,
-        workers=2,
-        env=(("COUNTER_BACKEND", "redis"),),
-        needs=frozenset({Needs.REDIS}),
-        modules=("adapters.redis",),
-    ),
-    Scenario(
-        "configmap",
-        "POST configmap, coalescing, no write budget",
-        "configmap, coalescing on",
-        _POST,
-        _COUNTER,
-        # No write budget: these two measure what coalescing does; configmap-budget the budget.
-        env=(("COUNTER_BACKEND", "configmap"), ("COUNTER_CONFIGMAP_COALESCE", "true"), _NO_BUDGET),
-        needs=frozenset({Needs.KUBE}),
-        modules=("adapters.configmap", "kube_emulator.__main__"),
-        configmap=True,
-    ),
-    Scenario(
-        "configmap-off",
-        "POST configmap, no coalescing, no write budget",
-        "configmap, coalescing off",
-        _POST,
-        _COUNTER,
-        env=(("COUNTER_BACKEND", "configmap"), ("COUNTER_CONFIGMAP_COALESCE", "false"), _NO_BUDGET),
-        needs=frozenset({Needs.KUBE}),
-        modules=("adapters.configmap", "kube_emulator.__main__"),
-        configmap=True,
-    ),
-    Scenario(
-        "configmap-budget",
-        f"POST configmap, {BUDGET} writes/s budget",
-        f"configmap, {BUDGET_VARIABLE}={BUDGET}",
-        _POST,
-        _COUNTER,
-        env=(
-            ("COUNTER_BACKEND", "configmap"),
-            ("COUNTER_CONFIGMAP_COALESCE", "true"),
-            (BUDGET_VARIABLE, str(BUDGET)),
-        ),
-        needs=frozenset({Needs.KUBE}),
-        modules=("adapters.configmap", "kube_emulator.__main__"),
-        configmap=True,
-        settings=("configmap_max_writes_per_second",),
-        only_concurrency=64,
-        soak=False,
-    ),
-    Scenario(
-        "peer",
-        "peer: FastAPI + redis-py INCR",
-        "peer FastAPI + redis-py",
-        _POST,
-        _COUNTER,
-        kind=Kind.PEER,
-        needs=frozenset({Needs.REDIS}),
-        modules=("fastapi", "redis.asyncio"),
-    ),
-)
-NAMES = tuple(s.name for s in CATALOGUE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,7 +135,9 @@ def run_scenario(scenario: Scenario, context: Context) -> ScenarioResult:
         result.notes += _ceiling_notes(result)
     if scenario.access_log:
         for side in sides:
-            side.result.notes.append(_access_log_note(side, keep=context.options.keep_workdir))
+            side.result.notes.append(
+                access_log.note(side.server.log_path, side.result, keep=context.options.keep_workdir)
+            )
     if profile is not None and profile.exists():
         rendered = servers.render_profile(profile)
         result.notes += [f"profile: {path}" for path in rendered]
@@ -588,7 +395,7 @@ def _run(
     check = scenario.checks_counter
     kube = context.kube() if scenario.configmap else None
     count_before = server.read_count() if check else 0
-    log_offset = _size(server.log_path) if scenario.access_log else None
+    log_offset = access_log.size(server.log_path) if scenario.access_log else None
     stats_before = kube.stats() if kube else None
     pids = server.all_pids()
     store_pids = context.store_pids(scenario)
@@ -629,7 +436,7 @@ def _run(
     )
     if log_offset is not None:
         line = f"{scenario.method} {scenario.path} ".encode()
-        run.log_lines = _access_lines(server.log_path, log_offset, line, measured.answered)
+        run.log_lines = access_log.count_lines(server.log_path, log_offset, line, measured.answered)
     if check:
         run.increments = server.read_count() - count_before
         run.lost = measured.ok - run.increments
@@ -643,67 +450,6 @@ def _run(
 
 # An access line: the service's access logger and the request, in the text and the JSON format alike
 # ("... counter.access [id] POST /counter 200 ...", {"logger":"counter.access","event":"POST /counter 200"}).
-_ACCESS_LOGGER = b"counter.access"
-_LOG_TAIL_LINES = 100
-_LOG_TAIL_BYTES = 256 * 1024  # where those lines are looked for
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _count_lines(path: Path, offset: int, request: bytes) -> int:
-    with path.open("rb") as log:
-        log.seek(offset)
-        data = log.read()
-    return sum(1 for line in data.split(b"\n") if _ACCESS_LOGGER in line and request in line)
-
-
-def _access_lines(path: Path, offset: int, request: bytes, answered: int) -> int:
-    """The access lines of `request` written after `offset`, once the log has stopped growing (the
-    service may write them off the event loop, after the answers) or after 5 s."""
-    deadline = time.monotonic() + 5.0
-    size = -1
-    while True:
-        now = _size(path)
-        if now == size or time.monotonic() > deadline:
-            count = _count_lines(path, offset, request)
-            if count >= answered or time.monotonic() > deadline:
-                return count
-        size = now
-        time.sleep(0.1)
-
-
-def _access_log_note(side: _Side, *, keep: bool) -> str:
-    """What the access log of a server holds against what it answered; unless --keep-workdir, the
-    log is then cut to its last lines (the work folder is removed after a run that went well, and
-    kept with what is left of the logs after one that did not)."""
-    path, result = side.server.log_path, side.result
-    runs = [r for r in result.runs if r.log_lines is not None]
-    lines = sum(r.log_lines or 0 for r in runs)
-    answered = sum(r.answered for r in runs)
-    size = _size(path)
-    total = 0
-    with contextlib.suppress(OSError), path.open("rb") as log:
-        total = sum(chunk.count(b"\n") for chunk in iter(lambda: log.read(1 << 20), b""))
-    note = (
-        f"access log: {lines:,} {result.scenario.method} {result.scenario.path} lines for {answered:,}"
-        f" answers in {len(runs)} runs; the file has {total:,} lines, {size / 2**20:.1f} MiB ({path.name})"
-    )
-    if keep:
-        return note
-    with contextlib.suppress(OSError):
-        with path.open("rb") as log:
-            log.seek(max(0, size - _LOG_TAIL_BYTES))
-            tail = log.read().split(b"\n")[-_LOG_TAIL_LINES - 1 :]
-        header = f"[bench] access log cut to its last lines after the scenario ({size:,} bytes)\n"
-        path.write_bytes(header.encode() + b"\n".join(tail))
-    return note + ", cut to its tail after the scenario (--keep-workdir keeps it whole)"
-
-
 _WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 _READ_VERBS = frozenset({"get", "list", "watch"})
 
@@ -713,13 +459,3 @@ def _verbs(stats: dict[str, object], verbs: frozenset[str]) -> int:
     if not isinstance(requests, dict):
         raise KeyError("the emulator's stats have no 'requests' by verb")
     return sum(int(count) for verb, count in requests.items() if verb in verbs)
-
-
-def select(names: str | None) -> list[Scenario]:
-    if not names:
-        return list(CATALOGUE)
-    wanted = [n.strip() for n in names.split(",") if n.strip()]
-    unknown = [n for n in wanted if n not in NAMES]
-    if unknown:
-        raise ValueError(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(NAMES)}")
-    return [s for s in CATALOGUE if s.name in wanted]
