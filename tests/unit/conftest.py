@@ -47,3 +47,16 @@ def fast_path(request: pytest.FixtureRequest) -> bool:
 async def client(memory_store: InMemoryCounterRepository, fast_path: bool) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
     async with make_client(memory_store, admin_token=ADMIN_TOKEN, fast_path=fast_path) as test_client:
         yield test_client
+
+
+def assert_problem(response: Any, status: int, *words: str) -> dict[str, Any]:
+    """`response` is problem details with `status`, whose detail holds `words`, and no traceback."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert {"type", "title", "detail"} <= body.keys()
+    for word in words:
+        assert word in body["detail"], body
+    assert "Traceback" not in response.text
+    return body
