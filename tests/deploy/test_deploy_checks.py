@@ -12,7 +12,6 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
@@ -147,37 +146,25 @@ def test_actionlint_fails_on_an_undefined_job_output(tmp_path: Path) -> None:
 
 
 def test_pipeline_has_the_jobs_and_guards_it_needs() -> None:
-    workflow: dict[Any, Any] = load_yaml(WORKFLOWS / "ci-cd.yml")
-    # PyYAML (YAML 1.1) reads the `on:` key as the boolean True.
-    trigger = workflow.get("on", workflow.get(True))
-    assert trigger == {"push": {"branches": ["**"], "tags": ["**"]}}
-    assert workflow["permissions"] == {}, "least privilege: no default permissions"
-    jobs = workflow["jobs"]
+    # The image's way through the jobs, pins, triggers and credentials: test_pipeline.py.
+    jobs = load_yaml(WORKFLOWS / "ci-cd.yml")["jobs"]
     expected_jobs = {
         "determine-environment-and-tag",
         "lint",
         "test",
-        "e2e-kind",
-        "build-and-push",
+        "build",
         "package-chart",
+        "e2e-kind",
+        "publish",
         "deploy",
     }
-    assert expected_jobs <= set(jobs)
-    for name, job in jobs.items():
-        assert "permissions" in job, f"job {name} must declare its permissions"
-        for step in job["steps"]:
-            if "uses" in step:
-                assert re.search(r"@v\d+\.\d+\.\d+$", step["uses"]), f"{name}: {step['uses']} is not pinned"
+    assert set(jobs) == expected_jobs
     deploy = jobs["deploy"]
     assert deploy["environment"]["name"] == "${{ needs.determine-environment-and-tag.outputs.environment }}"
     assert deploy["concurrency"]["cancel-in-progress"] is False
     assert "environment" in deploy["concurrency"]["group"]
-    assert deploy["if"] == "needs.determine-environment-and-tag.outputs.deploy == 'true'"
-    assert jobs["build-and-push"]["permissions"] == {"contents": "read", "packages": "write"}
-    text = (WORKFLOWS / "ci-cd.yml").read_text()
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "EKS_CLUSTER_NAME"):
-        assert name in text, f"the deploy job must use {name}"
-    assert "type=gha" in text, "Buildx layer caching"
+    assert deploy["if"].endswith("needs.determine-environment-and-tag.outputs.deploy == 'true'")
+    assert jobs["publish"]["permissions"] == {"contents": "read", "packages": "write"}
 
 
 # --------------------------------------------------------------------------- shell scripts
