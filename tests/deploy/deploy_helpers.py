@@ -4,6 +4,7 @@ rendering and its manifests."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -145,3 +146,15 @@ def container(documents: list[dict[str, Any]]) -> dict[str, Any]:
 
 def env_of(documents: list[dict[str, Any]]) -> dict[str, Any]:
     return {item["name"]: item.get("value", item.get("valueFrom")) for item in container(documents)["env"]}
+
+
+def requirement_lines(text: str) -> list[tuple[str, list[str]]]:
+    """(requirement, its --hash options) per entry of a pip requirements file, continuations joined."""
+    entries = []
+    for logical in text.replace("\\\n", " ").splitlines():
+        line = logical.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        requirement = re.split(r"\s--", line, maxsplit=1)[0].strip()
+        entries.append((requirement, re.findall(r"--\S+", line.removeprefix(requirement))))
+    return entries

@@ -27,11 +27,15 @@ from tests.deploy.deploy_helpers import (
     WORKFLOWS,
     load_yaml,
     output_of,
+    requirement_lines,
     run,
     tool,
 )
 
 pytestmark = pytest.mark.integration
+
+BASE_IMAGE_RE = re.compile(r"python:3\.11\.\d+-slim-\w+@sha256:[0-9a-f]{64}")
+HASH_RE = re.compile(r"--hash=sha256:[0-9a-f]{64}")
 
 
 # --------------------------------------------------------------------------- Dockerfile
@@ -59,9 +63,13 @@ def test_dockerfile_has_what_the_image_needs() -> None:
     stages = re.findall(r"^FROM (\S+)", text, flags=re.MULTILINE)
     assert len(stages) >= 2, "multi-stage build expected"
     for base in stages:
-        assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", base), (
-            f"base image {base} is not a pinned slim Python"
+        assert BASE_IMAGE_RE.fullmatch(base), (
+            f"base image {base} is not a slim Python pinned by tag and digest"
         )
+    assert len(set(stages)) == 1, "both stages on one base: the venv's interpreter path must be valid"
+    assert re.search(r"pip .*install .*--require-hashes -r /tmp/requirements\.txt", text), (
+        "the pinned requirements must be installed in hash-checking mode"
+    )
     final = text.split("\nFROM ")[-1]
     assert re.search(r"^USER 10001", final, flags=re.MULTILINE), (
         "the final stage must run as the non-root uid"
@@ -95,13 +103,13 @@ def test_dockerignore_keeps_the_context_small() -> None:
 def test_requirements_pin_every_runtime_dependency() -> None:
     dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     pins: dict[str, str] = {}
-    for line in REQUIREMENTS.read_text().splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
+    for line, options in requirement_lines(REQUIREMENTS.read_text()):
         requirement = Requirement(line)
         assert len(requirement.specifier) == 1, f"{line!r} is not pinned"
         (specifier,) = requirement.specifier
         assert specifier.operator == "==", f"{line!r} is not pinned with =="
+        assert options, f"{line!r} has no --hash: pip install --require-hashes would refuse the file"
+        assert all(HASH_RE.fullmatch(option) for option in options), f"{line!r}: {options}"
         pins[canonicalize_name(requirement.name)] = specifier.version
     assert "counter-web-server" not in pins, "the project itself is installed from its wheel, not pinned"
     for dependency in dependencies:
@@ -115,6 +123,32 @@ def test_requirements_pin_every_runtime_dependency() -> None:
             f"{REQUIREMENTS} pins {name}=={pins[name]}, outside {requirement.specifier} from pyproject.toml: "
             "run deploy/scripts/freeze-requirements.sh"
         )
+
+
+def test_compiled_dependencies_carry_a_hash_for_every_platform_file() -> None:
+    # pip-compile lists the hash of every file of a release: a compiled package (a wheel per
+    # platform) has several, so linux/arm64 finds its wheel as well as linux/amd64.
+    hashes = {
+        Requirement(line).name.lower(): len(options)
+        for line, options in requirement_lines(REQUIREMENTS.read_text())
+    }
+    for compiled in ("msgspec", "hiredis", "httptools", "uvloop", "dependency-injector", "pyyaml"):
+        assert hashes[compiled] >= 4, f"{compiled} has {hashes[compiled]} hashes: one platform's files only?"
+
+
+def test_requirements_check_catches_a_missing_hash_and_a_loose_pin() -> None:
+    text = (
+        "msgspec==0.22.0 \\\n    --hash=sha256:" + "a" * 64 + "\nredis>=8\nhiredis==3.5.0\n    # via redis\n"
+    )
+    entries = requirement_lines(text)
+    assert entries == [
+        ("msgspec==0.22.0", ["--hash=sha256:" + "a" * 64]),
+        ("redis>=8", []),
+        ("hiredis==3.5.0", []),
+    ]
+    assert len(Requirement(entries[1][0]).specifier) == 1
+    assert next(iter(Requirement(entries[1][0]).specifier)).operator != "=="
+    assert not entries[2][1], "a pin without a hash is seen as such"
 
 
 # --------------------------------------------------------------------------- workflows
