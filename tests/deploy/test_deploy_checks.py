@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -149,6 +151,49 @@ def test_requirements_check_catches_a_missing_hash_and_a_loose_pin() -> None:
     assert len(Requirement(entries[1][0]).specifier) == 1
     assert next(iter(Requirement(entries[1][0]).specifier)).operator != "=="
     assert not entries[2][1], "a pin without a hash is seen as such"
+
+
+def download_for(platform: str, requirements: Path, target: Path) -> subprocess.CompletedProcess[str]:
+    """pip download, in hash-checking mode, of the wheels the image's pip would pick on `platform`
+    (Debian bookworm: glibc 2.36), from PyPI alone: no local wheel directory or mirror."""
+    tags = [
+        *(f"manylinux_2_{minor}_{platform}" for minor in (17, 28, 31, 34, 36)),
+        f"manylinux2014_{platform}",
+        "any",
+    ]
+    abis = ("cp311", "abi3", "none")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PIP_")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    return subprocess.run(
+        [
+            sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+            "--require-hashes", "--no-deps", "--only-binary=:all:", "--dest", str(target),
+            "--python-version", "3.11", "--implementation", "cp",
+            *(option for abi in abis for option in ("--abi", abi)),
+            *(option for tag in tags for option in ("--platform", tag)),
+            "--requirement", str(requirements),
+        ],
+        env=env, capture_output=True, text=True, check=False, timeout=600,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("platform", ["x86_64", "aarch64"])
+def test_every_pin_has_a_wheel_whose_hash_is_listed_for_both_image_platforms(
+    platform: str, tmp_path: Path
+) -> None:
+    # What `pip install --require-hashes` in the image will do on linux/amd64 and linux/arm64.
+    result = download_for(platform, REQUIREMENTS, tmp_path / "wheels")
+    assert result.returncode == 0, f"hash-checked download for {platform} failed:\n{output_of(result)}"
+    assert len(list((tmp_path / "wheels").glob("*.whl"))) == len(requirement_lines(REQUIREMENTS.read_text()))
+
+
+def test_hash_checked_download_fails_on_a_hash_that_is_not_the_file(tmp_path: Path) -> None:
+    wrong = tmp_path / "requirements.txt"
+    wrong.write_text("durationpy==0.11 \\\n    --hash=sha256:" + "0" * 64 + "\n")
+    result = download_for("x86_64", wrong, tmp_path / "wheels")
+    assert result.returncode != 0, output_of(result)
+    assert "THESE PACKAGES DO NOT MATCH THE HASHES" in result.stderr, output_of(result)
 
 
 # --------------------------------------------------------------------------- workflows
