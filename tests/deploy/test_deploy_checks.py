@@ -69,6 +69,9 @@ def test_dockerfile_has_what_the_image_needs() -> None:
             f"base image {base} is not a slim Python pinned by tag and digest"
         )
     assert len(set(stages)) == 1, "both stages on one base: the venv's interpreter path must be valid"
+    name, digest = stages[0].split("@")
+    assert f'org.opencontainers.image.base.name="docker.io/library/{name}"' in text
+    assert f'org.opencontainers.image.base.digest="{digest}"' in text, "the base labels name the pinned base"
     assert re.search(r"pip .*install .*--require-hashes -r /tmp/requirements\.txt", text), (
         "the pinned requirements must be installed in hash-checking mode"
     )
