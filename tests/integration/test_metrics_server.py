@@ -54,6 +54,10 @@ def requests_of(found: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> 
     return counts
 
 
+def without(counts: dict[tuple[str, ...], float], key: tuple[str, ...]) -> dict[tuple[str, ...], float]:
+    return {k: v for k, v in counts.items() if k != key}
+
+
 def wait_for(url: str, name: str, *, above: float = 0, timeout: float = 10.0, **labels: str) -> float:
     """The value of a metric the workers read in every second, once it is above `above`."""
     deadline = time.monotonic() + timeout
@@ -91,7 +95,10 @@ def test_two_workers_count_every_request_exactly_once(
             ("/counters/{name}", "GET", "200"): 11,
         }
         ready = ("/health/ready", "GET", "200")  # the start-up probes of running_server
-        scrapes = [scrape(server.url) for _ in range(6)]  # answered by either worker
+        # Each worker writes its counts every second: wait for that, then every scrape
+        # (answered by either worker) has them all, exactly.
+        assert wait_until(lambda: without(requests_of(scrape(server.url)), ready) == expected)
+        scrapes = [scrape(server.url) for _ in range(6)]
         for found in scrapes:
             counts = requests_of(found)
             assert counts.pop(ready, 0) >= 1
@@ -112,7 +119,7 @@ def test_two_workers_count_every_request_exactly_once(
         assert wait_until(lambda: not (directory / f"gauge_livemax_{dead}.db").exists())
         assert wait_until(lambda: len(list(directory.glob("gauge_livemax_*.db"))) == 2)  # its replacement
         found = scrape(server.url)
-        assert {k: v for k, v in requests_of(found).items() if k != ready} == expected
+        assert without(requests_of(found), ready) == expected
         assert get(found, "counter_increments_total") == 37
 
         redis_server.stop()
@@ -122,6 +129,8 @@ def test_two_workers_count_every_request_exactly_once(
                     assert client.post("/counter").status_code == 503
         finally:
             redis_server.start()
+        failed = {**expected, ("/counter", "POST", "503"): 3}
+        assert wait_until(lambda: without(requests_of(scrape(server.url)), ready) == failed)
         found = scrape(server.url)
         assert get(found, "counter_store_errors_total", store="redis", operation="increment") == 3
         assert requests_of(found)[("/counter", "POST", "503")] == 3

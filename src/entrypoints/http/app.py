@@ -47,8 +47,7 @@ from entrypoints.http.openapi import StrictStructSchemaPlugin
 from entrypoints.logs import configure_logging, line_writer
 from entrypoints.observability.endpoint import METRICS_STATE_KEY, metrics_endpoint
 from entrypoints.observability.http_metrics import RequestMetrics
-from entrypoints.observability.metrics import Metrics
-from entrypoints.observability.store_stats import SYNC_INTERVAL_SECONDS
+from entrypoints.observability.metrics import FLUSH_INTERVAL_SECONDS, Metrics
 from entrypoints.observability.tracing import SpanByRoute, Tracing
 from entrypoints.runtime import tune_garbage_collector
 from entrypoints.settings import Settings
@@ -147,7 +146,7 @@ def create_app(
     async def observability(_app: Litestar) -> AsyncIterator[None]:
         # After the store opened (its counters are known), before it closes (the last read).
         try:
-            async with metrics.syncing_stats(SYNC_INTERVAL_SECONDS):
+            async with metrics.flushing(FLUSH_INTERVAL_SECONDS):
                 yield
         finally:
             tracing.shutdown()  # export the spans still queued

@@ -11,29 +11,31 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from prometheus_client import Counter, Histogram
-
 from entrypoints.http.middleware import ASGIApp, Message
+from entrypoints.observability.buffered import BufferedCounter, BufferedHistogram
 from entrypoints.observability.metrics import Metrics
 
 
 class _Route:
     """The label children of one route template and method, made once."""
 
-    __slots__ = ("by_status", "duration", "method", "requests", "template")
+    __slots__ = ("by_status", "duration", "method", "metrics", "template")
 
     def __init__(self, metrics: Metrics, template: str, method: str) -> None:
         self.template = template
         self.method = method
-        self.requests = metrics.requests
-        self.duration: Histogram = metrics.request_duration.labels(template, method)
-        self.by_status: dict[int, Counter] = {}
+        self.metrics = metrics
+        self.duration: BufferedHistogram = metrics.buffered_histogram(
+            metrics.request_duration.labels(template, method)
+        )
+        self.by_status: dict[int, BufferedCounter] = {}
 
     def count(self, status: int) -> None:
-        child = self.by_status.get(status)
-        if child is None:
-            child = self.by_status[status] = self.requests.labels(self.template, self.method, str(status))
-        child.inc()
+        counter = self.by_status.get(status)
+        if counter is None:
+            child = self.metrics.requests.labels(self.template, self.method, str(status))
+            counter = self.by_status[status] = self.metrics.buffered_counter(child)
+        counter.pending += 1
 
 
 class RequestMetrics:

@@ -3,8 +3,8 @@
 The ConfigMap store counts its API calls, conflicts and retries in `ConfigMapStats`; the Redis
 store counts its pipelines and the commands they carried (their mean size is the ratio). Those
 are plain integers of one process. `StatsSync` adds what they rose by since its last run to
-Prometheus counters, which are summed across workers like every other metric; each worker runs
-it every second, before a scrape it answers, and when it stops. So these lag by a second at most.
+Prometheus counters, which are summed across workers like every other metric; it runs with
+every flush of the metrics (each second, before a scrape, at the end: metrics.py).
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from prometheus_client import Counter
 
 from domain.ports import CounterRepository
 from entrypoints.observability.metrics import Metrics
-
-SYNC_INTERVAL_SECONDS = 1.0
 
 
 class _ConfigMapStats(Protocol):  # adapters.configmap.stats.ConfigMapStats, read only
