@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from entrypoints.observability.metrics import MULTIPROC_DIR_VARIABLE
-from entrypoints.observability.multiprocess import metrics_directory, worker_exited
+from entrypoints.observability.multiprocess import MULTIPROC_DIR_VARIABLE, metrics_directory, worker_exited
 from entrypoints.uvicorn_server import Supervisor
 
 
@@ -74,3 +73,12 @@ def test_the_supervisor_tells_of_each_worker_replaced_or_retired() -> None:
     assert sorted(exited) == [11, 12]
     supervisor._noting_exits(lambda: None)
     assert sorted(exited) == [11, 12]
+
+
+def test_a_given_directory_that_does_not_exist_yet_is_made(environ: dict[str, str], tmp_path: Path) -> None:
+    parent = tmp_path / "not" / "yet"
+    environ[MULTIPROC_DIR_VARIABLE] = str(parent)
+    with metrics_directory(2) as path:
+        assert path is not None
+        assert Path(path).parent == parent
+    assert list(parent.iterdir()) == []

@@ -32,8 +32,8 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from entrypoints.observability.buffered import BufferedCounter, BufferedHistogram
+from entrypoints.observability.multiprocess import MULTIPROC_DIR_VARIABLE
 
-MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 # Requests: most answers take well under a millisecond here, the ConfigMap store's tens of ms.

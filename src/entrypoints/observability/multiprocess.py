@@ -16,10 +16,13 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-from entrypoints.observability.metrics import MULTIPROC_DIR_VARIABLE
+from pathlib import Path
 
 logger = logging.getLogger("counter.metrics")
+
+# Read by prometheus-client once, when it is first imported: this module does not import it, so
+# that `counter serve` sets the variable before anything does (a worker, or the one server).
+MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 
 @contextmanager
@@ -31,6 +34,8 @@ def metrics_directory(workers: int) -> Iterator[str | None]:
     path = None
     if workers > 1:
         # Under the directory the variable names, if any (an emptyDir, a tmpfs), else the system's.
+        if previous:
+            Path(previous).mkdir(parents=True, exist_ok=True)
         path = tempfile.mkdtemp(prefix="counter-metrics-", dir=previous or None)
         os.environ[MULTIPROC_DIR_VARIABLE] = path
         logger.debug("metrics directory made", extra={"path": path})

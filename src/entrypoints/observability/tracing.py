@@ -35,6 +35,7 @@ SERVICE_NAME = "counter-web-server"
 EXTRA_HINT = "pip install 'counter-web-server[tracing]'"
 # Probes and scrapes, every few seconds: traces of them would drown the others.
 UNTRACED_PATHS = ["^/metrics$", "^/health/"]
+_FLUSH_AT_EXIT_MILLIS = 2000
 
 
 def tracing_requested(environ: Mapping[str, str] | None = None) -> bool:
@@ -136,8 +137,10 @@ class Tracing:
         return OpenTelemetryPlugin(config)
 
     def shutdown(self) -> None:
-        """Export what is still queued, then stop."""
+        """Export what is still queued (for a bounded time: a collector that is down must not
+        hold up a rollout), then stop."""
         if self.provider is not None:
+            self.provider.force_flush(timeout_millis=_FLUSH_AT_EXIT_MILLIS)
             self.provider.shutdown()
 
 
