@@ -62,7 +62,9 @@ fi
     echo "# with pip install --require-hashes: every file of each release on PyPI has its sha256 here."
     echo "# Generated from [project.dependencies] in pyproject.toml with Python ${version}; do not edit."
     echo "# Regenerate after changing the dependencies: deploy/scripts/freeze-requirements.sh"
-    cat "${compiled}"
+    # pip-compile names its input by its temporary path: name the dependencies' real home instead,
+    # so that regenerating the file changes only what really changed.
+    sed "s|-r ${workdir}/requirements.in|pyproject.toml [project.dependencies]|" "${compiled}"
 } >"${output}"
 
 echo "freeze-requirements: wrote ${output}"

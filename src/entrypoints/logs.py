@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+# The trace and span ids of the request's server span, when it is traced (observability.tracing).
+trace_ids_var: ContextVar[tuple[str, str] | None] = ContextVar("trace_ids", default=None)
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is a field.
 _STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
@@ -191,6 +193,9 @@ class WriterHandler(logging.Handler):
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
+        trace_ids = trace_ids_var.get()
+        if trace_ids is not None:  # fields of their own: both layouts show them
+            record.trace_id, record.span_id = trace_ids
         return True
 
 
