@@ -23,7 +23,8 @@ from tests.integration.server_process import free_port
 
 PROBLEM_PREFIX = "urn:counter-web-server:problem:"
 # What `open_redis_repository` bounds each stage of a round trip with (connecting; the write and
-# its reply); a request waits for at most the round trip in flight and its own.
+# its reply). Against a hung Redis a request waits for the round trip in flight (its reply times
+# out, the socket is dropped), then for its own, whose connection cannot be made.
 REDIS_TIMEOUT_SECONDS = 2.0
 REDIS_503_BOUND_SECONDS = 2 * REDIS_TIMEOUT_SECONDS + 1.0  # and a loaded machine's second
 
