@@ -111,17 +111,32 @@ def hung_redis(tmp_path: Path) -> Iterator[PersistentRedis]:
         yield server
 
 
+# The SQLite store's own: `_submit` keeps the future it awaits in a local, and the worker's
+# `_execute` frame the futures it settles, so a refused increment's traceback reaches the error
+# again through either (about 58 objects per 409). Strict: passes, and so fails, once fixed.
+SQLITE_CYCLES = pytest.mark.xfail(strict=True, reason="the SQLite store's futures hold the error")
+
+
 @pytest.mark.parametrize(
     "case",
-    ["memory", "memory, handler pipeline", "redis", "redis down", "redis hung"],
+    [
+        "memory",
+        "memory, handler pipeline",
+        "redis",
+        "redis down",
+        "redis hung",
+        pytest.param("sqlite", marks=SQLITE_CYCLES),
+    ],
 )
 async def test_error_answers_leave_no_reference_cycles(
-    case: str, redis_url: str, redis_prefix: str, hung_redis: PersistentRedis
+    case: str, redis_url: str, redis_prefix: str, hung_redis: PersistentRedis, tmp_path: Path
 ) -> None:
-    env = {"COUNTER_BACKEND": "memory" if case.startswith("memory") else "redis"}
+    env = {"COUNTER_BACKEND": case.split(maxsplit=1)[0].rstrip(",")}
     if case == "memory, handler pipeline":
         env["COUNTER_FAST_PATH"] = "false"
-    if case == "redis":
+    if case == "sqlite":
+        env["COUNTER_SQLITE_PATH"] = str(tmp_path / "counter.db")
+    elif case == "redis":
         env |= {"COUNTER_REDIS_URL": redis_url, "COUNTER_REDIS_PREFIX": redis_prefix}
     elif case == "redis down":
         env["COUNTER_REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
