@@ -201,7 +201,8 @@ async def test_a_flood_of_error_answers_and_huge_heads_keeps_the_worker_rss_boun
     store: str, tmp_path: Path
 ) -> None:
     with contextlib.ExitStack() as stack:
-        env = {"COUNTER_BACKEND": store, "COUNTER_ADMIN_TOKEN": TOKEN}
+        # The defaults, the access log included: each answer also queues its log lines.
+        env = {"COUNTER_BACKEND": store, "COUNTER_ADMIN_TOKEN": TOKEN, "COUNTER_ACCESS_LOG": "true"}
         redis: PersistentRedis | None = None
         if store == "redis":
             (tmp_path / "redis").mkdir()
