@@ -124,7 +124,7 @@ SQLITE_CYCLES = pytest.mark.xfail(strict=True, reason="the SQLite store's future
         "memory, handler pipeline",
         "redis",
         "redis down",
-        "redis hung",
+        pytest.param("redis hung", marks=pytest.mark.slow),  # two round trips of 2 s
         pytest.param("sqlite", marks=SQLITE_CYCLES),
     ],
 )
