@@ -1,0 +1,52 @@
+"""`HEAD` on every `GET` route: the `GET` handler's answer, its headers without its body.
+
+Litestar 2 serves `HEAD` only from handlers that return no body, so each `GET` handler gets a
+twin for `HEAD` (`head_twin`): a copy with the same function, guards, dependencies and layers,
+left out of the OpenAPI document, whose innermost layer drops the body. It answers what the
+`GET` would, status and headers (`Content-Length` of the body it would send, RFC 9110 9.3.2),
+errors included; nothing changes for any other method."""
+
+from __future__ import annotations
+
+from copy import copy
+from typing import Any
+
+from litestar import types as litestar_types
+from litestar.enums import HttpMethod
+from litestar.handlers import HTTPRouteHandler
+
+from entrypoints.http.middleware import ASGIApp, Message, Send
+
+
+def without_body(send: Send) -> Send:
+    """`send` that passes the answer's start and ends it with an empty body."""
+
+    async def send_headers(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            if message.get("more_body", False):
+                return
+            message = {"type": "http.response.body", "body": b"", "more_body": False}
+        await send(message)
+
+    return send_headers
+
+
+class WithoutBody:
+    """Route middleware of the `HEAD` twins."""
+
+    def __init__(self, app: litestar_types.ASGIApp) -> None:
+        self.app: ASGIApp = app  # type: ignore[assignment]  # Litestar's exact ASGI TypedDicts
+
+    # Any: Litestar types these with its exact ASGI TypedDicts; this layer passes plain messages.
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, without_body(send))
+
+
+def head_twin(handler: HTTPRouteHandler) -> HTTPRouteHandler:
+    """A `HEAD` handler answering like `handler`, a `GET` handler of a controller (bound)."""
+    twin = copy(handler)
+    twin.http_methods = {HttpMethod.HEAD}
+    twin.include_in_schema = False
+    twin.middleware = [WithoutBody, *(handler.middleware or ())]
+    twin.name = None
+    return twin
