@@ -33,6 +33,7 @@ from entrypoints.http.controllers import (
     HealthController,
     docs_redirect,
 )
+from entrypoints.http.cors import cors_config
 from entrypoints.http.dependencies import (
     BACKEND_STATE_KEY,
     FAST_PATH_STATE_KEY,
@@ -43,6 +44,7 @@ from entrypoints.http.dependencies import (
 from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.middleware import RequestContext
 from entrypoints.http.openapi import StrictStructSchemaPlugin
+from entrypoints.http.rate_limit import rate_limits
 from entrypoints.logs import configure_logging, line_writer
 from entrypoints.runtime import tune_garbage_collector
 from entrypoints.settings import Settings
@@ -110,6 +112,7 @@ def create_app(
     the increment routes included."""
     settings = settings or Settings.from_env()
     container = container or build_container(settings)
+    limits = rate_limits(settings)  # none by default; first among the middleware when set
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -152,6 +155,9 @@ def create_app(
         plugins=[StrictStructSchemaPlugin(), *options.pop("plugins", ())],
         request_class=StrictJSONRequest,  # strict JSON bodies (entrypoints/http/bodies.py)
         request_max_body_size=settings.max_body_bytes,
+        middleware=[*limits.middleware, *options.pop("middleware", ())],
+        stores=limits.stores,
+        cors_config=options.pop("cors_config", None) or cors_config(settings),
         debug=False,
         logging_config=None,  # configured once by entrypoints.logs, not by the framework
         access_log=AccessLog.configured() if settings.access_log else None,
