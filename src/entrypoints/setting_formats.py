@@ -69,21 +69,20 @@ def _is_origin(text: str) -> bool:
         and port != default_port
         and not (parts.username or parts.password)
         and f"{parts.scheme}://{parts.netloc}" == text
-        and text == text.lower()
     )
 
 
 _origins = _listed(
     "origin",
     _is_origin,
-    "an origin as browsers send it: scheme and host in lower case, the port only if it is not the"
-    " scheme's own, no path (https://app.example, http://localhost:3000)",
+    "an origin as browsers send it: a scheme and a host, the port only if it is not the scheme's"
+    " own, no path (https://app.example, http://localhost:3000)",
 )
 _methods = _listed("method", lambda item: item in HTTP_METHODS, f"one of {', '.join(HTTP_METHODS)}")
 
 
 def origins(text: str) -> str:
-    return _origins(text)
+    return _origins(text.lower())  # browsers send scheme and host in lower case
 
 
 def methods(text: str) -> str:

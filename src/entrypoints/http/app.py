@@ -42,6 +42,7 @@ from entrypoints.http.dependencies import (
     provide_counter_service,
 )
 from entrypoints.http.errors import EXCEPTION_HANDLERS
+from entrypoints.http.head import HeadRouter
 from entrypoints.http.middleware import RequestContext
 from entrypoints.http.openapi import StrictStructSchemaPlugin
 from entrypoints.http.rate_limit import rate_limits
@@ -64,6 +65,7 @@ def _openapi_config() -> OpenAPIConfig:
             " `Idempotency-Key`; errors are RFC 9457 problem details."
         ),
         path="/schema",
+        openapi_router=HeadRouter("/schema", route_handlers=[], include_in_schema=False),
         components=Components(
             security_schemes={
                 "bearerAuth": SecurityScheme(

@@ -1,19 +1,25 @@
 """`HEAD` on every `GET` route: the `GET` handler's answer, its headers without its body.
 
-Litestar 2 serves `HEAD` only from handlers that return no body, so each `GET` handler gets a
-twin for `HEAD` (`head_twin`): a copy with the same function, guards, dependencies and layers,
-left out of the OpenAPI document, whose innermost layer drops the body. It answers what the
-`GET` would, status and headers (`Content-Length` of the body it would send, RFC 9110 9.3.2),
-errors included; nothing changes for any other method."""
+Litestar 2 serves `HEAD` only from handlers that return no body, so each `GET` handler of the
+API's controllers gets a twin for `HEAD` (`head_twin`): a copy with the same function, guards,
+dependencies and layers, left out of the OpenAPI document, whose innermost layer drops the
+body. It answers what the `GET` would, status and headers (`Content-Length` of the body it
+would send, RFC 9110 9.3.2), errors included; the `GET` itself passes nothing more. The
+handlers Litestar makes for the OpenAPI document and the docs serve both methods themselves
+(`HeadRouter`). A rate limit's refusal of a `HEAD` is answered without its body too
+(rate_limit.py): it comes from a middleware around the route."""
 
 from __future__ import annotations
 
 from copy import copy
 from typing import Any
 
+from litestar import Router
 from litestar import types as litestar_types
 from litestar.enums import HttpMethod
 from litestar.handlers import HTTPRouteHandler
+from litestar.routes import BaseRoute
+from litestar.types import ControllerRouterHandler
 
 from entrypoints.http.middleware import ASGIApp, Message, Send
 
@@ -32,21 +38,36 @@ def without_body(send: Send) -> Send:
 
 
 class WithoutBody:
-    """Route middleware of the `HEAD` twins."""
+    """Route middleware of the handlers that serve `HEAD`: the body of a `HEAD` is dropped."""
 
     def __init__(self, app: litestar_types.ASGIApp) -> None:
         self.app: ASGIApp = app  # type: ignore[assignment]  # Litestar's exact ASGI TypedDicts
 
     # Any: Litestar types these with its exact ASGI TypedDicts; this layer passes plain messages.
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self.app(scope, receive, without_body(send))
+        await self.app(scope, receive, without_body(send) if scope["method"] == "HEAD" else send)
 
 
 def head_twin(handler: HTTPRouteHandler) -> HTTPRouteHandler:
-    """A `HEAD` handler answering like `handler`, a `GET` handler of a controller (bound)."""
+    """A `HEAD` handler answering like `handler`, a `GET` handler (a shallow copy, as Litestar
+    copies a handler it registers)."""
     twin = copy(handler)
     twin.http_methods = {HttpMethod.HEAD}
     twin.include_in_schema = False
     twin.middleware = [WithoutBody, *(handler.middleware or ())]
     twin.name = None
     return twin
+
+
+class HeadRouter(Router):
+    """A router whose `GET` handlers, registered one by one, serve `HEAD` too: the router of
+    the OpenAPI document and the docs (`OpenAPIConfig(openapi_router=...)`), whose handlers
+    Litestar makes. Each is registered for both methods at once (not with a twin), so that the
+    `OPTIONS` handler Litestar adds lists both (litestar-org/litestar#4169)."""
+
+    def register(self, value: ControllerRouterHandler) -> list[BaseRoute]:
+        if isinstance(value, HTTPRouteHandler) and value.http_methods == {HttpMethod.GET}:
+            value = copy(value)
+            value.http_methods = {HttpMethod.GET, HttpMethod.HEAD}
+            value.middleware = [WithoutBody, *(value.middleware or ())]
+        return super().register(value)
