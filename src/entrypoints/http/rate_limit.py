@@ -25,13 +25,12 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from litestar import Request
 from litestar._asgi.utils import wrap_in_exception_handler
-from litestar.datastructures import MutableScopeHeaders
 from litestar.exceptions import TooManyRequestsException
 from litestar.middleware.base import DefineMiddleware
 from litestar.middleware.rate_limit import DURATION_VALUES, RateLimitConfig, RateLimitMiddleware
@@ -77,13 +76,15 @@ class MemoryWindowStore(MemoryStore):
         self._next_sweep = time.monotonic() + _SWEEP_SECONDS
 
     async def hit(self, key: str, seconds: int) -> Window | None:
-        async with self._lock:
-            stored = self._store.get(key)
-            if stored is None or stored.expired:
-                stored = StorageObject.new(data=b"1", expires_in=seconds)
-            else:
-                stored = StorageObject(data=b"%d" % (int(stored.data) + 1), expires_at=stored.expires_at)
-            self._store[key] = stored
+        # Atomic without the store's lock: nothing is awaited between the read and the write,
+        # so no other request of the event loop runs in between (the lock's checkpoint cost a
+        # turn of the loop per request).
+        stored = self._store.get(key)
+        if stored is None or stored.expired:
+            stored = StorageObject.new(data=b"1", expires_in=seconds)
+        else:
+            stored = StorageObject(data=b"%d" % (int(stored.data) + 1), expires_at=stored.expires_at)
+        self._store[key] = stored
         if time.monotonic() >= self._next_sweep:
             self._next_sweep = time.monotonic() + _SWEEP_SECONDS
             await self.delete_expired()
@@ -96,11 +97,28 @@ class CounterRateLimitMiddleware(RateLimitMiddleware):
     def __init__(self, app: ASGIApp, config: CounterRateLimitConfig) -> None:
         super().__init__(app, config)
         self._seconds = DURATION_VALUES[self.unit]
+        self._names = {
+            key.lower().encode()
+            for key in (
+                config.rate_limit_policy_header_key,
+                config.rate_limit_limit_header_key,
+                config.rate_limit_remaining_header_key,
+                config.rate_limit_reset_header_key,
+            )
+        }
+        self._remaining_name = config.rate_limit_remaining_header_key.lower().encode()
+        # Litestar builds this middleware once per app and route: the app's store is fixed.
+        self._store: WindowStore | None = None
+        self._store_checked = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         app = scope["litestar_app"]
-        store = self.config.get_store_from_app(app)
-        if not isinstance(store, WindowStore):  # a store of Litestar's own: its own counting
+        if not self._store_checked:
+            registered = self.config.get_store_from_app(app)
+            self._store = registered if isinstance(registered, WindowStore) else None
+            self._store_checked = True
+        store = self._store
+        if store is None:  # a store of Litestar's own: its own counting
             await super().__call__(scope, receive, send)
             return
         request: Request[Any, Any, Any] = app.request_class(scope)
@@ -144,14 +162,18 @@ class CounterRateLimitMiddleware(RateLimitMiddleware):
     def _send_with(self, send: Send, headers: dict[str, str], remaining: int) -> Send:
         """`send` that adds this limit's headers, unless another limit on the request (per
         client and per counter) has already put those of a nearer one."""
-        remaining_key = self.config.rate_limit_remaining_header_key
+        encoded = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+        remaining_name, names = self._remaining_name, self._names
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                response_headers = MutableScopeHeaders.from_message(message)
-                other = response_headers.get(remaining_key)
-                if other is None or not other.isdigit() or int(other) > remaining:
-                    response_headers.update(headers)
+                present = list(message.get("headers", ()))
+                other = next((value for name, value in present if name == remaining_name), None)
+                if other is None:
+                    message["headers"] = [*present, *encoded]
+                elif not other.isdigit() or int(other) > remaining:
+                    kept = [(name, value) for name, value in present if name not in names]
+                    message["headers"] = [*kept, *encoded]
             await send(message)
 
         return send_with_headers
@@ -213,6 +235,11 @@ def written_counter(request: Request[Any, Any, Any]) -> str | None:
     return counter if isinstance(counter, str) else None
 
 
+async def is_counter_write(request: Request[Any, Any, Any]) -> bool:
+    # A coroutine: Litestar runs a plain function given as `check_throttle_handler` in a thread.
+    return written_counter(request) is not None
+
+
 @dataclass(frozen=True)
 class RateLimits:
     """What the app needs for the configured limits: its middleware and the store they count in."""
@@ -241,7 +268,7 @@ def rate_limits(settings: Settings) -> RateLimits:
                 per_counter,
                 identify=lambda request: f"counter:{written_counter(request)}",
                 refusal="more than {limit} writes per {period} to this counter",
-                applies=lambda request: written_counter(request) is not None,
+                applies=is_counter_write,
             )
         )
     if not configs:
@@ -256,7 +283,7 @@ def _config(
     *,
     identify: Callable[[Request[Any, Any, Any]], str],
     refusal: str,
-    applies: Callable[[Request[Any, Any, Any]], bool] | None = None,
+    applies: Callable[[Request[Any, Any, Any]], Awaitable[bool]] | None = None,
 ) -> CounterRateLimitConfig:
     count, period = limit
     return CounterRateLimitConfig(
