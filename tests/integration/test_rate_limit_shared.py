@@ -70,6 +70,7 @@ async def test_two_servers_on_one_redis_share_each_limit_exactly(
         async with httpx.AsyncClient(base_url=servers[0].url) as client:
             read = await client.get("/counters/hot")
             health = await client.get("/health/ready")
+            head = await client.head("/health/ready")  # HEAD over a real socket: headers only
         logs = servers[0].log() + servers[1].log()
 
     counted = [r for r in hot if r.status_code == 200]
@@ -90,6 +91,8 @@ async def test_two_servers_on_one_redis_share_each_limit_exactly(
     }
     assert read.status_code == 429  # the client's window is used up, for reads too
     assert health.status_code == 200  # health checks are never limited
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-length"] == str(len(health.content))
     assert "COUNTER_REDIS_ULR is not a setting of this service and is ignored" in logs
     assert "did you mean COUNTER_REDIS_URL?" in logs
 
