@@ -221,3 +221,29 @@ def test_a_wrong_rate_names_the_variable_and_the_form(variable: str, value: str)
 def test_trusted_proxy_hops_are_0_to_16(value: str) -> None:
     with pytest.raises(SettingsError, match=r"COUNTER_TRUSTED_PROXY_HOPS: .*0-16"):
         Settings.from_env({"COUNTER_TRUSTED_PROXY_HOPS": value})
+
+
+async def test_the_default_counter_has_one_write_window_under_both_its_paths(
+    memory_store: InMemoryCounterRepository, fast_path: bool
+) -> None:
+    async with limited(memory_store, fast_path, rate_limit_per_counter_writes="2/minute") as client:
+        assert (await client.post("/counter")).status_code == 200
+        assert (await client.post("/counters/default")).status_code == 200
+        assert_problem(await client.post("/counter"), 429, "to this counter")
+        assert (await client.get("/counter")).json()["count"] == 2
+
+
+async def test_cors_preflights_are_answered_before_the_limits_and_not_counted(
+    memory_store: InMemoryCounterRepository,
+) -> None:
+    origin = "https://app.example"
+    settings = {"rate_limit_per_client": "1/minute", "cors_allow_origins": origin}
+    async with limited(memory_store, fast_path=True, **settings) as client:
+        preflight = {"Origin": origin, "Access-Control-Request-Method": "POST"}
+        assert [(await client.options("/counter", headers=preflight)).status_code for _ in range(5)] == [
+            204
+        ] * 5
+        assert (await client.post("/counter", headers={"Origin": origin})).status_code == 200
+        refused = await client.post("/counter", headers={"Origin": origin})
+    assert refused.status_code == 429
+    assert refused.headers["access-control-allow-origin"] == origin  # a page can read why
