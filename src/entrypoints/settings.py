@@ -6,8 +6,8 @@ it is a secret. Its variable is `COUNTER_` + the field name in upper case. Every
 derived from that declaration (`DECLARED`): parsing in `Settings.from_env`, the options and
 help of `counter serve`, the redaction in `counter settings` and the logs, the `_FILE`
 variables of secrets (setting_sources.py), the warning about `COUNTER_*` variables that are no
-setting, and the test that checks the README's table. A setting therefore cannot exist in one place and be missing, or
-have another default, in another.
+setting, and the test that checks the README's table. A setting therefore cannot exist in one
+place and be missing, or have another default, in another.
 """
 
 from __future__ import annotations
