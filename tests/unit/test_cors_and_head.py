@@ -183,3 +183,13 @@ async def test_every_get_route_of_the_app_serves_head(memory_store: InMemoryCoun
             got, head = await client.get(path), await client.head(path)
             assert (head.status_code, head.content) == (200, b""), path
             assert head.headers["content-length"] == str(len(got.content)), path
+
+
+async def test_the_openapi_document_describes_429_on_every_limited_operation(
+    memory_store: InMemoryCounterRepository,
+) -> None:
+    async with make_client(memory_store) as client:
+        document = (await client.get("/schema/openapi.json")).json()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            assert ("429" in operation["responses"]) != path.startswith("/health/"), (method, path)

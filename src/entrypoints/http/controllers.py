@@ -55,6 +55,11 @@ def _problem(description: str) -> ResponseSpec:
 STORE_ERRORS = {
     500: _problem("The store holds data for this counter that cannot be read; it was left untouched."),
     503: _problem("The store is unavailable; nothing was changed. Retry after `Retry-After` seconds."),
+    # Every API route but health checks passes the rate limits, when they are configured.
+    429: _problem(
+        "A rate limit (COUNTER_RATE_LIMIT_PER_CLIENT, or _PER_COUNTER_WRITES for a write) is used up;"
+        " nothing was changed. Retry after `Retry-After` seconds; `RateLimit-*` describe the limit."
+    ),
 }
 NAME_ERRORS = {400: _problem("Invalid counter name (1-63 of A-Z a-z 0-9 _ . -, first a letter or digit).")}
 BODY_ERRORS = {
