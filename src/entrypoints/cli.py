@@ -16,7 +16,8 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import version
 
-from entrypoints.settings import DECLARED, Declared, Settings, SettingsError
+from entrypoints.setting_sources import unknown_variables
+from entrypoints.settings import DECLARED, Declared, Settings, SettingsError, known_variables
 
 APP_FACTORY = "entrypoints.http.app:app_factory"
 
@@ -59,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
             _option(declared), dest=declared.variable, metavar="VALUE", default=None, help=_help(declared)
         )
     serve.epilog = " ".join(
-        f"{declared.variable}: {declared.help}; read from the environment only, to keep it out of `ps`."
+        f"{declared.variable}: {declared.help}; read from the environment only, to keep it out of `ps`"
+        f" (or from the file named by {declared.file_variable})."
         for declared in secrets
     )
     return parser
@@ -71,12 +73,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         value = getattr(args, declared.variable, None)
         if value is not None:
             os.environ[declared.variable] = value  # workers are new processes: they read the environment
+            if declared.file_variable:
+                os.environ.pop(declared.file_variable, None)  # the option wins over the file too
     try:
         settings = Settings.from_env()
     except SettingsError as error:
         sys.stderr.write(f"counter: invalid setting {error}\n")
         return 2
     if args.command == "settings":
+        for unknown in unknown_variables(os.environ, known_variables()):
+            sys.stderr.write(f"counter: {unknown.message}\n")
         sys.stdout.write(json.dumps(settings.redacted(), indent=2) + "\n")
         return 0
     return serve(settings)
@@ -93,6 +99,8 @@ def serve(settings: Settings) -> int:
     configure_logging(settings.log_level, settings.log_format)
     log = logging.getLogger("counter.cli")
     log.info("starting", extra=settings.redacted())
+    for unknown in unknown_variables(os.environ, known_variables()):
+        log.warning(unknown.message, extra={"variable": unknown.variable, "suggestion": unknown.suggestion})
     warn_if_tracing_unavailable()  # once here, not once per worker
     # Before any worker starts: the workers of one server sum their metrics through it.
     with metrics_directory(settings.workers):

@@ -4,9 +4,10 @@ Each setting is declared once, as a field of `Settings` built with `setting(...)
 (the annotation), its default, its help, the parser that gives its accepted values, and whether
 it is a secret. Its variable is `COUNTER_` + the field name in upper case. Everything else is
 derived from that declaration (`DECLARED`): parsing in `Settings.from_env`, the options and
-help of `counter serve`, the redaction in `counter settings` and the logs, and the test that
-checks the README's table. A setting therefore cannot exist in one place and be missing, or
-have another default, in another.
+help of `counter serve`, the redaction in `counter settings` and the logs, the `_FILE`
+variables of secrets (setting_sources.py), the warning about `COUNTER_*` variables that are no
+setting, and the test that checks the README's table. A setting therefore cannot exist in one
+place and be missing, or have another default, in another.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
+
+from entrypoints import setting_formats as formats
+from entrypoints import setting_sources as sources
 
 BACKENDS = ("sqlite", "redis", "memory", "configmap")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -59,17 +63,22 @@ class _Declaration:
     help: str
     parser: Parser[Any]
     secret: bool
+    from_file: bool
 
 
-def setting(help_text: str, *, default: T, parse: Parser[T], secret: bool = False) -> T:
+def setting(
+    help_text: str, *, default: T, parse: Parser[T], secret: bool = False, from_file: bool = False
+) -> T:
     """Declare a field of `Settings`: its default, help, parser and secrecy, in one place.
 
     Typed as returning the default's type, like `dataclasses.field`, so that the field's
     annotation is checked against both the default and the parser. A secret is read from the
     environment only (a command-line value ends up in `ps` and shell history) and is shown
-    only as set or not set.
+    only as set or not set. A secret, and a setting declared `from_file` (a URL that may hold
+    a password), may instead be read from the file named by its variable + `_FILE`, the way
+    container platforms mount secrets.
     """
-    declaration = _Declaration(help=help_text, parser=parse, secret=secret)
+    declaration = _Declaration(help=help_text, parser=parse, secret=secret, from_file=from_file or secret)
     return dataclasses.field(default=default, metadata={_DECLARATION: declaration})
 
 
@@ -182,6 +191,24 @@ def rate_or_zero(low: float, high: float) -> Parser[float]:
     return Parser(convert, accepts=accepts)
 
 
+def checked(convert: Callable[[str], T], accepts: str) -> Parser[T]:
+    """A parser from a function that raises ValueError saying what is wrong with a value."""
+
+    def parse(variable: str, value: str) -> T:
+        try:
+            return convert(value)
+        except ValueError as error:
+            raise SettingsError(variable, str(error)) from None
+
+    return Parser(parse, accepts=accepts)
+
+
+rate: Parser[str] = checked(formats.rate, formats.RATE_ACCEPTS)
+origins: Parser[str] = checked(formats.origins, formats.listed("origin"))
+methods: Parser[str] = checked(formats.methods, formats.listed("method"))
+field_names: Parser[str] = checked(formats.field_names, formats.listed("header"))
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """What the service runs with; each field is one COUNTER_* variable (see the module's doc)."""
@@ -203,7 +230,9 @@ class Settings:
     sqlite_path: str = setting(
         "SQLite database file (created with its folder)", default="data/counter.db", parse=non_empty
     )
-    redis_url: str = setting("Redis URL", default="redis://127.0.0.1:6379/0", parse=url(REDIS_SCHEMES))
+    redis_url: str = setting(
+        "Redis URL", default="redis://127.0.0.1:6379/0", parse=url(REDIS_SCHEMES), from_file=True
+    )
     redis_prefix: str = setting(
         "prefix of every Redis key the service writes", default="counter:", parse=text
     )
@@ -281,6 +310,35 @@ class Settings:
         default=True,
         parse=boolean,
     )
+    rate_limit_per_client: str = setting(
+        "most requests one client address may make in a window that starts with its first (health"
+        " checks not counted); beyond it 429 with Retry-After",
+        default="",
+        parse=rate,
+    )
+    rate_limit_per_counter_writes: str = setting(
+        "most writes (POST, PUT, DELETE) one counter may take in a window, from all clients together;"
+        " beyond it 429 with Retry-After",
+        default="",
+        parse=rate,
+    )
+    trusted_proxy_hops: int = setting(
+        "proxies in front of the service whose X-Forwarded-For is believed: 0 takes the client's address"
+        " from the connection, n the n-th address from the right of X-Forwarded-For",
+        default=0,
+        parse=int_between(0, 16),
+    )
+    cors_allow_origins: str = setting(
+        "origins whose browser pages may call the API; empty: CORS off", default="", parse=origins
+    )
+    cors_allow_methods: str = setting(
+        "methods those pages may use", default="GET,HEAD,POST,PUT,DELETE", parse=methods
+    )
+    cors_allow_headers: str = setting(
+        "request headers those pages may send",
+        default="Authorization,Content-Type,Idempotency-Key,X-Request-ID",
+        parse=field_names,
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -290,10 +348,7 @@ class Settings:
         text shown in `--help` and the README is exactly what the service runs with.
         """
         env = os.environ if environ is None else environ
-        values = {
-            declared.name: declared.parse(env.get(declared.variable, declared.default_text).strip())
-            for declared in DECLARED
-        }
+        values = {declared.name: declared.parse(declared.text(env).strip()) for declared in DECLARED}
         settings = cls(**values)
         settings.check()
         return settings
@@ -331,10 +386,32 @@ class Declared:
     help_text: str
     parser: Parser[Any]
     secret: bool
+    from_file: bool = False
 
     @property
     def variable(self) -> str:
         return "COUNTER_" + self.name.upper()
+
+    @property
+    def file_variable(self) -> str | None:
+        """The variable that names a file holding the value, for the settings that allow one."""
+        return f"{self.variable}_FILE" if self.from_file else None
+
+    def text(self, env: Mapping[str, str]) -> str:
+        """The setting's text: from its variable, or the file its `_FILE` variable names (one
+        trailing newline dropped, as editors and `echo` add one), or the default."""
+        file_variable = self.file_variable
+        path = env.get(file_variable) if file_variable else None
+        if file_variable is None or path is None:
+            return env.get(self.variable, self.default_text)
+        if self.variable in env:
+            raise SettingsError(
+                self.variable, f"{self.variable} and {file_variable} are both set; set only one of them"
+            )
+        try:
+            return sources.read_file(path)
+        except ValueError as error:
+            raise SettingsError(file_variable, str(error)) from None
 
     @property
     def help(self) -> str:
@@ -363,9 +440,21 @@ def _declared() -> tuple[Declared, ...]:
         if not isinstance(declaration, _Declaration):
             raise TypeError(f"Settings.{field.name} is not declared with setting(...)")
         declared.append(
-            Declared(field.name, field.default, declaration.help, declaration.parser, declaration.secret)
+            Declared(
+                field.name,
+                field.default,
+                declaration.help,
+                declaration.parser,
+                declaration.secret,
+                declaration.from_file,
+            )
         )
     return tuple(declared)
 
 
 DECLARED: tuple[Declared, ...] = _declared()
+
+
+def known_variables() -> list[str]:
+    """Every variable the settings read: each declared one, and its `_FILE` where it has one."""
+    return [name for declared in DECLARED for name in (declared.variable, declared.file_variable) if name]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from importlib.metadata import version
 from typing import Any
 
 import pytest
@@ -157,10 +158,10 @@ async def test_unknown_route_and_method_are_problem_details(client: Client) -> N
 @pytest.mark.parametrize(
     ("path", "methods"),
     [
-        ("/counter", {"GET", "POST", "OPTIONS"}),
-        ("/counters", {"GET", "OPTIONS"}),
-        ("/counters/x", {"GET", "POST", "PUT", "DELETE", "OPTIONS"}),
-        ("/health/live", {"GET", "OPTIONS"}),
+        ("/counter", {"GET", "HEAD", "POST", "OPTIONS"}),
+        ("/counters", {"GET", "HEAD", "OPTIONS"}),
+        ("/counters/x", {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"}),
+        ("/health/live", {"GET", "HEAD", "OPTIONS"}),
     ],
 )
 async def test_options_allows_exactly_the_methods_served(
@@ -313,7 +314,8 @@ async def test_listing_with_a_bad_query_gets_400(client: Client, query: str) -> 
 
 async def test_health(client: Client) -> None:
     assert (await client.get("/health/live")).json() == {"status": "alive"}
-    assert (await client.get("/health/ready")).json() == {"status": "ready", "store": "memory"}
+    ready = {"status": "ready", "store": "memory", "version": version("counter-web-server")}
+    assert (await client.get("/health/ready")).json() == ready
 
 
 async def test_request_id_is_taken_or_made_and_returned(client: Client) -> None:

@@ -34,6 +34,7 @@ from entrypoints.http.controllers import (
     HealthController,
     docs_redirect,
 )
+from entrypoints.http.cors import cors_config
 from entrypoints.http.dependencies import (
     BACKEND_STATE_KEY,
     FAST_PATH_STATE_KEY,
@@ -42,8 +43,10 @@ from entrypoints.http.dependencies import (
     provide_counter_service,
 )
 from entrypoints.http.errors import EXCEPTION_HANDLERS
+from entrypoints.http.head import HeadRouter, serving_head
 from entrypoints.http.middleware import RequestContext
 from entrypoints.http.openapi import StrictStructSchemaPlugin
+from entrypoints.http.rate_limit import rate_limits
 from entrypoints.logs import configure_logging, line_writer
 from entrypoints.observability.endpoint import METRICS_STATE_KEY, metrics_endpoint
 from entrypoints.observability.http_metrics import RequestMetrics
@@ -67,6 +70,7 @@ def _openapi_config() -> OpenAPIConfig:
             " `Idempotency-Key`; errors are RFC 9457 problem details."
         ),
         path="/schema",
+        openapi_router=HeadRouter("/schema", route_handlers=[], include_in_schema=False),
         components=Components(
             security_schemes={
                 "bearerAuth": SecurityScheme(
@@ -116,6 +120,7 @@ def create_app(
     the increment routes included."""
     settings = settings or Settings.from_env()
     container = container or build_container(settings)
+    limits = rate_limits(settings)  # none by default; after metrics and spans when set
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -166,7 +171,7 @@ def create_app(
             CounterController,
             HealthController,
             docs_redirect,
-            metrics_endpoint,
+            serving_head(metrics_endpoint),
             create_static_files_router(path=DOCS_ASSETS_PATH, directories=[_DOCS_ASSETS_DIR]),
         ],
         dependencies={
@@ -177,10 +182,13 @@ def create_app(
         state=State(state),
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=_openapi_config(),
-        middleware=[*middleware, *options.pop("middleware", ())],
+        # Metrics and spans first, then the rate limits: a refusal is counted and traced too.
+        middleware=[*middleware, *limits.middleware, *options.pop("middleware", ())],
         plugins=[*plugins, *options.pop("plugins", ())],
         request_class=StrictJSONRequest,  # strict JSON bodies (entrypoints/http/bodies.py)
         request_max_body_size=settings.max_body_bytes,
+        stores=limits.stores,
+        cors_config=options.pop("cors_config", None) or cors_config(settings),
         debug=False,
         logging_config=None,  # configured once by entrypoints.logs, not by the framework
         access_log=AccessLog.configured() if settings.access_log else None,

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+from functools import cache
+from importlib.metadata import version
 from typing import Annotated
 
-from litestar import Controller, Response, delete, get, put
+from litestar import Controller, Response, delete, get, put, route
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.enums import HttpMethod, MediaType
@@ -29,6 +31,7 @@ from domain.model import DEFAULT_COUNTER, Incremented, check_name
 from domain.services import CounterService
 from entrypoints.http.auth import require_admin
 from entrypoints.http.errors import PROBLEM_JSON
+from entrypoints.http.head import head_twin
 from entrypoints.http.increment_route import IncrementRoute
 from entrypoints.http.openapi import OptionalBodyOperation
 from entrypoints.http.schemas import (
@@ -52,6 +55,11 @@ def _problem(description: str) -> ResponseSpec:
 STORE_ERRORS = {
     500: _problem("The store holds data for this counter that cannot be read; it was left untouched."),
     503: _problem("The store is unavailable; nothing was changed. Retry after `Retry-After` seconds."),
+    # Every API route but health checks passes the rate limits, when they are configured.
+    429: _problem(
+        "A rate limit (COUNTER_RATE_LIMIT_PER_CLIENT, or _PER_COUNTER_WRITES for a write) is used up;"
+        " nothing was changed. Retry after `Retry-After` seconds; `RateLimit-*` describe the limit."
+    ),
 }
 NAME_ERRORS = {400: _problem("Invalid counter name (1-63 of A-Z a-z 0-9 _ . -, first a letter or digit).")}
 BODY_ERRORS = {
@@ -142,7 +150,8 @@ def _allow(scope: Scope) -> Response[None]:
 
 
 class ExactAllowController(Controller):
-    """A controller whose OPTIONS answers list every method of the path.
+    """A controller whose OPTIONS answers list every method of the path, and whose GET routes
+    answer HEAD too (head.py).
 
     Litestar 2 adds an OPTIONS handler to a path with the first handler registered for it, and
     that handler's `Allow` lists the methods known then: the first handler's only
@@ -152,6 +161,11 @@ class ExactAllowController(Controller):
 
     def get_route_handlers(self) -> list[BaseRouteHandler]:
         handlers = super().get_route_handlers()
+        handlers += [
+            head_twin(h)
+            for h in handlers
+            if isinstance(h, HTTPRouteHandler) and h.http_methods == {HttpMethod.GET}
+        ]
         http = [h for h in handlers if isinstance(h, HTTPRouteHandler)]
         served = {path for h in http if HttpMethod.OPTIONS in h.http_methods for path in h.paths}
         paths = sorted({path for h in http for path in h.paths} - served)  # an OPTIONS of its own stays
@@ -328,15 +342,20 @@ class HealthController(ExactAllowController):
     async def ready(
         self, counter_service: NamedDependency[CounterService], backend_name: NamedDependency[str]
     ) -> ReadyResponse:
-        """Pings the store; 200 when it answers, 503 otherwise."""
+        """Pings the store; 200 when it answers (with the service's version), 503 otherwise."""
         await counter_service.ping()
-        return ReadyResponse(status="ready", store=backend_name)
+        return ReadyResponse(status="ready", store=backend_name, version=service_version())
 
 
 LIVE = LiveResponse(status="alive")
 
 
-@get("/docs", include_in_schema=False)
+@cache
+def service_version() -> str:
+    return version("counter-web-server")
+
+
+@route("/docs", http_method=[HttpMethod.GET, HttpMethod.HEAD], include_in_schema=False)
 async def docs_redirect() -> Redirect:
     """The original service served its docs at /docs."""
     return Redirect(path="/schema/swagger")

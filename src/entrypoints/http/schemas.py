@@ -68,6 +68,7 @@ class LiveResponse(msgspec.Struct):
 class ReadyResponse(msgspec.Struct):
     status: Annotated[str, msgspec.Meta(examples=["ready"])]
     store: Annotated[str, msgspec.Meta(examples=["sqlite"])]
+    version: Annotated[str, msgspec.Meta(description="The service's version.", examples=["0.1.0"])]
 
 
 class ProblemDetails(msgspec.Struct, omit_defaults=True):

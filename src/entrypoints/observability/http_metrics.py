@@ -1,15 +1,17 @@
 """Requests counted and timed by route template, method and status: an app-level middleware.
 
 It runs after the router (the route template is known: a label of bounded cardinality, never
-the raw path) and around everything else of the route, the increment routes' lean layer
-included. Requests that no route serves (404 for an unknown path, 405) never reach app-level
-middleware and are not counted here; the access log has them.
+the raw path) and around everything else of the route: the increment routes' lean layer, and
+the errors raised by middleware inside it. Requests that no route serves (404 for an unknown
+path, 405) never reach app-level middleware and are not counted here; the access log has them.
 """
 
 from __future__ import annotations
 
 import time
 from typing import Any
+
+from litestar._asgi.utils import wrap_in_exception_handler
 
 from entrypoints.http.middleware import ASGIApp, Message
 from entrypoints.observability.buffered import BufferedCounter, BufferedHistogram
@@ -43,7 +45,10 @@ class RequestMetrics:
     per route, so its table of children stays small."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
+        # An error raised by a middleware inside (a rate limit's 429) becomes its answer here,
+        # from the app's exception handlers, so it is counted with its status; Litestar would
+        # otherwise answer it outside every middleware, and this one would see only the raise.
+        self.app: ASGIApp = wrap_in_exception_handler(app)  # type: ignore[arg-type,assignment]
         self._metrics = metrics
         self._routes: dict[tuple[str, str], _Route] = {}
 
