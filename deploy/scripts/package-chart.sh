@@ -1,14 +1,11 @@
 #!/usr/bin/env bash
-# Package the chart with the pipeline's versions and, optionally, push it to an OCI registry.
+# Package the chart with the pipeline's versions (deploy/scripts/publish-chart.sh pushes the package).
 #
 #   deploy/scripts/package-chart.sh OUT_DIR
 #
 # Environment:
 #   CHART_VERSION   SemVer version of the package (detect_env.py: X.Y.Z, X.Y.Z-rc.N or 0.0.0-<tag>)
 #   APP_VERSION     the image tag the chart deploys by default
-#   PUSH            "true": push the package to OCI_REPOSITORY (default: false)
-#   OCI_REPOSITORY  e.g. oci://ghcr.io/owner/repo/charts
-#   REGISTRY_USERNAME, REGISTRY_PASSWORD  optional: `helm registry login` first
 #   HELM            path to helm
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -27,15 +24,3 @@ package="${out_dir}/counter-${CHART_VERSION}.tgz"
 [[ -f "${package}" ]] || die "helm package did not write ${package}"
 log "packaged ${package}"
 
-if [[ "${PUSH:-false}" == "true" ]]; then
-    : "${OCI_REPOSITORY:?set OCI_REPOSITORY to push}"
-    [[ "${OCI_REPOSITORY}" == oci://* ]] || die "OCI_REPOSITORY must start with oci://, got '${OCI_REPOSITORY}'"
-    if [[ -n "${REGISTRY_PASSWORD:-}" ]]; then
-        registry="${OCI_REPOSITORY#oci://}"
-        registry="${registry%%/*}"
-        printf '%s' "${REGISTRY_PASSWORD}" |
-            "${helm}" registry login "${registry}" --username "${REGISTRY_USERNAME:?set REGISTRY_USERNAME}" --password-stdin
-    fi
-    "${helm}" push "${package}" "${OCI_REPOSITORY}"
-    log "pushed ${OCI_REPOSITORY}/counter:${CHART_VERSION}"
-fi

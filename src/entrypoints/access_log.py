@@ -10,6 +10,10 @@ record, so a reader of the logs sees no difference.
 
 Everything in a line that a client chose (the path, the method) is escaped: a percent-encoded CR,
 LF or ESC in a path can neither start a forged line nor drive a terminal.
+
+Probes and scrapes (`/health/*`, `/metrics`) come every few seconds from machines, not users:
+their lines are at debug level, written only when COUNTER_LOG_LEVEL=debug. When the request is
+traced, its line carries the trace and span ids of its span, as every other line of it does.
 """
 
 from __future__ import annotations
@@ -21,12 +25,17 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from entrypoints.logs import escape, line_format, line_writer
+from entrypoints.logs import escape, line_format, line_writer, trace_ids_var
 
 LOGGER = "counter.access"
 
 
-class _JsonLine(msgspec.Struct):
+def is_quiet(path: str) -> bool:
+    """Whether the access line of `path` is at debug level (a probe or a scrape)."""
+    return path == "/metrics" or path.startswith("/health/")
+
+
+class _JsonLine(msgspec.Struct, omit_defaults=True):
     """The fields JsonFormatter writes for an access record, in its order."""
 
     time: str
@@ -38,6 +47,8 @@ class _JsonLine(msgspec.Struct):
     path: str
     status: int
     duration_ms: float
+    trace_id: str | None = None
+    span_id: str | None = None
 
 
 _encode = msgspec.json.Encoder().encode
@@ -46,14 +57,20 @@ _encode = msgspec.json.Encoder().encode
 class AccessLog:
     """Writes the access line of one request: `access_log(method, path, status, ms, request_id)`."""
 
-    __slots__ = ("_clock", "_json", "_prefix", "_second", "_write")
+    __slots__ = ("_clock", "_debug", "_json", "_prefix", "_second", "_write")
 
     def __init__(
-        self, write: Callable[[str], object], fmt: str = "text", clock: Callable[[], float] = time.time
+        self,
+        write: Callable[[str], object],
+        fmt: str = "text",
+        clock: Callable[[], float] = time.time,
+        *,
+        debug: bool = False,
     ) -> None:
         self._write = write
         self._clock = clock
         self._json = fmt == "json"
+        self._debug = debug  # whether debug lines (probes, scrapes) are written
         self._second = -1
         self._prefix = ""
 
@@ -64,9 +81,13 @@ class AccessLog:
         that writes through the process's writer."""
         if not logging.getLogger(LOGGER).isEnabledFor(logging.INFO):
             return None
-        return AccessLog(line_writer().write, line_format())
+        debug = logging.getLogger(LOGGER).isEnabledFor(logging.DEBUG)
+        return AccessLog(line_writer().write, line_format(), debug=debug)
 
     def __call__(self, method: str, path: str, status: int, duration_ms: float, request_id: str) -> None:
+        quiet = is_quiet(path)
+        if quiet and not self._debug:
+            return
         now = self._clock()
         second = int(now)
         if second != self._second:
@@ -76,10 +97,11 @@ class AccessLog:
             else:  # logging's default asctime: local time
                 self._prefix = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
         millis = int((now - second) * 1000)
+        trace_ids = trace_ids_var.get()
         if self._json:
             line = _JsonLine(
                 time=f"{self._prefix}.{millis:03d}+00:00",
-                level="info",
+                level="debug" if quiet else "info",
                 logger=LOGGER,
                 event=f"{method} {path} {status}",
                 request_id=request_id,
@@ -88,9 +110,13 @@ class AccessLog:
                 status=status,
                 duration_ms=duration_ms,
             )
+            if trace_ids is not None:
+                line.trace_id, line.span_id = trace_ids
             self._write(_encode(line).decode() + "\n")
             return
+        level = "DEBUG  " if quiet else "INFO   "  # logging's %(levelname)-7s
+        traced = "" if trace_ids is None else f" trace_id={trace_ids[0]} span_id={trace_ids[1]}"
         self._write(
-            f"{self._prefix},{millis:03d} INFO    {LOGGER} [{request_id}] {escape(method)} {escape(path)}"
-            f" {status} duration_ms={duration_ms}\n"
+            f"{self._prefix},{millis:03d} {level} {LOGGER} [{request_id}] {escape(method)} {escape(path)}"
+            f" {status} duration_ms={duration_ms}{traced}\n"
         )

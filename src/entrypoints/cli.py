@@ -86,25 +86,31 @@ def serve(settings: Settings) -> int:
     """Run the server until it is told to stop. The exit code is 0, or 3 when it (or any of its
     workers) could not start: the store did not open, the port was taken..."""
     from entrypoints.logs import configure_logging
+    from entrypoints.observability.multiprocess import metrics_directory, worker_exited
+    from entrypoints.observability.tracing import warn_if_tracing_unavailable
     from entrypoints.uvicorn_server import ConnectionLimits, run
 
     configure_logging(settings.log_level, settings.log_format)
     log = logging.getLogger("counter.cli")
     log.info("starting", extra=settings.redacted())
-    code = run(
-        APP_FACTORY,
-        limits=ConnectionLimits(
-            max_header_bytes=settings.max_header_bytes,
-            keep_alive_seconds=settings.keep_alive_seconds,
-            header_timeout_seconds=settings.header_timeout_seconds,
-            body_timeout_seconds=settings.body_timeout_seconds,
-            send_timeout_seconds=settings.send_timeout_seconds,
-        ),
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        shutdown_timeout_seconds=settings.shutdown_timeout_seconds,
-    )
+    warn_if_tracing_unavailable()  # once here, not once per worker
+    # Before any worker starts: the workers of one server sum their metrics through it.
+    with metrics_directory(settings.workers):
+        code = run(
+            APP_FACTORY,
+            limits=ConnectionLimits(
+                max_header_bytes=settings.max_header_bytes,
+                keep_alive_seconds=settings.keep_alive_seconds,
+                header_timeout_seconds=settings.header_timeout_seconds,
+                body_timeout_seconds=settings.body_timeout_seconds,
+                send_timeout_seconds=settings.send_timeout_seconds,
+            ),
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            shutdown_timeout_seconds=settings.shutdown_timeout_seconds,
+            on_worker_exit=worker_exited,
+        )
     if code:
         log.error("the server did not start", extra={"exit_code": code})
     return code

@@ -17,6 +17,9 @@ from dependency_injector import containers, providers
 from adapters.memory import InMemoryCounterRepository
 from domain.ports import CounterRepository
 from domain.services import CounterService
+from entrypoints.observability.metrics import Metrics
+from entrypoints.observability.repository import instrument_repository
+from entrypoints.observability.tracing import Tracing
 from entrypoints.settings import Settings
 
 
@@ -64,9 +67,16 @@ class Container(containers.DeclarativeContainer):
         ),
     )
 
+    metrics = providers.Singleton(Metrics, store=config.backend)
+    tracing = providers.Singleton(Tracing.from_env)  # tests override it with their own exporter
+    # Every store measured (and traced) the same way, by decorating the port: no adapter knows.
+    instrumented_repository = providers.Singleton(
+        instrument_repository, repository, metrics=metrics, tracing=tracing, store=config.backend
+    )
+
     counter_service = providers.Singleton(
         CounterService,
-        repository=repository,
+        repository=instrumented_repository,
         idempotency_ttl_seconds=config.idempotency_ttl_seconds,
     )
 

@@ -14,6 +14,7 @@ runs at exit, flushes the handler).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import logging.config
@@ -26,6 +27,8 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+# The trace and span ids of the request's server span, when it is traced (observability.tracing).
+trace_ids_var: ContextVar[tuple[str, str] | None] = ContextVar("trace_ids", default=None)
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is a field.
 _STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
@@ -38,6 +41,9 @@ _STANDARD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__di
 
 
 _BATCH_LINES = 512  # written in one call at the most
+# Lines queued and not yet written, at the most: a reader slower than the service (a full pipe)
+# must cost bounded memory; lines past it are dropped and the drop is reported in the log itself.
+MAX_PENDING_LINES = 20_000
 _FLUSH_TIMEOUT_SECONDS = 5.0
 
 
@@ -46,19 +52,42 @@ class LineWriter:
 
     `write` only puts the line on a queue (no lock, no system call), so it is cheap on the event
     loop; the thread joins whatever has queued meanwhile into one write. A write that fails (a
-    closed stderr) drops those lines: logging must never stop the service.
+    closed stderr) drops those lines: logging must never stop the service. When more than
+    `max_pending` lines wait (the reader is slower than the service), new lines are dropped
+    rather than held in memory, and once the reader catches up a line says how many were.
     """
 
-    def __init__(self, target: Callable[[str], object]) -> None:
+    def __init__(self, target: Callable[[str], object], max_pending: int = MAX_PENDING_LINES) -> None:
         self._target = target
+        self._max_pending = max_pending
+        self._reset()
+
+    def _reset(self) -> None:
         self._queue: queue.SimpleQueue[str | threading.Event | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        # Counted without a lock: `next` on a count is atomic, and only the writer thread moves
+        # `_done`; a line more or less in a drop count does not matter, memory does.
+        self._puts = itertools.count(1)
+        self._queued = 0
+        self._done = 0
+        self._drops = itertools.count(1)
+        self._dropped = 0
+        self._reported = 0
+
+    @property
+    def dropped(self) -> int:
+        """Lines dropped so far because too many were waiting."""
+        return self._dropped
 
     def write(self, line: str) -> None:
-        """Queue one line (with its newline)."""
+        """Queue one line (with its newline), or drop it when too many lines wait already."""
         if self._thread is None:
             self._start()
+        if self._queued - self._done >= self._max_pending:
+            self._dropped = next(self._drops)
+            return
+        self._queued = next(self._puts)
         self._queue.put(line)
 
     def flush(self, timeout: float = _FLUSH_TIMEOUT_SECONDS) -> bool:
@@ -89,9 +118,7 @@ class LineWriter:
     def after_fork(self) -> None:
         # The child has the queue but not the thread: start afresh (lines of the parent that
         # were queued are the parent's to write).
-        self._queue = queue.SimpleQueue()
-        self._thread = None
-        self._start_lock = threading.Lock()
+        self._reset()
 
     def _run(self) -> None:
         get, get_nowait = self._queue.get, self._queue.get_nowait
@@ -118,6 +145,15 @@ class LineWriter:
                 # stderr closed or broken for good: drop these lines, go on
                 with contextlib.suppress(OSError, ValueError):
                     self._target("".join(lines))
+                self._done += len(lines)
+                dropped = self._dropped - self._reported
+                if dropped:
+                    self._reported += dropped
+                    # Through logging, so the line has the configured format; it comes back here.
+                    logging.getLogger("counter.logs").warning(
+                        "log lines dropped: the log's reader is slower than the service",
+                        extra={"dropped": dropped},
+                    )
             for event in done:
                 event.set()
 
@@ -191,6 +227,9 @@ class WriterHandler(logging.Handler):
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
+        trace_ids = trace_ids_var.get()
+        if trace_ids is not None:  # fields of their own: both layouts show them
+            record.trace_id, record.span_id = trace_ids
         return True
 
 

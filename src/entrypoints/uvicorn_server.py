@@ -18,7 +18,9 @@ uvicorn upgrade that changes one fails a test instead of silently lifting a limi
 - `Server.shutdown`, which cancels the requests still running after `timeout_graceful_shutdown`,
   and `RequestResponseCycle.run_asgi`, which logs each cancelled one with a traceback;
 - `Multiprocess`, whose workers' exit codes (`STARTUP_FAILURE`, 3) say that they could not start,
-  and `Server.capture_signals`, which raises the signal it stopped on again once it is done.
+  and `Server.capture_signals`, which raises the signal it stopped on again once it is done;
+- `Multiprocess.processes`, `keep_subprocess_alive` and `handle_signals`, the steps in which the
+  supervisor replaces or retires workers (`Supervisor` tells who exited, for the metrics).
 """
 
 from __future__ import annotations
@@ -339,6 +341,32 @@ def _quiet_cancellations() -> None:
         uvicorn_logger.addFilter(_QuietCancellations())
 
 
+class Supervisor(Multiprocess):
+    """uvicorn's supervisor of worker processes, which also calls `on_worker_exit(pid)` for each
+    worker it replaces (it died) or retires (fewer workers, a restart)."""
+
+    def __init__(self, config: Config, sockets: list[Any], on_worker_exit: Callable[[int], None]) -> None:
+        super().__init__(config, sockets)
+        self._on_worker_exit = on_worker_exit
+
+    def keep_subprocess_alive(self) -> None:
+        self._noting_exits(super().keep_subprocess_alive)
+
+    def handle_signals(self) -> None:
+        self._noting_exits(super().handle_signals)
+
+    def _noting_exits(self, step: Callable[[], None]) -> None:
+        before = {process.pid for process in self.processes}
+        step()
+        for pid in before - {process.pid for process in self.processes}:
+            if pid is not None:
+                self._on_worker_exit(pid)
+
+
+def _nothing(_pid: int) -> None:
+    """No bookkeeping for a worker that exited."""
+
+
 def run(
     app: str,
     *,
@@ -347,9 +375,11 @@ def run(
     port: int,
     workers: int,
     shutdown_timeout_seconds: int,
+    on_worker_exit: Callable[[int], None] = _nothing,
 ) -> int:
     """Serve `app` (an import path of an app factory) until told to stop; the exit code is 0, or
-    `STARTUP_FAILURE` (3) when the server, or any of its workers, could not start."""
+    `STARTUP_FAILURE` (3) when the server, or any of its workers, could not start.
+    `on_worker_exit(pid)` is told of each worker that a server of several replaced or retired."""
     config = CounterConfig(
         app,
         limits=limits,
@@ -366,14 +396,14 @@ def run(
         timeout_graceful_shutdown=shutdown_timeout_seconds,
     )
     try:
-        return _serve(config)
+        return _serve(config, on_worker_exit)
     except SystemExit as stop:  # uvicorn's way to report a failed bind or lifespan start-up
         return stop.code if isinstance(stop.code, int) else STARTUP_FAILURE
 
 
-def _serve(config: CounterConfig) -> int:
+def _serve(config: CounterConfig, on_worker_exit: Callable[[int], None]) -> int:
     if config.workers > 1:
-        supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+        supervisor = Supervisor(config, [config.bind_socket()], on_worker_exit)
         supervisor.run()
         # The supervisor stops when a worker exits with STARTUP_FAILURE, and keeps that worker.
         failed = any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes)

@@ -33,6 +33,8 @@ from tests.deploy.deploy_helpers import (
 
 pytestmark = pytest.mark.integration
 
+CONFIGMAP_API = Path(__file__).resolve().parents[2] / "src" / "adapters" / "configmap" / "api.py"
+
 
 # --------------------------------------------------------------------------- Helm chart
 
@@ -131,7 +133,36 @@ def test_deployment_probes_security_and_resources() -> None:
     assert service["spec"]["ports"][0]["targetPort"] == "http"
 
 
-def test_role_allows_only_get_update_patch_on_the_one_store_object() -> None:
+# The official client's ConfigMap calls and the RBAC verb each needs.
+CLIENT_CALL_VERBS = {
+    "read_namespaced_config_map": "get",
+    "patch_namespaced_config_map": "patch",
+    "create_namespaced_config_map": "create",
+    "replace_namespaced_config_map": "update",
+    "delete_namespaced_config_map": "delete",
+    "list_namespaced_config_map": "list",
+}
+
+
+def verbs_the_store_uses(source: str) -> set[str]:
+    verbs = {verb for call, verb in CLIENT_CALL_VERBS.items() if re.search(rf"\b{call}\b", source)}
+    if re.search(r"\bwatch\s*=\s*True|\bWatch\(", source):
+        verbs.add("watch")
+    return verbs
+
+
+def test_the_store_needs_get_patch_and_create_and_the_check_sees_other_calls() -> None:
+    assert verbs_the_store_uses(CONFIGMAP_API.read_text()) == {"get", "patch", "create"}
+    assert verbs_the_store_uses("api.replace_namespaced_config_map(name, ns, body)") == {"update"}
+    assert verbs_the_store_uses("watch.Watch().stream(api.list_namespaced_config_map, ns)") == {
+        "list",
+        "watch",
+    }
+
+
+def test_role_allows_only_get_and_patch_on_the_one_store_object() -> None:
+    # What the ConfigMap store calls (src/adapters/configmap/api.py), and nothing more: no update.
+    needed = verbs_the_store_uses(CONFIGMAP_API.read_text())
     documents = manifests(CHART, {})
     configmap = one(documents, "ConfigMap")
     assert one(documents, "Role")["rules"] == [
@@ -139,9 +170,12 @@ def test_role_allows_only_get_update_patch_on_the_one_store_object() -> None:
             "apiGroups": [""],
             "resources": ["configmaps"],
             "resourceNames": [configmap["metadata"]["name"]],
-            "verbs": ["get", "update", "patch"],
+            "verbs": ["get", "patch"],
         }
     ]
+    assert set(one(documents, "Role")["rules"][0]["verbs"]) == needed - {"create"}, (
+        "create is granted only when the chart does not create the ConfigMap"
+    )
     binding = one(documents, "RoleBinding")
     assert binding["roleRef"]["name"] == one(documents, "Role")["metadata"]["name"]
     assert binding["subjects"] == [
@@ -159,6 +193,8 @@ def test_role_grants_create_only_when_the_chart_does_not_make_the_store() -> Non
     rules = one(documents, "Role")["rules"]
     assert rules[0]["resourceNames"] == ["shared-store"]
     assert rules[1] == {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]}
+    granted = {verb for rule in rules for verb in rule["verbs"]}
+    assert granted == verbs_the_store_uses(CONFIGMAP_API.read_text())
 
 
 def test_counter_store_is_kept_and_carries_no_data() -> None:
@@ -216,7 +252,9 @@ def test_the_prestop_hook_runs_a_sleep_the_image_has() -> None:
     # supports): the runtime image must be Debian-based, where coreutils is always installed.
     assert KUBERNETES_VERSIONS[0] == "1.29.0"
     final_base = re.findall(r"^FROM (\S+)", DOCKERFILE.read_text(), flags=re.MULTILINE)[-1]
-    assert re.fullmatch(r"python:[\d.]+-slim-(bookworm|trixie)", final_base), final_base
+    assert re.fullmatch(r"python:[\d.]+-slim-(bookworm|trixie)(@sha256:[0-9a-f]{64})?", final_base), (
+        final_base
+    )
 
 
 def test_chart_refuses_a_grace_period_that_ends_before_the_graceful_shutdown() -> None:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
-from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
@@ -28,11 +29,15 @@ from tests.deploy.deploy_helpers import (
     WORKFLOWS,
     load_yaml,
     output_of,
+    requirement_lines,
     run,
     tool,
 )
 
 pytestmark = pytest.mark.integration
+
+BASE_IMAGE_RE = re.compile(r"python:3\.11\.\d+-slim-\w+@sha256:[0-9a-f]{64}")
+HASH_RE = re.compile(r"--hash=sha256:[0-9a-f]{64}")
 
 
 # --------------------------------------------------------------------------- Dockerfile
@@ -60,9 +65,16 @@ def test_dockerfile_has_what_the_image_needs() -> None:
     stages = re.findall(r"^FROM (\S+)", text, flags=re.MULTILINE)
     assert len(stages) >= 2, "multi-stage build expected"
     for base in stages:
-        assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", base), (
-            f"base image {base} is not a pinned slim Python"
+        assert BASE_IMAGE_RE.fullmatch(base), (
+            f"base image {base} is not a slim Python pinned by tag and digest"
         )
+    assert len(set(stages)) == 1, "both stages on one base: the venv's interpreter path must be valid"
+    name, digest = stages[0].split("@")
+    assert f'org.opencontainers.image.base.name="docker.io/library/{name}"' in text
+    assert f'org.opencontainers.image.base.digest="{digest}"' in text, "the base labels name the pinned base"
+    assert re.search(r"pip .*install .*--require-hashes -r /tmp/requirements\.txt", text), (
+        "the pinned requirements must be installed in hash-checking mode"
+    )
     final = text.split("\nFROM ")[-1]
     assert re.search(r"^USER 10001", final, flags=re.MULTILINE), (
         "the final stage must run as the non-root uid"
@@ -96,13 +108,13 @@ def test_dockerignore_keeps_the_context_small() -> None:
 def test_requirements_pin_every_runtime_dependency() -> None:
     dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     pins: dict[str, str] = {}
-    for line in REQUIREMENTS.read_text().splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
+    for line, options in requirement_lines(REQUIREMENTS.read_text()):
         requirement = Requirement(line)
         assert len(requirement.specifier) == 1, f"{line!r} is not pinned"
         (specifier,) = requirement.specifier
         assert specifier.operator == "==", f"{line!r} is not pinned with =="
+        assert options, f"{line!r} has no --hash: pip install --require-hashes would refuse the file"
+        assert all(HASH_RE.fullmatch(option) for option in options), f"{line!r}: {options}"
         pins[canonicalize_name(requirement.name)] = specifier.version
     assert "counter-web-server" not in pins, "the project itself is installed from its wheel, not pinned"
     for dependency in dependencies:
@@ -116,6 +128,75 @@ def test_requirements_pin_every_runtime_dependency() -> None:
             f"{REQUIREMENTS} pins {name}=={pins[name]}, outside {requirement.specifier} from pyproject.toml: "
             "run deploy/scripts/freeze-requirements.sh"
         )
+
+
+def test_compiled_dependencies_carry_a_hash_for_every_platform_file() -> None:
+    # pip-compile lists the hash of every file of a release: a compiled package (a wheel per
+    # platform) has several, so linux/arm64 finds its wheel as well as linux/amd64.
+    hashes = {
+        Requirement(line).name.lower(): len(options)
+        for line, options in requirement_lines(REQUIREMENTS.read_text())
+    }
+    for compiled in ("msgspec", "hiredis", "httptools", "uvloop", "dependency-injector", "pyyaml"):
+        assert hashes[compiled] >= 4, f"{compiled} has {hashes[compiled]} hashes: one platform's files only?"
+
+
+def test_requirements_check_catches_a_missing_hash_and_a_loose_pin() -> None:
+    text = (
+        "msgspec==0.22.0 \\\n    --hash=sha256:" + "a" * 64 + "\nredis>=8\nhiredis==3.5.0\n    # via redis\n"
+    )
+    entries = requirement_lines(text)
+    assert entries == [
+        ("msgspec==0.22.0", ["--hash=sha256:" + "a" * 64]),
+        ("redis>=8", []),
+        ("hiredis==3.5.0", []),
+    ]
+    assert len(Requirement(entries[1][0]).specifier) == 1
+    assert next(iter(Requirement(entries[1][0]).specifier)).operator != "=="
+    assert not entries[2][1], "a pin without a hash is seen as such"
+
+
+def download_for(platform: str, requirements: Path, target: Path) -> subprocess.CompletedProcess[str]:
+    """pip download, in hash-checking mode, of the wheels the image's pip would pick on `platform`
+    (Debian bookworm: glibc 2.36), from PyPI alone: no local wheel directory or mirror."""
+    tags = [
+        *(f"manylinux_2_{minor}_{platform}" for minor in (17, 28, 31, 34, 36)),
+        f"manylinux2014_{platform}",
+        "any",
+    ]
+    abis = ("cp311", "abi3", "none")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PIP_")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    return subprocess.run(
+        [
+            sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+            "--require-hashes", "--no-deps", "--only-binary=:all:", "--dest", str(target),
+            "--python-version", "3.11", "--implementation", "cp",
+            *(option for abi in abis for option in ("--abi", abi)),
+            *(option for tag in tags for option in ("--platform", tag)),
+            "--requirement", str(requirements),
+        ],
+        env=env, capture_output=True, text=True, check=False, timeout=600,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("platform", ["x86_64", "aarch64"])
+def test_every_pin_has_a_wheel_whose_hash_is_listed_for_both_image_platforms(
+    platform: str, tmp_path: Path
+) -> None:
+    # What `pip install --require-hashes` in the image will do on linux/amd64 and linux/arm64.
+    result = download_for(platform, REQUIREMENTS, tmp_path / "wheels")
+    assert result.returncode == 0, f"hash-checked download for {platform} failed:\n{output_of(result)}"
+    assert len(list((tmp_path / "wheels").glob("*.whl"))) == len(requirement_lines(REQUIREMENTS.read_text()))
+
+
+def test_hash_checked_download_fails_on_a_hash_that_is_not_the_file(tmp_path: Path) -> None:
+    wrong = tmp_path / "requirements.txt"
+    wrong.write_text("durationpy==0.11 \\\n    --hash=sha256:" + "0" * 64 + "\n")
+    result = download_for("x86_64", wrong, tmp_path / "wheels")
+    assert result.returncode != 0, output_of(result)
+    assert "THESE PACKAGES DO NOT MATCH THE HASHES" in result.stderr, output_of(result)
 
 
 # --------------------------------------------------------------------------- workflows
@@ -147,37 +228,25 @@ def test_actionlint_fails_on_an_undefined_job_output(tmp_path: Path) -> None:
 
 
 def test_pipeline_has_the_jobs_and_guards_it_needs() -> None:
-    workflow: dict[Any, Any] = load_yaml(WORKFLOWS / "ci-cd.yml")
-    # PyYAML (YAML 1.1) reads the `on:` key as the boolean True.
-    trigger = workflow.get("on", workflow.get(True))
-    assert trigger == {"push": {"branches": ["**"], "tags": ["**"]}}
-    assert workflow["permissions"] == {}, "least privilege: no default permissions"
-    jobs = workflow["jobs"]
+    # The image's way through the jobs, pins, triggers and credentials: test_pipeline.py.
+    jobs = load_yaml(WORKFLOWS / "ci-cd.yml")["jobs"]
     expected_jobs = {
         "determine-environment-and-tag",
         "lint",
         "test",
-        "e2e-kind",
-        "build-and-push",
+        "build",
         "package-chart",
+        "e2e-kind",
+        "publish",
         "deploy",
     }
-    assert expected_jobs <= set(jobs)
-    for name, job in jobs.items():
-        assert "permissions" in job, f"job {name} must declare its permissions"
-        for step in job["steps"]:
-            if "uses" in step:
-                assert re.search(r"@v\d+\.\d+\.\d+$", step["uses"]), f"{name}: {step['uses']} is not pinned"
+    assert set(jobs) == expected_jobs
     deploy = jobs["deploy"]
     assert deploy["environment"]["name"] == "${{ needs.determine-environment-and-tag.outputs.environment }}"
     assert deploy["concurrency"]["cancel-in-progress"] is False
     assert "environment" in deploy["concurrency"]["group"]
-    assert deploy["if"] == "needs.determine-environment-and-tag.outputs.deploy == 'true'"
-    assert jobs["build-and-push"]["permissions"] == {"contents": "read", "packages": "write"}
-    text = (WORKFLOWS / "ci-cd.yml").read_text()
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "EKS_CLUSTER_NAME"):
-        assert name in text, f"the deploy job must use {name}"
-    assert "type=gha" in text, "Buildx layer caching"
+    assert deploy["if"].endswith("needs.determine-environment-and-tag.outputs.deploy == 'true'")
+    assert jobs["publish"]["permissions"] == {"contents": "read", "packages": "write"}
 
 
 # --------------------------------------------------------------------------- shell scripts

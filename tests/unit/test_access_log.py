@@ -167,3 +167,31 @@ def test_other_text_lines_are_escaped_too_but_tracebacks_keep_their_lines() -> N
     assert "\\x1b" in first
     assert "detail=x\\ry" in text
     assert "Traceback (most recent call last):" in traceback[0]
+
+
+def test_a_reader_slower_than_the_service_costs_bounded_memory_and_the_drop_is_told(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    released = threading.Event()
+    written: list[str] = []
+
+    def slow(text: str) -> None:
+        released.wait(10)
+        written.append(text)
+
+    writer = LineWriter(slow, max_pending=100)
+    for i in range(350):
+        writer.write(f"line {i}\n")
+    assert writer.dropped == 250  # the writer is stuck: 100 lines wait, the rest are not kept
+    released.set()
+    with caplog.at_level(logging.WARNING, logger="counter.logs"):
+        assert writer.flush()
+        for i in range(5):  # once it has caught up, lines are kept again
+            writer.write(f"after {i}\n")
+        assert writer.flush()
+    lines = "".join(written).splitlines()
+    assert lines[:100] == [f"line {i}" for i in range(100)]
+    assert [line for line in lines if line.startswith("after")] == [f"after {i}" for i in range(5)]
+    notices = [record for record in caplog.records if record.name == "counter.logs"]
+    assert [record.__dict__["dropped"] for record in notices] == [250]
+    writer.close()

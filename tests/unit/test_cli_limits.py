@@ -451,6 +451,11 @@ UVICORN_FINGERPRINTS = {
     "uvicorn.supervisors.multiprocess:Multiprocess.run": "306814569fbd547b",
     "uvicorn.supervisors.multiprocess:Multiprocess.keep_subprocess_alive": "3ba4980aa33bcecd",
     "uvicorn.supervisors.multiprocess:Process.exitcode": "8d73f4e8abcc48c2",
+    # Where workers are replaced or retired (uvicorn_server.Supervisor tells the metrics of each).
+    "uvicorn.supervisors.multiprocess:Multiprocess.handle_signals": "69be08d4fd9bc0b4",
+    "uvicorn.supervisors.multiprocess:Multiprocess.restart_all": "438dec6d95be9fcd",
+    "uvicorn.supervisors.multiprocess:Multiprocess.handle_ttou": "7801be71de722e96",
+    "uvicorn.supervisors.multiprocess:Process.pid": "90398572c79efa31",
     # What `run` replaces: a new option there may be one that `run` should pass too.
     "uvicorn.main:run": "68c3e6c9039f072f",
 }

@@ -17,6 +17,7 @@ import litestar_offline_docs
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
@@ -44,6 +45,10 @@ from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.middleware import RequestContext
 from entrypoints.http.openapi import StrictStructSchemaPlugin
 from entrypoints.logs import configure_logging, line_writer
+from entrypoints.observability.endpoint import METRICS_STATE_KEY, metrics_endpoint
+from entrypoints.observability.http_metrics import RequestMetrics
+from entrypoints.observability.metrics import FLUSH_INTERVAL_SECONDS, Metrics
+from entrypoints.observability.tracing import SpanByRoute, Tracing
 from entrypoints.runtime import tune_garbage_collector
 from entrypoints.settings import Settings
 
@@ -91,9 +96,10 @@ class CounterApp(RequestContext, Litestar):
     serves: a 404 for an unknown path, which no route middleware sees, gets both too. Everything
     else (routing, middleware, CORS, guards, exception handlers) is Litestar's own."""
 
-    def __init__(self, *, access_log: AccessLog | None = None, **options: Any) -> None:
+    def __init__(self, *, access_log: AccessLog | None = None, traced: bool = False, **options: Any) -> None:
         super().__init__(**options)
         self.access_log = access_log
+        self.traced = traced
 
 
 def create_app(
@@ -133,28 +139,52 @@ def create_app(
             # its worker processes without the interpreter's exit handlers.
             line_writer().flush()
 
+    metrics: Metrics = container.metrics()
+    tracing: Tracing = container.tracing()
+
+    @asynccontextmanager
+    async def observability(_app: Litestar) -> AsyncIterator[None]:
+        # After the store opened (its counters are known), before it closes (the last read).
+        try:
+            async with metrics.flushing(FLUSH_INTERVAL_SECONDS):
+                yield
+        finally:
+            tracing.shutdown()  # export the spans still queued
+
+    # Metrics outermost of the app's middleware: what any other middleware answers is counted.
+    middleware: list[Any] = [DefineMiddleware(RequestMetrics, metrics=metrics)]
+    plugins: list[Any] = [StrictStructSchemaPlugin()]
+    if tracing.enabled:
+        middleware.append(SpanByRoute)
+        plugins.append(tracing.plugin())
+    state = _initial_state(settings)
+    state[METRICS_STATE_KEY] = metrics
+
     return CounterApp(
         route_handlers=[
             DefaultCounterController,
             CounterController,
             HealthController,
             docs_redirect,
+            metrics_endpoint,
             create_static_files_router(path=DOCS_ASSETS_PATH, directories=[_DOCS_ASSETS_DIR]),
         ],
         dependencies={
             "counter_service": Provide(provide_counter_service, sync_to_thread=False),
             "backend_name": Provide(provide_backend_name, sync_to_thread=False),
         },
-        lifespan=[lifespan],
-        state=State(_initial_state(settings)),
+        lifespan=[lifespan, observability],
+        state=State(state),
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=_openapi_config(),
-        plugins=[StrictStructSchemaPlugin(), *options.pop("plugins", ())],
+        middleware=[*middleware, *options.pop("middleware", ())],
+        plugins=[*plugins, *options.pop("plugins", ())],
         request_class=StrictJSONRequest,  # strict JSON bodies (entrypoints/http/bodies.py)
         request_max_body_size=settings.max_body_bytes,
         debug=False,
         logging_config=None,  # configured once by entrypoints.logs, not by the framework
         access_log=AccessLog.configured() if settings.access_log else None,
+        traced=tracing.enabled,
         **options,
     )
 

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from entrypoints.access_log import AccessLog
-from entrypoints.logs import request_id_var
+from entrypoints.logs import request_id_var, trace_ids_var
 
 # Plain ASGI types: this middleware needs nothing from the framework.
 Scope = MutableMapping[str, Any]
@@ -38,6 +38,7 @@ class RequestContext:
     framework."""
 
     access_log: AccessLog | None = None
+    traced = False  # the app traces requests: their span ids are the request's (logs.trace_ids_var)
 
     # Any: the app class it is mixed into types these with its own ASGI types.
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -54,6 +55,7 @@ class RequestContext:
             request_id = b"%s-%x" % (_PROCESS_PREFIX, next(_sequence))
         request_id_text = request_id.decode()
         token = request_id_var.set(request_id_text)
+        trace_token = trace_ids_var.set(None) if self.traced else None
         started = time.perf_counter()
         status = 500
 
@@ -71,3 +73,5 @@ class RequestContext:
                 duration_ms = round((time.perf_counter() - started) * 1000, 3)
                 self.access_log(scope["method"], scope["path"], status, duration_ms, request_id_text)
             request_id_var.reset(token)
+            if trace_token is not None:
+                trace_ids_var.reset(trace_token)

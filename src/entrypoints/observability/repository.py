@@ -1,0 +1,180 @@
+"""Decorators of the CounterRepository port, applied at the composition root (container.py):
+every store is measured and traced the same way, and no adapter knows of either.
+
+`MeasuredRepository` times each call (a histogram by store and operation), counts the calls
+that failed, and counts the increments applied. `TracedRepository` (only when tracing is on)
+makes a child span of the request's span for each call.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from domain.errors import DomainError, StoreCorruptedError, StoreUnavailableError
+from domain.idempotency import Idempotency
+from domain.model import Counter, Incremented, Page, Replaced
+from domain.ports import CounterRepository
+from entrypoints.observability.metrics import Metrics
+from entrypoints.observability.store_stats import stats_sync
+from entrypoints.observability.tracing import Tracing
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from opentelemetry.trace import Span, Tracer
+
+
+def is_store_failure(error: Exception) -> bool:
+    """A failure of the store (or a bug), as opposed to a refusal of what the client asked:
+    a bad name, an overflow, a reused Idempotency-Key."""
+    failure = isinstance(error, StoreUnavailableError | StoreCorruptedError)
+    return failure or not isinstance(error, DomainError)
+
+
+class MeasuredRepository:
+    """Times, and counts the failures of, every call of `inner`."""
+
+    def __init__(self, inner: CounterRepository, metrics: Metrics) -> None:
+        self.inner = inner
+        self._increment_applied = metrics.increment_applied
+        duration, errors = metrics.store_duration_of, metrics.store_errors_of
+        # The children's bound methods, looked up once: the hot path pays for the update only.
+        self._get = (duration["get"].observe, errors["get"].inc)
+        self._increment = (duration["increment"].observe, errors["increment"].inc)
+        self._set = (duration["set"].observe, errors["set"].inc)
+        self._delete = (duration["delete"].observe, errors["delete"].inc)
+        self._list = (duration["list"].observe, errors["list"].inc)
+        self._ping = (duration["ping"].observe, errors["ping"].inc)
+
+    async def get(self, name: str) -> Counter:
+        observe, failed = self._get
+        started = time.perf_counter()
+        try:
+            return await self.inner.get(name)
+        except Exception as error:
+            if is_store_failure(error):
+                failed()
+            raise
+        finally:
+            observe(time.perf_counter() - started)
+
+    async def increment(self, name: str, by: int, idempotency: Idempotency | None = None) -> Incremented:
+        observe, failed = self._increment
+        started = time.perf_counter()
+        try:
+            result = await self.inner.increment(name, by, idempotency)
+        except Exception as error:
+            if is_store_failure(error):
+                failed()
+            raise
+        finally:
+            observe(time.perf_counter() - started)
+        if not result.replayed:
+            self._increment_applied()
+        return result
+
+    async def set(self, name: str, count: int) -> Replaced:
+        observe, failed = self._set
+        started = time.perf_counter()
+        try:
+            return await self.inner.set(name, count)
+        except Exception as error:
+            if is_store_failure(error):
+                failed()
+            raise
+        finally:
+            observe(time.perf_counter() - started)
+
+    async def delete(self, name: str) -> Counter | None:
+        observe, failed = self._delete
+        started = time.perf_counter()
+        try:
+            return await self.inner.delete(name)
+        except Exception as error:
+            if is_store_failure(error):
+                failed()
+            raise
+        finally:
+            observe(time.perf_counter() - started)
+
+    async def list(self, after: str | None, limit: int) -> Page:
+        observe, failed = self._list
+        started = time.perf_counter()
+        try:
+            return await self.inner.list(after, limit)
+        except Exception as error:
+            if is_store_failure(error):
+                failed()
+            raise
+        finally:
+            observe(time.perf_counter() - started)
+
+    async def ping(self) -> None:
+        observe, failed = self._ping
+        started = time.perf_counter()
+        try:
+            await self.inner.ping()
+        except Exception as error:
+            if is_store_failure(error):
+                failed()
+            raise
+        finally:
+            observe(time.perf_counter() - started)
+
+
+class TracedRepository:
+    """A child span (`store <operation>`, kind CLIENT) of the current span for every call."""
+
+    def __init__(self, inner: CounterRepository, tracer: Tracer, store: str) -> None:
+        from opentelemetry.trace import SpanKind
+
+        self.inner = inner
+        self._tracer = tracer
+        self._kind = SpanKind.CLIENT
+        self._attributes = {"db.system.name": store, "counter.store": store}
+
+    def _span(self, operation: str, name: str | None = None) -> AbstractContextManager[Span]:
+        attributes = {**self._attributes, "db.operation.name": operation}
+        if name is not None:
+            attributes["counter.name"] = name
+        span_name = f"store {operation}"
+        return self._tracer.start_as_current_span(span_name, kind=self._kind, attributes=attributes)
+
+    async def get(self, name: str) -> Counter:
+        with self._span("get", name):
+            return await self.inner.get(name)
+
+    async def increment(self, name: str, by: int, idempotency: Idempotency | None = None) -> Incremented:
+        with self._span("increment", name):
+            return await self.inner.increment(name, by, idempotency)
+
+    async def set(self, name: str, count: int) -> Replaced:
+        with self._span("set", name):
+            return await self.inner.set(name, count)
+
+    async def delete(self, name: str) -> Counter | None:
+        with self._span("delete", name):
+            return await self.inner.delete(name)
+
+    async def list(self, after: str | None, limit: int) -> Page:
+        with self._span("list"):
+            return await self.inner.list(after, limit)
+
+    async def ping(self) -> None:
+        with self._span("ping"):
+            await self.inner.ping()
+
+
+def instrument_repository(
+    repository: CounterRepository, *, metrics: Metrics, tracing: Tracing, store: str
+) -> CounterRepository:
+    """The store as the service sees it: traced (when tracing is on), then measured. Its own
+    counters, if it keeps any, are read into the metrics too (store_stats)."""
+    sync = stats_sync(repository, metrics)
+    if sync is not None:
+        metrics.add_stats_sync(sync)
+    inner = repository
+    if tracing.tracer is not None:
+        inner = TracedRepository(inner, tracing.tracer, store)
+    return MeasuredRepository(inner, metrics)
