@@ -36,10 +36,17 @@ SCHEMA = (
         expires_at REAL NOT NULL
     ) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS idempotency_records_by_expiry ON idempotency_records (expires_at)",
+    # One row that readiness rewrites: committing it proves the files can be written, and it is
+    # no counter. A table a version 2 program without it ignores, so the version stays.
+    """CREATE TABLE IF NOT EXISTS store_probe (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        probed_at TEXT NOT NULL
+    )""",
 )
 
 # REPLACE, because an expired row with the same key may still be there. Columns in table order.
 PUT_RECORD = "INSERT OR REPLACE INTO idempotency_records VALUES (?, ?, ?, ?, ?, ?, ?)"
+PUT_PROBE = "INSERT OR REPLACE INTO store_probe (id, probed_at) VALUES (1, ?)"
 
 
 def migrate(connection: sqlite3.Connection, now: float) -> None:

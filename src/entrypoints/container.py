@@ -51,7 +51,11 @@ class Container(containers.DeclarativeContainer):
     repository = providers.Selector(
         config.backend,
         memory=providers.Resource(open_memory_repository),
-        sqlite=providers.Resource(open_sqlite_repository, path=config.sqlite_path),
+        sqlite=providers.Resource(
+            open_sqlite_repository,
+            path=config.sqlite_path,
+            lock_timeout_seconds=config.sqlite_lock_timeout_seconds,
+        ),
         redis=providers.Resource(open_redis_repository, url=config.redis_url, prefix=config.redis_prefix),
         configmap=providers.Resource(
             open_configmap_repository,

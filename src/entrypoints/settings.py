@@ -230,6 +230,12 @@ class Settings:
     sqlite_path: str = setting(
         "SQLite database file (created with its folder)", default="data/counter.db", parse=non_empty
     )
+    sqlite_lock_timeout_seconds: float = setting(
+        "longest a request waits for the SQLite write lock another process holds; then 503 with"
+        " Retry-After and nothing counted (reads do not wait for it)",
+        default=2.0,
+        parse=positive_seconds,
+    )
     redis_url: str = setting(
         "Redis URL", default="redis://127.0.0.1:6379/0", parse=url(REDIS_SCHEMES), from_file=True
     )

@@ -152,7 +152,7 @@ def write_lock(db_path: Path) -> Iterator[None]:
 async def worker_has_taken_every_job(repository: SqliteCounterRepository) -> None:
     for _ in range(1000):
         await asyncio.sleep(0.01)
-        if repository._queue.empty():
+        if repository._writer.queue.empty():
             return
 
 
@@ -170,19 +170,20 @@ async def test_one_batch_runs_its_jobs_in_order_and_refusals_stay_alone(
             for job in (
                 repository.increment("big", 1),
                 repository.increment("x", 1),
-                repository.get("x"),
+                repository.increment("x", 2),
                 repository.increment("c", 1, key("k")),
                 repository.increment("c", 1, key("k")),
                 repository.increment("c", 2, key("k", by=2)),
             )
         ]
         await asyncio.sleep(0.1)
-    overflow, x, x_read, first, replay, reused = await asyncio.gather(*jobs, return_exceptions=True)
+    overflow, x, x_again, first, replay, reused = await asyncio.gather(*jobs, return_exceptions=True)
     await blocker
     assert repository.transactions == before + 2  # the blocker's, then one for all six jobs
     assert isinstance(overflow, CounterOverflowError)
     assert isinstance(reused, IdempotencyKeyReusedError)
-    assert getattr(x, "counter", None) == x_read  # a job sees what the jobs before it wrote
+    assert getattr(getattr(x, "counter", None), "count", None) == 1
+    assert getattr(getattr(x_again, "counter", None), "count", None) == 3  # it saw the one before
     assert getattr(first, "replayed", None) is False
     assert getattr(replay, "replayed", None) is True
     assert (await repository.get("c")).count == 1
@@ -193,7 +194,7 @@ async def test_one_batch_runs_its_jobs_in_order_and_refusals_stay_alone(
 
 
 async def test_a_locked_database_is_unavailable_and_counts_nothing(db_path: Path) -> None:
-    async with SqliteCounterRepository(db_path, busy_timeout_seconds=0.2) as repository:
+    async with SqliteCounterRepository(db_path, lock_timeout_seconds=0.2) as repository:
         await repository.increment("c", 1)
         with write_lock(db_path):
             results = await asyncio.gather(
@@ -205,15 +206,18 @@ async def test_a_locked_database_is_unavailable_and_counts_nothing(db_path: Path
         assert (await repository.increment("c", 1)).counter.count == 2
 
 
-async def test_ping_times_out_when_the_worker_is_stuck(db_path: Path) -> None:
+async def test_readiness_fails_while_the_write_lock_is_held_and_reads_go_on(db_path: Path) -> None:
     async with SqliteCounterRepository(
-        db_path, busy_timeout_seconds=2, ping_timeout_seconds=0.2
+        db_path, lock_timeout_seconds=2, ping_timeout_seconds=0.2
     ) as repository:
+        await repository.ping()
         with write_lock(db_path):
             blocked = asyncio.ensure_future(repository.increment("c", 1))
-            with pytest.raises(StoreUnavailableError, match="did not answer"):
-                await repository.ping()
-        await blocked
+            await worker_has_taken_every_job(repository)
+            with pytest.raises(StoreUnavailableError):
+                await repository.ping()  # it cannot count now, so it is not ready
+            assert (await repository.get("c")).count == 0  # the reader does not queue behind it
+        assert (await blocked).counter.count == 1
         await repository.ping()
 
 
@@ -338,7 +342,7 @@ async def test_open_and_close_are_idempotent_and_close_finishes_queued_jobs(db_p
 
 
 async def test_resource_generator_yields_an_open_repository_and_closes_it(db_path: Path) -> None:
-    resource = open_sqlite_repository(db_path, busy_timeout_seconds=1, max_batch=8, synchronous="FULL")
+    resource = open_sqlite_repository(db_path, lock_timeout_seconds=1, max_batch=8, synchronous="FULL")
     repository = await anext(resource)
     assert (await repository.increment("c", 1)).counter.count == 1
     with pytest.raises(StopAsyncIteration):
@@ -355,7 +359,7 @@ async def test_max_batch_bounds_a_transaction(db_path: Path) -> None:
 
 def test_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="timeouts"):
-        SqliteCounterRepository("x.sqlite3", busy_timeout_seconds=-1)
+        SqliteCounterRepository("x.sqlite3", lock_timeout_seconds=-1)
     with pytest.raises(ValueError, match="max_batch"):
         SqliteCounterRepository("x.sqlite3", max_batch=0)
     with pytest.raises(ValueError, match="synchronous"):
@@ -442,7 +446,7 @@ async def test_a_version_1_file_keeps_its_counts_and_its_live_keys(db_path: Path
         with contextlib.closing(sqlite3.connect(db_path)) as connection:
             assert connection.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
             tables = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-            assert sorted(tables) == [("counters",), ("idempotency_records",)]
+            assert sorted(tables) == [("counters",), ("idempotency_records",), ("store_probe",)]
             assert connection.execute(
                 "SELECT record_key, fingerprint, count FROM idempotency_records"
             ).fetchall() == [(live.record_key, live.fingerprint, 7)]

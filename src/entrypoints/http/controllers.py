@@ -33,8 +33,12 @@ from entrypoints.http.auth import require_admin
 from entrypoints.http.errors import PROBLEM_JSON
 from entrypoints.http.head import head_twin
 from entrypoints.http.increment_route import IncrementRoute
-from entrypoints.http.openapi import OptionalBodyOperation
+from entrypoints.http.openapi import DocumentedOperation, OptionalBodyOperation
 from entrypoints.http.schemas import (
+    COUNTER_NAME_MAX_LENGTH,
+    COUNTER_NAME_PATTERN,
+    CURSOR_PATTERN,
+    IDEMPOTENCY_KEY_PATTERN,
     REPLAYED_HEADER,
     CounterPage,
     CounterResponse,
@@ -49,7 +53,10 @@ from entrypoints.http.schemas import (
 
 
 def _problem(description: str) -> ResponseSpec:
-    return ResponseSpec(ProblemDetails, description=description, media_type=PROBLEM_JSON)
+    # No generated examples: Litestar would make up random ones (a `status` of 4966).
+    return ResponseSpec(
+        ProblemDetails, description=description, media_type=PROBLEM_JSON, generate_examples=False
+    )
 
 
 STORE_ERRORS = {
@@ -66,8 +73,16 @@ BODY_ERRORS = {
     413: _problem("The request body is larger than the limit."),
     415: _problem("A request body needs `Content-Type: application/json`."),
 }
+# A write's 503 may also say that its outcome is unknown (README, "Store down").
+_WRITE_UNAVAILABLE = _problem(
+    "The store is unavailable. Type `urn:counter-web-server:problem:store-unavailable`: nothing was"
+    " changed; `...:outcome-unknown`: the write may have been applied, retry with the same"
+    " Idempotency-Key; `...:idempotency-table-full`: no room for a new Idempotency-Key yet."
+    " Retry after `Retry-After` seconds."
+)
 INCREMENT_ERRORS = {
     **STORE_ERRORS,
+    503: _WRITE_UNAVAILABLE,
     **BODY_ERRORS,
     400: _problem(
         "Invalid counter name or Idempotency-Key, or a body that is not strictly"
@@ -81,6 +96,7 @@ INCREMENT_ERRORS = {
 ADMIN_ERRORS = {
     **STORE_ERRORS,
     **NAME_ERRORS,
+    503: _WRITE_UNAVAILABLE,
     401: _problem("Missing or wrong bearer token (`WWW-Authenticate: Bearer`)."),
     403: _problem("Admin operations are disabled: COUNTER_ADMIN_TOKEN is not set."),
 }
@@ -90,6 +106,12 @@ CounterNameParam = Annotated[
     str,
     PathParameter(
         description="1-63 characters of A-Z a-z 0-9 _ . -, starting with a letter or a digit.",
+        # Documented, not enforced here: the domain checks names and answers invalid-counter-name.
+        schema_extra={
+            "pattern": COUNTER_NAME_PATTERN,
+            "min_length": 1,
+            "max_length": COUNTER_NAME_MAX_LENGTH,
+        },
     ),
 ]
 IdempotencyKey = Annotated[
@@ -103,6 +125,7 @@ IdempotencyKey = Annotated[
             " `Idempotent-Replayed: true` and changes nothing. 1-255 printable ASCII characters;"
             " spaces and tabs around them are not part of the key (RFC 9110, section 5.5)."
         ),
+        schema_extra={"pattern": IDEMPOTENCY_KEY_PATTERN},  # the domain checks it: invalid-idempotency-key
     ),
 ]
 
@@ -190,7 +213,12 @@ class DefaultCounterController(ExactAllowController):
     tags = ["counters"]  # noqa: RUF012 (Litestar declares it so)
     opt = {"counter": DEFAULT_COUNTER}  # noqa: RUF012 (the counter its errors name, see errors.py)
 
-    @get(operation_id="getDefaultCounter", summary="Read the default counter", responses=STORE_ERRORS)
+    @get(
+        operation_id="getDefaultCounter",
+        summary="Read the default counter",
+        responses=STORE_ERRORS,
+        operation_class=DocumentedOperation,
+    )
     async def get_default(self, counter_service: NamedDependency[CounterService]) -> CounterResponse:
         """Returns the default counter; 0 before the first increment."""
         return counter_response(await counter_service.get(DEFAULT_COUNTER))
@@ -224,6 +252,7 @@ class CounterController(ExactAllowController):
 
     @get(
         operation_id="listCounters",
+        operation_class=DocumentedOperation,
         summary="List counters by name",
         responses={**STORE_ERRORS, 400: _problem("Invalid `cursor` or `limit`.")},
     )
@@ -232,7 +261,8 @@ class CounterController(ExactAllowController):
         counter_service: NamedDependency[CounterService],
         limit: Annotated[int, QueryParameter(ge=1, le=1000, description="Page size (1-1000).")] = 100,
         cursor: Annotated[
-            str | None, QueryParameter(description="`next_cursor` of the previous page.", max_length=200)
+            str | None,
+            QueryParameter(description="`next_cursor` of the previous page.", pattern=CURSOR_PATTERN),
         ] = None,
     ) -> CounterPage:
         """Returns counters sorted by name, a page at a time."""
@@ -245,6 +275,7 @@ class CounterController(ExactAllowController):
     @get(
         "/{name:str}",
         operation_id="getCounter",
+        operation_class=DocumentedOperation,
         summary="Read a counter",
         responses={**STORE_ERRORS, **NAME_ERRORS},
     )
@@ -279,12 +310,14 @@ class CounterController(ExactAllowController):
     @put(
         "/{name:str}",
         operation_id="setCounter",
+        operation_class=DocumentedOperation,
         summary="Set a counter (admin)",
         guards=[require_admin],
         security=ADMIN_SECURITY,
         responses={
             **ADMIN_ERRORS,
             **BODY_ERRORS,
+            507: _problem("The store has no room for a new counter; existing counters can be set."),
             400: _problem(
                 "Invalid counter name, or a body that is not strictly `SetRequest` (malformed JSON,"
                 " a key given twice, an unknown or missing field, a `count` that is not a JSON integer)."
@@ -310,6 +343,7 @@ class CounterController(ExactAllowController):
     @delete(
         "/{name:str}",
         operation_id="deleteCounter",
+        operation_class=DocumentedOperation,
         summary="Delete a counter (admin)",
         status_code=HTTP_200_OK,
         guards=[require_admin],
@@ -328,7 +362,12 @@ class HealthController(ExactAllowController):
     path = "/health"
     tags = ["health"]  # noqa: RUF012 (Litestar declares it so)
 
-    @get("/live", operation_id="live", summary="Liveness: the process answers (no I/O)")
+    @get(
+        "/live",
+        operation_id="live",
+        summary="Liveness: the process answers (no I/O)",
+        operation_class=DocumentedOperation,
+    )
     async def live(self) -> LiveResponse:
         """Always 200 while the process serves requests."""
         return LIVE
@@ -336,6 +375,7 @@ class HealthController(ExactAllowController):
     @get(
         "/ready",
         operation_id="ready",
+        operation_class=DocumentedOperation,
         summary="Readiness: the store answers",
         responses={503: _problem("The store does not answer; `Retry-After` says when to ask again.")},
     )

@@ -11,6 +11,15 @@ from domain.model import INT64_MAX, INT64_MIN, Counter
 
 REPLAYED_HEADER = "Idempotent-Replayed"  # on the recorded answer of an Idempotency-Key repeat
 
+# The rules the domain enforces, as the OpenAPI document states them (a unit test holds them to
+# domain.model.check_name and domain.idempotency).
+COUNTER_NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+COUNTER_NAME_MAX_LENGTH = 63
+# 1-255 printable ASCII characters once the spaces and tabs around them are taken off.
+IDEMPOTENCY_KEY_PATTERN = r"^[ \t]*[!-~](?:[ -~]{0,253}[!-~])?[ \t]*$"
+# What `next_cursor` is made of (unpadded base64url of a counter name).
+CURSOR_PATTERN = "^[A-Za-z0-9_-]{2,84}$"
+
 Int64 = Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]
 
 
@@ -24,6 +33,7 @@ class IncrementRequest(msgspec.Struct, forbid_unknown_fields=True):
             le=INT64_MAX,
             description="Amount to add: a non-zero signed 64-bit integer; negative decrements.",
             examples=[1, 5, -1],
+            extra_json_schema={"not": {"const": 0}},  # 0 is refused with 422
         ),
     ] = 1
 
@@ -37,7 +47,10 @@ class SetRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 class CounterResponse(msgspec.Struct, omit_defaults=True):
     name: Annotated[str, msgspec.Meta(examples=["default"])]
-    count: Annotated[int, msgspec.Meta(description="Current value (signed 64-bit).", examples=[3])]
+    count: Annotated[
+        int,
+        msgspec.Meta(ge=INT64_MIN, le=INT64_MAX, description="Current value (signed 64-bit).", examples=[3]),
+    ]
     created_at: Annotated[
         datetime | None, msgspec.Meta(description="When the counter was first written (not every store).")
     ] = None
@@ -48,8 +61,10 @@ class CounterResponse(msgspec.Struct, omit_defaults=True):
 
 class ReplacedResponse(msgspec.Struct, omit_defaults=True):
     name: str
-    count: int
-    previous: Annotated[int, msgspec.Meta(description="The value before this request.")]
+    count: Int64
+    previous: Annotated[
+        int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX, description="The value before this request.")
+    ]
     created_at: datetime | None = None
     updated_at: datetime | None = None
 

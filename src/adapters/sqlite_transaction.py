@@ -1,0 +1,154 @@
+"""The store's operations as the SQLite worker runs them, inside one open transaction, and the
+reading of stored rows.
+
+Each operation checks everything (overflow, idempotency key, readable data) before it writes, so
+a refused operation writes nothing and does not affect the others of its batch. Data it cannot
+read (a count that is not an integer, a timestamp that does not parse) raises
+StoreCorruptedError and is never overwritten.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from typing import Any
+
+from adapters.sqlite_schema import PUT_PROBE, PUT_RECORD
+from domain.errors import StoreCorruptedError
+from domain.idempotency import Idempotency, IdempotencyRecord, decide
+from domain.model import Counter, Incremented, Page, Replaced, add_checked, check_value
+
+# Constant SQL text: the sqlite3 module keeps each statement prepared in its statement cache.
+_GET = "SELECT count, created_at, updated_at FROM counters WHERE name = ?"
+_INSERT = "INSERT INTO counters (name, count, created_at, updated_at) VALUES (?, ?, ?, ?)"
+_UPDATE = "UPDATE counters SET count = ?, updated_at = ? WHERE name = ?"
+_DELETE = "DELETE FROM counters WHERE name = ?"
+_LIST = "SELECT name, count, created_at, updated_at FROM counters WHERE name > ? ORDER BY name LIMIT ?"
+# Expired rows too: whether a record still counts is the domain's decision, not the query's.
+_GET_RECORD = (
+    "SELECT fingerprint, name, count, created_at, updated_at, expires_at FROM idempotency_records"
+    " WHERE record_key = ?"
+)
+_PURGE_RECORDS = (
+    "DELETE FROM idempotency_records WHERE record_key IN"
+    " (SELECT record_key FROM idempotency_records WHERE expires_at <= ? LIMIT ?)"
+)
+_PING = "SELECT 1 FROM counters LIMIT 1"  # touches the file and the schema, unlike a bare SELECT 1
+
+
+class Transaction:
+    """The operations as the worker runs them, inside one open transaction with one clock."""
+
+    __slots__ = ("_cursor", "now", "now_epoch", "now_text")
+
+    def __init__(self, cursor: sqlite3.Cursor, now_epoch: float) -> None:
+        self._cursor = cursor
+        self.now_epoch = now_epoch
+        self.now = datetime.fromtimestamp(now_epoch, UTC)
+        self.now_text = self.now.isoformat(timespec="microseconds")
+
+    def _row(self, sql: str, parameters: tuple[object, ...]) -> Any:
+        return self._cursor.execute(sql, parameters).fetchone()
+
+    def get(self, name: str) -> Counter:
+        row = self._row(_GET, (name,))
+        return Counter(name=name, count=0) if row is None else _counter(name, *row)
+
+    def increment(self, name: str, by: int, idempotency: Idempotency | None) -> Incremented:
+        if idempotency is not None:
+            stored = self._row(_GET_RECORD, (idempotency.record_key,))
+            replay = decide(idempotency, None if stored is None else _record(stored), self.now_epoch)
+            if replay is not None:
+                return replay
+        row = self._row(_GET, (name,))
+        if row is None:
+            counter = Counter(name, add_checked(name, 0, by), self.now, self.now)
+            self._cursor.execute(_INSERT, (name, counter.count, self.now_text, self.now_text))
+        else:
+            current = _counter(name, *row)
+            counter = Counter(name, add_checked(name, current.count, by), current.created_at, self.now)
+            self._cursor.execute(_UPDATE, (counter.count, self.now_text, name))
+        if idempotency is not None:
+            record = idempotency.record(counter, self.now_epoch)
+            created = self.now_text if row is None else row[1]  # as read, and checked, above
+            columns = (record.fingerprint, name, counter.count, created, self.now_text, record.expires_at)
+            self._cursor.execute(PUT_RECORD, (idempotency.record_key, *columns))
+        return Incremented(counter=counter)
+
+    def set(self, name: str, count: int) -> Replaced:
+        """An admin overwrite, but not of unreadable data: that is left for a human to look at
+        (delete removes it)."""
+        check_value(count)  # a value SQLite cannot hold would fail the whole batch
+        row = self._row(_GET, (name,))
+        if row is None:
+            self._cursor.execute(_INSERT, (name, count, self.now_text, self.now_text))
+            return Replaced(counter=Counter(name, count, self.now, self.now), previous=0)
+        current = _counter(name, *row)
+        self._cursor.execute(_UPDATE, (count, self.now_text, name))
+        return Replaced(counter=Counter(name, count, current.created_at, self.now), previous=current.count)
+
+    def delete(self, name: str) -> Counter | None:
+        """Remove the counter and return its last state. Unreadable data is refused here too, as
+        in every store: it is reported and left for a human to look at, never silently dropped."""
+        row = self._row(_GET, (name,))
+        if row is None:
+            return None
+        counter = _counter(name, *row)  # raises StoreCorruptedError before anything is deleted
+        self._cursor.execute(_DELETE, (name,))
+        return counter
+
+    def list(self, after: str | None, limit: int) -> Page:
+        # Names are non-empty, so every name sorts after ''. One row more tells whether more follow.
+        rows = self._cursor.execute(_LIST, (after or "", limit + 1)).fetchall()
+        counters = [_counter(*row) for row in rows[:limit]]
+        more = len(rows) > limit
+        return Page(counters=counters, next_after=counters[-1].name if more and counters else None)
+
+    def ping(self) -> None:
+        self._cursor.execute(_PING).fetchall()
+
+    def probe(self) -> None:
+        """A real write that changes no counter: the one row of `store_probe` gets the time. Its
+        commit proves the files can be written (readiness), at the cost of one small write."""
+        self._cursor.execute(PUT_PROBE, (self.now_text,))
+
+    def purge(self, limit: int) -> None:
+        """Delete at most `limit` expired Idempotency-Key records."""
+        self._cursor.execute(_PURGE_RECORDS, (self.now_epoch, limit))
+
+
+def _counter(name: object, count: object, created_at: object, updated_at: object) -> Counter:
+    """A Counter from a stored row, or StoreCorruptedError when the row cannot be read."""
+    if type(count) is not int or not isinstance(name, str):
+        raise StoreCorruptedError(
+            f"counter {name!r} holds {_show(count)}, which is not an integer; it is left as it is"
+        )
+    return Counter(name, count, _timestamp(name, created_at), _timestamp(name, updated_at))
+
+
+def _record(row: tuple[object, ...]) -> IdempotencyRecord:
+    """An IdempotencyRecord from a stored row, or StoreCorruptedError when it cannot be read."""
+    fingerprint, name, count, created_at, updated_at, expires_at = row
+    counter = _counter(name, count, created_at, updated_at)
+    if not isinstance(fingerprint, str) or not isinstance(expires_at, int | float):
+        raise StoreCorruptedError(
+            f"an Idempotency-Key record of counter {counter.name!r} holds the fingerprint"
+            f" {_show(fingerprint)} and the expiry {_show(expires_at)}; it is left as it is"
+        )
+    return IdempotencyRecord(fingerprint, counter, float(expires_at))
+
+
+def _timestamp(name: str, value: object) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise StoreCorruptedError(f"counter {name!r} has the timestamp {_show(value)}, which is not a date")
+    # SQLite's own datetime('now') writes UTC without an offset.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _show(value: object, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,119 @@
+"""The OpenAPI document states the rules the server enforces, and the same rules as the domain.
+
+The patterns are written once in entrypoints/http/schemas.py; these tests hold them to what
+domain.model.check_name and domain.idempotency accept, so the document cannot drift from the
+code, and check the document itself (bodies, bounds, answers, auth).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from adapters.memory import InMemoryCounterRepository
+from domain.errors import InvalidCounterNameError, InvalidIdempotencyKeyError
+from domain.idempotency import Idempotency
+from domain.model import INT64_MAX, INT64_MIN, check_name
+from entrypoints.http.schemas import COUNTER_NAME_PATTERN, IDEMPOTENCY_KEY_PATTERN
+from tests.unit.conftest import make_app
+
+NAMES = [
+    "a", "Z", "0", "default", "visits", "a.b-c_d", "x" * 63, "x" * 64, "", "-a", "_a", ".a", "a b",
+    "a/b", "é", "a\n", "1" * 62 + "-", "A_", "a:b", "a%20", "\x00",
+]  # fmt: skip
+KEYS = [
+    "k", "abc", " abc", "abc ", "\tabc\t", "a b", " ", "\t", "", "x" * 255, "x" * 256, " " + "x" * 255,
+    "~!@#", "a\x7f", "é", "a\x00b", "a\tb", "  x  ", "\x1f", "x" * 254 + " ",
+]  # fmt: skip
+
+
+def _matches(pattern: str, text: str) -> bool:
+    """As JSON Schema matches (ECMA-262): its `$` is the end, not also before a final newline."""
+    return re.fullmatch(pattern.removeprefix("^").removesuffix("$"), text) is not None
+
+
+def _name_ok(name: str) -> bool:
+    try:
+        check_name(name)
+    except InvalidCounterNameError:
+        return False
+    return True
+
+
+def _key_ok(key: str) -> bool:
+    try:
+        Idempotency.for_increment(key, "c", 1, 60.0)
+    except InvalidIdempotencyKeyError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_documented_name_pattern_is_the_domains_rule(name: str) -> None:
+    assert _matches(COUNTER_NAME_PATTERN, name) == _name_ok(name)
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_the_documented_idempotency_key_pattern_is_the_domains_rule(key: str) -> None:
+    assert _matches(IDEMPOTENCY_KEY_PATTERN, key) == _key_ok(key)
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    schema: dict[str, Any] = make_app(InMemoryCounterRepository()).openapi_schema.to_schema()
+    return schema
+
+
+def _operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [(path, method, op) for path, item in document["paths"].items() for method, op in item.items()]
+
+
+def test_names_keys_and_64_bit_values_are_stated(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    by = schemas["IncrementRequest"]["properties"]["by"]
+    assert (by["minimum"], by["maximum"], by["format"], by["not"]) == (
+        INT64_MIN,
+        INT64_MAX,
+        "int64",
+        {"const": 0},
+    )
+    count = schemas["SetRequest"]["properties"]["count"]
+    assert (count["minimum"], count["maximum"], count["format"]) == (INT64_MIN, INT64_MAX, "int64")
+    for body in ("IncrementRequest", "SetRequest"):
+        assert schemas[body]["additionalProperties"] is False
+    for field in ("count", "previous"):
+        assert schemas["ReplacedResponse"]["properties"][field]["maximum"] == INT64_MAX
+    parameters = {
+        (path, method, p["name"]): p["schema"]
+        for path, method, op in _operations(document)
+        for p in op.get("parameters", [])
+    }
+    for (_, _, name), schema in parameters.items():
+        if name == "name":
+            assert (schema["pattern"], schema["maxLength"]) == (COUNTER_NAME_PATTERN, 63)
+        if name == "Idempotency-Key":
+            assert schema == {**schema, "type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN}
+            assert "oneOf" not in schema  # a header is absent or a string, never null
+
+
+def test_every_error_answer_is_problem_details_with_its_headers(document: dict[str, Any]) -> None:
+    problem = {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}
+    for path, method, op in _operations(document):
+        for status, response in op["responses"].items():
+            if int(status) < 400:
+                continue
+            assert response["content"] == {"application/problem+json": problem}, (path, method, status)
+            if status == "503":
+                assert response["headers"]["Retry-After"]["required"] is True
+            if status == "401":
+                assert response["headers"]["WWW-Authenticate"]["required"] is True
+
+
+def test_admin_routes_need_the_bearer_token_and_say_how_they_refuse(document: dict[str, Any]) -> None:
+    assert document["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    for _, method, op in _operations(document):
+        admin = method in ("put", "delete")
+        assert (op.get("security") == [{"bearerAuth": []}]) == admin
+        assert {"401", "403"} <= set(op["responses"]) or not admin
