@@ -112,7 +112,12 @@ class Worker:
             raise StoreUnavailableError("the SQLite store is not open")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self.queue.put((work, time.monotonic() + lock_wait, future))
-        return await future
+        try:
+            return await future
+        finally:
+            # A raised error's traceback holds this frame, which holds the future, which holds
+            # the error: a cycle per refused write unless the future goes now.
+            del future
 
     # --- the thread -------------------------------------------------------------------------
 
@@ -170,7 +175,8 @@ class Worker:
                 try:
                     outcomes.append((future, work(context) if work else None, None))
                 except DomainError as refused:  # checked before writing: nothing to undo
-                    outcomes.append((future, None, refused))
+                    # Without its traceback, which holds this frame and so `outcomes`: a cycle.
+                    outcomes.append((future, None, refused.with_traceback(None)))
             if self._after_batch is not None:
                 self._after_batch(context)
             committing = True

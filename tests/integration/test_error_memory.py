@@ -111,12 +111,6 @@ def hung_redis(tmp_path: Path) -> Iterator[PersistentRedis]:
         yield server
 
 
-# The SQLite store's own: `_submit` keeps the future it awaits in a local, and the worker's
-# `_execute` frame the futures it settles, so a refused increment's traceback reaches the error
-# again through either (about 58 objects per 409). Strict: passes, and so fails, once fixed.
-SQLITE_CYCLES = pytest.mark.xfail(strict=True, reason="the SQLite store's futures hold the error")
-
-
 @pytest.mark.parametrize(
     "case",
     [
@@ -125,7 +119,7 @@ SQLITE_CYCLES = pytest.mark.xfail(strict=True, reason="the SQLite store's future
         "redis",
         "redis down",
         pytest.param("redis hung", marks=pytest.mark.slow),  # two round trips of 2 s
-        pytest.param("sqlite", marks=SQLITE_CYCLES),
+        "sqlite",
     ],
 )
 async def test_error_answers_leave_no_reference_cycles(
