@@ -3,8 +3,9 @@
 A counter is one data key, its name, whose value is `{"count": N, "created_at": ..., "updated_at":
 ...}`; fields this version does not know are kept as they were. Two reserved keys start with `_`,
 which no counter name can: `_idempotency` (one record per Idempotency-Key, named by
-`Idempotency.record_key`) and `_writers` (the last write sequence number of each writer, which
-lets a writer recognise its own write after a timeout).
+`Idempotency.record_key`) and `_writers` (the last write sequence number of each writer and the
+second it wrote, which lets a writer recognise its own write after a timeout, and see which other
+writers are at work: contention).
 
 Whatever cannot be read is reported as StoreCorruptedError and never overwritten: a counter
 someone edited by hand is fixed by hand, not silently reset. `_writers` is the exception: it is
