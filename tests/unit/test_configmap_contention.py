@@ -9,6 +9,7 @@ from adapters.configmap.contention import (
     LONE_GAP_EVERY_SECONDS,
     LONE_GAP_ROUNDS,
     MAX_GAP_SECONDS,
+    STARTING_SECONDS,
     Contention,
 )
 
@@ -37,7 +38,7 @@ def test_a_new_writer_assumes_others_until_it_has_seen_none_for_a_while(clock: C
     contention = writer(clock)
     assert contention.contended()  # it cannot know yet who else writes
     contention.seen({"me": WALL + clock.now})
-    clock.now += CONTENDED_SECONDS + 0.1
+    clock.now += STARTING_SECONDS + 0.1
     contention.seen({"me": WALL + clock.now})
     assert not contention.contended()
 

@@ -17,11 +17,11 @@ seconds of waiting). So a writer that sees others at work changes how it writes:
   (retry.after_conflict); it wrote nothing, so the committer gives its write-budget token back.
 
 "Others at work": `_writers` showed another writer's write within CONTENDED_SECONDS, or this writer
-lost a race within that time, or it started within that time (it cannot know yet who else writes).
-A writer that joins while another seems alone to itself cannot show itself until one of its writes
-succeeds; so a writer that sees nobody else still leaves a gap of a few rounds every
-LONE_GAP_EVERY_SECONDS, which costs it a few per cent of its writes without a write budget and
-nothing with one (the wait for a token is longer than the gap). None of this is needed for
+lost a race within that time, or it started less than STARTING_SECONDS ago (it cannot know yet who
+else writes). A writer that joins while another seems alone to itself cannot show itself until
+one of its writes succeeds; so a writer that sees nobody else still leaves a gap of a few rounds
+every LONE_GAP_EVERY_SECONDS, which costs it a few per cent of its throughput without a write
+budget and nothing with one (the wait for a token is longer than the gap). None of this is needed for
 correctness (the compare-and-swap is); it decides how few writes are wasted and how long a
 request waits.
 """
@@ -37,8 +37,9 @@ from typing import Final
 # `_writers` keeps whole seconds: an entry up to this old (plus up to 1 s) counts as at work.
 CONTENDED_SECONDS: Final = 3.0
 MAX_GAP_SECONDS: Final = 0.25  # however slow the API gets, the gap never grows beyond this
-LONE_GAP_EVERY_SECONDS: Final = 0.5
-LONE_GAP_ROUNDS: Final = 4  # long enough for a newcomer's read and write, jitter included
+LONE_GAP_EVERY_SECONDS: Final = 1.0
+LONE_GAP_ROUNDS: Final = 3  # long enough for a newcomer's read and write, jitter included
+STARTING_SECONDS: Final = 1.0  # a new writer assumes others this long, until it has seen them
 _SMOOTHING: Final = 0.2  # weight of the latest round in the moving average of round times
 
 
@@ -57,7 +58,8 @@ class Contention:
         self._clock = clock
         self._wall = wall
         self._jitter = jitter
-        self._last_conflict = clock()  # as if: a new writer assumes others until it sees
+        # As if it had just lost a race: a new writer assumes others until it has seen them.
+        self._last_conflict = clock() - CONTENDED_SECONDS + STARTING_SECONDS
         self._others = 0  # other writers at work in the last state seen
         self._others_seen = -math.inf  # clock() when that state was seen
         self._round = 0.0  # seconds: a read and a write, moving average
