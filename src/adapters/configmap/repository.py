@@ -6,6 +6,9 @@ in one write. A caller cancelled before its turn is skipped, so it was not appli
 budget the writer waits for its token before it takes the next batch, so everything that queued
 meanwhile goes into that write; a caller still queued at the end of its time bound is refused
 (503, nothing counted), which also keeps the queue from growing under a load beyond the budget.
+When other writers (other processes, other replicas) are at work on the same ConfigMap, the
+writer task leaves them a turn after each of its writes (contention), and what queues meanwhile
+goes into its next write.
 `coalesce=False` (one read and one write per operation, each concurrent operation a writer of
 its own) is the naive baseline for benchmarks: under contention it needs far more tries than the
 bounds allow.
