@@ -57,6 +57,13 @@ FEATURE_VALUES: dict[str, dict[str, Any]] = {
     },
     "pdb-max-unavailable": {"podDisruptionBudget": {"enabled": True, "maxUnavailable": 1}, "replicaCount": 3},
     "network-policy": {"networkPolicy": {"enabled": True}},
+    "rate-limits-and-cors": {
+        "rateLimit": {"perClient": "600/minute", "perCounterWrites": "50/second", "trustedProxyHops": 1},
+        "cors": {
+            "allowOrigins": ["https://example.org", "https://docs.example.org"],
+            "allowMethods": ["GET", "POST"],
+        },
+    },
     "network-policy-peers-and-api-cidrs": {
         "networkPolicy": {
             "enabled": True,

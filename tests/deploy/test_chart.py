@@ -96,6 +96,12 @@ def test_rendered_environment_is_accepted_by_the_service_settings(values_name: s
         configmap = merged["store"]["configmap"]
         assert settings.configmap_coalesce == configmap["coalesce"]
         assert settings.configmap_max_writes_per_second == configmap["maxWritesPerSecond"]
+    assert settings.rate_limit_per_client == merged["rateLimit"]["perClient"]
+    assert settings.rate_limit_per_counter_writes == merged["rateLimit"]["perCounterWrites"]
+    assert settings.trusted_proxy_hops == merged["rateLimit"]["trustedProxyHops"]
+    assert settings.cors_allow_origins == ",".join(merged["cors"]["allowOrigins"])
+    if merged["cors"]["allowOrigins"]:
+        assert settings.cors_allow_methods == ",".join(merged["cors"]["allowMethods"])
 
 
 def test_prod_scales_and_is_protected_from_disruption() -> None:

@@ -1,10 +1,11 @@
 """The stored document: what each data key of the ConfigMap holds, read strictly, written back whole.
 
-A counter is one data key, its name, whose value is `{"count": N, "created_at": ..., "updated_at":
-...}`; fields this version does not know are kept as they were. Two reserved keys start with `_`,
-which no counter name can: `_idempotency` (one record per Idempotency-Key, named by
-`Idempotency.record_key`) and `_writers` (the last write sequence number of each writer, which
-lets a writer recognise its own write after a timeout).
+A counter is one data key (which one: names), whose value is `{"count": N, "created_at": ...,
+"updated_at": ...}`; fields this version does not know are kept as they were. Two reserved keys
+start with `_`, which no counter's data key does (names): `_idempotency` (one record per
+Idempotency-Key, named by `Idempotency.record_key`) and `_writers` (the last write sequence number
+of each writer and the second it wrote, which lets a writer recognise its own write after a
+timeout, and see which other writers are at work: contention).
 
 Whatever cannot be read is reported as StoreCorruptedError and never overwritten: a counter
 someone edited by hand is fixed by hand, not silently reset. `_writers` is the exception: it is
@@ -24,7 +25,7 @@ import json
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -203,7 +204,8 @@ class Snapshot:
     version: str | None
     data: Mapping[str, str]
     has_data: bool
-    writers: Mapping[str, int]
+    writers: Mapping[str, int]  # each writer's last write sequence number in `_writers`
+    written: Mapping[str, float] = field(default_factory=dict)  # and when it wrote (Unix seconds)
 
 
 MISSING: Final = Snapshot(version=None, data={}, has_data=False, writers={})
@@ -220,17 +222,20 @@ def snapshot_from(obj: Any) -> Snapshot:
         raise UnreadableError("the answer is not a ConfigMap")
     data = data or {}
     writers: dict[str, int] = {}
+    written: dict[str, float] = {}
     raw_writers = data.get(WRITERS_KEY)
     if isinstance(raw_writers, str):
         with contextlib.suppress(ValueError):
             doc = loads(raw_writers)
             if isinstance(doc, dict):
-                writers = {
-                    k: v[0]
-                    for k, v in doc.items()
-                    if isinstance(v, list) and len(v) == 2 and type(v[0]) is int  # noqa: PLR2004
-                }
-    return Snapshot(version=version, data=data, has_data=obj.get("data") is not None, writers=writers)
+                for k, v in doc.items():
+                    if isinstance(v, list) and len(v) == 2 and type(v[0]) is int:  # noqa: PLR2004
+                        writers[k] = v[0]
+                        if isinstance(v[1], int | float) and not isinstance(v[1], bool):
+                            written[k] = float(v[1])
+    return Snapshot(
+        version=version, data=data, has_data=obj.get("data") is not None, writers=writers, written=written
+    )
 
 
 def writers_value(snapshot: Snapshot, writer: str, seq: int) -> str:

@@ -4,13 +4,20 @@ While one write is in flight, further operations queue up and go into the next w
 so a hot counter costs one read and one write per batch instead of per request. A write is based
 on the snapshot it was planned on and fails if anyone wrote since; then the batch is planned
 again on a fresh read, within the retry bounds. After a successful write the answer is the next
-batch's snapshot, which saves a read, unless another writer won a race in the last second (then
-that cached state is probably stale and would only cost a failed write). Before it is sent, every
-write is measured exactly, `_writers` included (room): one over the limit is never sent.
+batch's snapshot, which saves a read, unless other writers are at work (contention: then that
+cached state is probably stale and would only cost a failed write, and building on it would
+starve them). Before it is sent, every write is measured exactly, `_writers` included (room): one
+over the limit is never sent.
 
 Every write, first tries, retries after a conflict and fences alike, takes a token of the write
 budget first. It is taken before the read that the write will be based on, so that waiting for
-the token does not make that read stale, and given back when the batch needs no write after all.
+the token does not make that read stale, and given back when the batch needs no write after all,
+or when the write was refused by its resourceVersion test (409, or 422 from the `test`): the API
+server refused it before writing anything to etcd, as cheap for the cluster as a read, and each
+such refusal was caused by another writer's applied write, so they are bounded by the others'
+budgets. That holds for one writer per process (group commit); the naive baseline without it
+(`refund_refused=False`), whose writers in one process collide with each other, is charged for
+every write it sends.
 A turn that would come after the batch's time bound is not waited for: the batch fails at once
 with 503 (nothing counted), or, with a write still unconfirmed, goes on to settle it.
 """
@@ -23,12 +30,12 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Final
 
 from adapters.configmap.api import MAYBE_APPLIED, TRANSIENT, ApiError, ConfigMapApi, Kind
 from adapters.configmap.batch import Op, Outcomes, Plan, mark_retrieved, plan
 from adapters.configmap.budget import WriteBudget
 from adapters.configmap.codec import WRITERS_KEY, Codec, Snapshot, writers_value
+from adapters.configmap.contention import Contention
 from adapters.configmap.retry import Bounds, after_conflict, pause
 from adapters.configmap.room import MAX_BYTES, entry_bytes, store_full
 from adapters.configmap.settle import Settlement
@@ -36,9 +43,6 @@ from adapters.configmap.stats import ConfigMapStats
 from domain.errors import DomainError, OutcomeUnknownError, StoreUnavailableError
 
 log = logging.getLogger(__name__)
-
-# Trust the state returned by our own last write only when nobody else wrote recently.
-CACHE_DISTRUST_SECONDS: Final = 1.0
 
 
 @dataclass(slots=True)
@@ -49,6 +53,7 @@ class _State:
     snapshot: Snapshot | None = None  # None: read before planning
     from_cache: bool = False
     holding: bool = False  # a token of the write budget, for the next write
+    read_seconds: float = 0.0  # what the read this write is based on took
 
 
 class Committer:
@@ -63,6 +68,8 @@ class Committer:
         *,
         max_attempts: int,
         max_retry_seconds: float,
+        contention: Contention,
+        refund_refused: bool = True,
     ) -> None:
         self._api = api
         self._codec = codec
@@ -72,7 +79,8 @@ class Committer:
         self._max_retry_seconds = max_retry_seconds
         self._seq = itertools.count(1)  # this instance's write numbers, as `_writers` shows them
         self._cache: Snapshot | None = None
-        self._last_conflict = -CACHE_DISTRUST_SECONDS
+        self.contention = contention
+        self._refund_refused = refund_refused
 
     async def commit(self, ops: list[Op], writer: str, *, use_cache: bool) -> None:
         """Apply `ops` in one write and resolve every op's future; never raises."""
@@ -110,7 +118,7 @@ class Committer:
         # No caller waits longer than its own bound, however long it queued.
         bounds = Bounds.start(self._max_attempts, self._max_retry_seconds, min(op.deadline for op in ops))
         state = _State(bounds, use_cache, settlement)
-        if use_cache and time.monotonic() - self._last_conflict > CACHE_DISTRUST_SECONDS:
+        if use_cache and not self.contention.contended():
             state.snapshot = self._cache
             state.from_cache = self._cache is not None
         try:
@@ -167,6 +175,7 @@ class Committer:
         return False
 
     async def _read(self, state: _State) -> None:
+        started = time.monotonic()
         try:
             state.snapshot = await self._api.read()
         except ApiError as error:
@@ -176,6 +185,8 @@ class Committer:
             state.settlement.check(state.bounds)
             return
         state.from_cache = False
+        state.read_seconds = time.monotonic() - started
+        self.contention.seen(state.snapshot.written)
         if state.use_cache:
             self._cache = state.snapshot
 
@@ -194,6 +205,7 @@ class Committer:
             raise state.settlement.failed(store_full(self._codec.where))
         assert state.holding, "every write takes a token of the write budget"
         state.holding = False
+        started = time.monotonic()
         try:
             state.snapshot = await self._api.write(base, changes)
         except ApiError as error:
@@ -203,6 +215,11 @@ class Committer:
             state.settlement.check(state.bounds)
             return None
         self._codec.remember(state.snapshot, room)  # the written state is `base` with `changes`
+        if state.snapshot.version:
+            self.contention.seen(state.snapshot.written)
+        self.contention.round_took(state.read_seconds + time.monotonic() - started)
+        state.read_seconds = 0.0
+        self.contention.wrote()
         if state.use_cache:
             self._cache = state.snapshot if state.snapshot.version else None
         if state.settlement.settling:
@@ -217,7 +234,9 @@ class Committer:
             raise state.settlement.failed(self._api.unavailable(error, verb))  # the namespace is missing
         if error.kind in {Kind.CONFLICT, Kind.NOT_FOUND}:  # NOT_FOUND: deleted since the read
             self._stats.conflicts += 1
-            self._last_conflict = time.monotonic()
+            if self._refund_refused:  # refused before anything was written: see the module's docstring
+                self._budget.refund()
+            self.contention.lost()
             await after_conflict(state.bounds, error)
             return None
         if error.kind not in TRANSIENT:  # denied, invalid, too large: permanent, never retried

@@ -6,6 +6,9 @@ in one write. A caller cancelled before its turn is skipped, so it was not appli
 budget the writer waits for its token before it takes the next batch, so everything that queued
 meanwhile goes into that write; a caller still queued at the end of its time bound is refused
 (503, nothing counted), which also keeps the queue from growing under a load beyond the budget.
+When other writers (other processes, other replicas) are at work on the same ConfigMap, the
+writer task leaves them a turn after each of its writes (contention), and what queues meanwhile
+goes into its next write.
 `coalesce=False` (one read and one write per operation, each concurrent operation a writer of
 its own) is the naive baseline for benchmarks: under contention it needs far more tries than the
 bounds allow.
@@ -30,6 +33,7 @@ from adapters.configmap.batch import Op
 from adapters.configmap.budget import WriteBudget
 from adapters.configmap.codec import Codec
 from adapters.configmap.commit import Committer
+from adapters.configmap.contention import Contention
 from adapters.configmap.names import counter_of, data_key
 from adapters.configmap.reads import SharedReader
 from adapters.configmap.stats import ConfigMapStats
@@ -82,6 +86,8 @@ class ConfigMapCounterRepository:
             api, name, namespace, timeout=request_timeout, threads=threads, stats=self.stats
         )
         self._codec = Codec(namespace, name)
+        self._id = secrets.token_hex(6)  # this instance's name in `_writers`
+        self.contention = Contention(self._id)
         self._committer = Committer(
             self._api,
             self._codec,
@@ -89,11 +95,12 @@ class ConfigMapCounterRepository:
             self.budget,
             max_attempts=max_attempts,
             max_retry_seconds=max_retry_seconds,
+            contention=self.contention,
+            refund_refused=coalesce,
         )
         self._reader = SharedReader(
             self._api, self.stats, max_attempts=max_attempts, max_retry_seconds=max_retry_seconds
         )
-        self._id = secrets.token_hex(6)  # this instance's name in `_writers`
         self._free_slots: list[int] = []
         self._slots = itertools.count(1)
         self._pending: deque[Op] = deque()
@@ -220,7 +227,9 @@ class ConfigMapCounterRepository:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._pending:
-                # Whatever queues while the writer waits for its token goes into that write.
+                # Whatever queues while the writer leaves other writers their turn, or waits for
+                # its token, goes into that write.
+                await self._leave_the_turn()
                 waited = await self.budget.ready(self._pending[0].deadline - time.monotonic())
                 if waited:
                     self.stats.budget_waits += 1
@@ -238,6 +247,13 @@ class ConfigMapCounterRepository:
                     batch.append(op)
                 if batch:
                     await self._committer.commit(batch, self._id, use_cache=True)
+
+    async def _leave_the_turn(self) -> None:
+        """Under contention, wait out the gap after this writer's last write (contention)."""
+        gap = min(self.contention.not_before, self._pending[0].deadline) - time.monotonic()
+        if gap > 0:
+            self.stats.turns_left += 1
+            await asyncio.sleep(gap)
 
     def _expired(self) -> StoreUnavailableError:
         limit = f" (at most {self.budget.rate:g} API writes per second)" if self.budget.limited else ""

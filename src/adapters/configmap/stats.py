@@ -5,7 +5,8 @@ Counters only, as a scraper wants them: API writes per second over any interval 
 interval plus the burst. The `budget_*` counters tell how often the budget made a write wait, and
 for how long in all, and how many batches it refused (503) because their turn would have come
 after their time bound; `expired_in_queue` counts operations that waited their whole time bound
-in the queue and were refused (503) before their turn.
+in the queue and were refused (503) before their turn; `turns_left` how often the writer left a
+gap after its write for other writers at work on the same ConfigMap (contention).
 """
 
 from __future__ import annotations
@@ -28,3 +29,4 @@ class ConfigMapStats:
     budget_wait_seconds: float = 0.0
     budget_refused: int = 0
     expired_in_queue: int = 0
+    turns_left: int = 0
