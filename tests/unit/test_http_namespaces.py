@@ -123,3 +123,15 @@ async def test_invalid_names_get_400_naming_the_part(client: Client, path: str, 
         problem = assert_problem(response, 400, f"counter {part} ")
         assert problem["type"].endswith("invalid-counter-name"), problem
     assert (await client.get("/namespaces/ns/counters")).json()["counters"] == []
+
+
+async def test_metrics_name_the_route_template_never_a_namespace_or_a_key(client: Client) -> None:
+    for namespace in ("blog-ns-1", "blog-ns-2"):
+        await client.post(f"/namespaces/{namespace}/counters/secret-key")
+        await client.get(f"/namespaces/{namespace}/counters/secret-key")
+    await client.get("/namespaces/blog-ns-1/counters")
+    text = (await client.get("/metrics")).text
+    assert 'route="/namespaces/{namespace}/counters/{key}"' in text
+    assert 'route="/namespaces/{namespace}/counters"' in text
+    assert "blog-ns" not in text
+    assert "secret-key" not in text
