@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated
 
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 from entrypoints.http.badges.colors import COLOR_PATTERN, NAMED_COLORS, parse_color
 from entrypoints.http.badges.render import MAX_LABEL_LENGTH
@@ -61,8 +61,7 @@ class BadgeQuery:
 _COLOR_HELP = f"one of {_COLORS}, or hex `rgb` / `rrggbb` with or without `#` (`%23` in a URL). Default"
 ColorParam = Annotated[
     str | None,
-    Parameter(
-        query="color",
+    QueryParameter(
         required=False,
         pattern=COLOR_PATTERN,
         description=f"The message's colour: {_COLOR_HELP} `{DEFAULT_COLOR}`.",
@@ -70,8 +69,7 @@ ColorParam = Annotated[
 ]
 LabelColorParam = Annotated[
     str | None,
-    Parameter(
-        query="labelColor",
+    QueryParameter(
         required=False,
         pattern=COLOR_PATTERN,
         description=f"The label's colour: {_COLOR_HELP} `{DEFAULT_LABEL_COLOR}`.",
@@ -79,8 +77,7 @@ LabelColorParam = Annotated[
 ]
 PrefixParam = Annotated[
     str,
-    Parameter(
-        query="prefix",
+    QueryParameter(
         required=False,
         max_length=MAX_AFFIX_LENGTH,
         description=f"Text put before the count (at most {MAX_AFFIX_LENGTH} characters).",
@@ -88,8 +85,7 @@ PrefixParam = Annotated[
 ]
 SuffixParam = Annotated[
     str,
-    Parameter(
-        query="suffix",
+    QueryParameter(
         required=False,
         max_length=MAX_AFFIX_LENGTH,
         description=f"Text put after the count (at most {MAX_AFFIX_LENGTH} characters).",
@@ -97,8 +93,7 @@ SuffixParam = Annotated[
 ]
 LabelParam = Annotated[
     str | None,
-    Parameter(
-        query="label",
+    QueryParameter(
         required=False,
         max_length=MAX_LABEL_LENGTH,
         description="The left-hand text (at most 64 characters; empty: the count alone)."
@@ -106,12 +101,11 @@ LabelParam = Annotated[
     ),
 ]
 StyleParam = Annotated[
-    BadgeStyle, Parameter(query="style", required=False, description="The look, as shields.io's styles.")
+    BadgeStyle, QueryParameter(required=False, description="The look, as shields.io's styles.")
 ]
 FormatParam = Annotated[
     CountFormat,
-    Parameter(
-        query="format",
+    QueryParameter(
         required=False,
         description="How the count is written: `plain` 1234567, `grouped` 1,234,567, `short` 1.2M.",
     ),

@@ -78,12 +78,24 @@ _HIT_DESCRIPTION = (
 )
 
 
+_READ_DESCRIPTION = (
+    "An SVG badge of the counter's value (0 before its first increment). Reading it never counts;"
+    " `hit.svg` is the badge that counts a view."
+)
+_SHIELDS_DESCRIPTION = (
+    'shields.io\'s endpoint badge JSON, `{"schemaVersion": 1, "label", "message", "color"}`'
+    " (and `labelColor` when asked), for shields.io to draw: `img.shields.io/endpoint?url=`"
+    " followed by this URL, encoded."
+    " Reading it never counts."
+)
+
+
 class ShieldsEndpoint(
     msgspec.Struct,
     omit_defaults=True,
     rename={"schema_version": "schemaVersion", "label_color": "labelColor"},
 ):
-    """shields.io's endpoint badge: `https://img.shields.io/endpoint?url=<this URL>` draws it."""
+    """shields.io's endpoint badge: `img.shields.io/endpoint?url=` and this URL draws it."""
 
     schema_version: int
     label: str
@@ -141,13 +153,13 @@ class DefaultCounterBadges(ExactAllowController):
         "/badge.svg",
         operation_id="defaultCounterBadge",
         summary="Badge of the default counter (reads)",
+        description=_READ_DESCRIPTION,
         responses=READ_ERRORS,
         **_BADGE,
     )
     async def badge(
-        self, counter_service: NamedDependency[CounterService], badge: BadgeQuery
+        self, counter_service: NamedDependency[CounterService], badge: NamedDependency[BadgeQuery]
     ) -> Response[bytes]:
-        """An SVG badge showing the default counter; reading it never counts."""
         return _svg(badge, DEFAULT_LABEL, (await counter_service.get(DEFAULT_COUNTER)).count)
 
     @get(
@@ -159,7 +171,7 @@ class DefaultCounterBadges(ExactAllowController):
         **_BADGE,
     )
     async def hit(
-        self, counter_service: NamedDependency[CounterService], badge: BadgeQuery
+        self, counter_service: NamedDependency[CounterService], badge: NamedDependency[BadgeQuery]
     ) -> Response[bytes]:
         incremented = await counter_service.increment(DEFAULT_COUNTER)
         return _svg(badge, DEFAULT_LABEL, incremented.counter.count)
@@ -168,13 +180,13 @@ class DefaultCounterBadges(ExactAllowController):
         "/shields.json",
         operation_id="defaultCounterShields",
         summary="shields.io endpoint JSON of the default counter",
+        description=_SHIELDS_DESCRIPTION,
         responses=READ_ERRORS,
         **{**_BADGE, "media_type": SHIELDS_JSON},
     )
     async def shields(
-        self, counter_service: NamedDependency[CounterService], badge: BadgeQuery
+        self, counter_service: NamedDependency[CounterService], badge: NamedDependency[BadgeQuery]
     ) -> Response[bytes]:
-        """`{"schemaVersion": 1, "label", "message", "color"}` for `img.shields.io/endpoint`; never counts."""
         return _shields(badge, DEFAULT_LABEL, (await counter_service.get(DEFAULT_COUNTER)).count)
 
 
@@ -188,13 +200,16 @@ class CounterBadges(ExactAllowController):
         "/{name:str}/badge.svg",
         operation_id="counterBadge",
         summary="Badge of a counter (reads)",
+        description=_READ_DESCRIPTION,
         responses=READ_ERRORS,
         **_BADGE,
     )
     async def badge(
-        self, counter_service: NamedDependency[CounterService], name: CounterNameParam, badge: BadgeQuery
+        self,
+        counter_service: NamedDependency[CounterService],
+        name: CounterNameParam,
+        badge: NamedDependency[BadgeQuery],
     ) -> Response[bytes]:
-        """An SVG badge showing the named counter (0 before its first increment); reading it never counts."""
         return _svg(badge, name, (await counter_service.get(name)).count)
 
     @get(
@@ -206,7 +221,10 @@ class CounterBadges(ExactAllowController):
         **_BADGE,
     )
     async def hit(
-        self, counter_service: NamedDependency[CounterService], name: CounterNameParam, badge: BadgeQuery
+        self,
+        counter_service: NamedDependency[CounterService],
+        name: CounterNameParam,
+        badge: NamedDependency[BadgeQuery],
     ) -> Response[bytes]:
         incremented = await counter_service.increment(name)
         return _svg(badge, name, incremented.counter.count)
@@ -215,13 +233,16 @@ class CounterBadges(ExactAllowController):
         "/{name:str}/shields.json",
         operation_id="counterShields",
         summary="shields.io endpoint JSON of a counter",
+        description=_SHIELDS_DESCRIPTION,
         responses=READ_ERRORS,
         **{**_BADGE, "media_type": SHIELDS_JSON},
     )
     async def shields(
-        self, counter_service: NamedDependency[CounterService], name: CounterNameParam, badge: BadgeQuery
+        self,
+        counter_service: NamedDependency[CounterService],
+        name: CounterNameParam,
+        badge: NamedDependency[BadgeQuery],
     ) -> Response[bytes]:
-        """`{"schemaVersion": 1, "label", "message", "color"}` for `img.shields.io/endpoint`; never counts."""
         return _shields(badge, name, (await counter_service.get(name)).count)
 
 
