@@ -9,7 +9,7 @@ Errors are the app's problem details (JSON), from the one error table.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Response, get
@@ -97,18 +97,17 @@ class ShieldsEndpoint(
 ):
     """shields.io's endpoint badge: `img.shields.io/endpoint?url=` and this URL draws it."""
 
-    schema_version: int
+    schema_version: Annotated[int, msgspec.Meta(ge=1, le=1)]
     label: str
     message: str
     color: str
     label_color: str | None = None
 
 
-def _answer(body: bytes, media_type: str) -> Response[bytes]:
+def _headers(body: bytes) -> dict[str, str]:
     # Counters have no version yet, so the ETag is the hash of the rendered bytes: the same count
     # with the same query gives the same tag. Once counters carry a version, it is that version.
-    etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
-    return Response(body, media_type=media_type, headers={**NO_CACHE_HEADERS, "ETag": etag})
+    return {**NO_CACHE_HEADERS, "ETag": f'"{hashlib.sha256(body).hexdigest()[:32]}"'}
 
 
 def _svg(query: BadgeQuery, default_label: str, count: int) -> Response[bytes]:
@@ -119,10 +118,11 @@ def _svg(query: BadgeQuery, default_label: str, count: int) -> Response[bytes]:
         color=query.color,
         style=query.style,
     )
-    return _answer(svg.encode(), SVG)
+    body = svg.encode()
+    return Response(body, media_type=SVG, headers=_headers(body))
 
 
-def _shields(query: BadgeQuery, default_label: str, count: int) -> Response[bytes]:
+def _shields(query: BadgeQuery, default_label: str, count: int) -> Response[ShieldsEndpoint]:
     endpoint = ShieldsEndpoint(
         schema_version=1,
         label=default_label if query.label is None else query.label,
@@ -130,7 +130,9 @@ def _shields(query: BadgeQuery, default_label: str, count: int) -> Response[byte
         color=(query.color_asked or "blue").removeprefix("#"),
         label_color=None if query.label_color_asked is None else query.label_color_asked.removeprefix("#"),
     )
-    return _answer(msgspec.json.encode(endpoint), SHIELDS_JSON)
+    # Returned as the Struct, so that the OpenAPI document states its shape; the tag is of the
+    # bytes Litestar sends, which msgspec encodes the same way.
+    return Response(endpoint, media_type=SHIELDS_JSON, headers=_headers(msgspec.json.encode(endpoint)))
 
 
 _BADGE: dict[str, Any] = {
@@ -186,7 +188,7 @@ class DefaultCounterBadges(ExactAllowController):
     )
     async def shields(
         self, counter_service: NamedDependency[CounterService], badge: NamedDependency[BadgeQuery]
-    ) -> Response[bytes]:
+    ) -> Response[ShieldsEndpoint]:
         return _shields(badge, DEFAULT_LABEL, (await counter_service.get(DEFAULT_COUNTER)).count)
 
 
@@ -242,7 +244,7 @@ class CounterBadges(ExactAllowController):
         counter_service: NamedDependency[CounterService],
         name: CounterNameParam,
         badge: NamedDependency[BadgeQuery],
-    ) -> Response[bytes]:
+    ) -> Response[ShieldsEndpoint]:
         return _shields(badge, name, (await counter_service.get(name)).count)
 
 
