@@ -148,11 +148,13 @@ async def test_shields_endpoint_json_has_shields_shape_and_never_counts(
             await client.get(path, params={"label": "hits", "color": "#ABC", "format": "grouped"})
         ).json()
         coloured = (await client.get(path, params={"labelColor": "red"})).json()
+        cleaned = (await client.get(path, params={"label": "a\tb\x1b"})).json()
         assert await count(client, name) == 1234567
     label = "count" if name == "default" else name
     assert plain == {"schemaVersion": 1, "label": label, "message": "1234567", "color": "blue"}
     assert asked == {"schemaVersion": 1, "label": "hits", "message": "1,234,567", "color": "ABC"}
     assert coloured["labelColor"] == "red"
+    assert cleaned["label"] == "ab"
 
 
 async def test_the_query_shapes_the_badge(memory_store: InMemoryCounterRepository) -> None:

@@ -19,8 +19,8 @@ from litestar.openapi.datastructures import ResponseSpec
 
 from domain.model import DEFAULT_COUNTER
 from domain.services import CounterService
-from entrypoints.http.badges.query import BadgeQuery, provide_badge_query
-from entrypoints.http.badges.render import render_badge
+from entrypoints.http.badges.query import DEFAULT_COLOR, BadgeQuery, provide_badge_query
+from entrypoints.http.badges.render import clean_text, render_badge
 from entrypoints.http.controllers import STORE_ERRORS, CounterNameParam, ExactAllowController
 from entrypoints.http.errors import PROBLEM_JSON
 from entrypoints.http.openapi import DocumentedOperation
@@ -68,7 +68,7 @@ _DOCUMENTED_HEADERS = [
     ResponseHeader(
         name="ETag",
         documentation_only=True,
-        description="A strong validator of this exact body: the SHA-256 of its bytes.",
+        description="A strong validator of this exact body: the first 128 bits of its SHA-256.",
     )
 ]
 _HIT_DESCRIPTION = (
@@ -76,8 +76,6 @@ _HIT_DESCRIPTION = (
     " the new value. It is the one GET of the API that changes anything, so that an `<img>` in a"
     " README can count its views; never cacheable. Use `badge.svg` to show a count without counting."
 )
-
-
 _READ_DESCRIPTION = (
     "An SVG badge of the counter's value (0 before its first increment). Reading it never counts;"
     " `hit.svg` is the badge that counts a view."
@@ -125,9 +123,9 @@ def _svg(query: BadgeQuery, default_label: str, count: int) -> Response[bytes]:
 def _shields(query: BadgeQuery, default_label: str, count: int) -> Response[ShieldsEndpoint]:
     endpoint = ShieldsEndpoint(
         schema_version=1,
-        label=default_label if query.label is None else query.label,
-        message=query.message(count),
-        color=(query.color_asked or "blue").removeprefix("#"),
+        label=clean_text(default_label if query.label is None else query.label),
+        message=clean_text(query.message(count)),
+        color=(query.color_asked or DEFAULT_COLOR).removeprefix("#"),
         label_color=None if query.label_color_asked is None else query.label_color_asked.removeprefix("#"),
     )
     # Returned as the Struct, so that the OpenAPI document states its shape; the tag is of the
