@@ -265,3 +265,19 @@ async def test_refusals_are_in_the_metrics_and_scrapes_are_never_limited(
         if sample.name == "counter_requests_total" and sample.labels["method"] == "POST"
     }
     assert requests == {("/counter", "200"): 2, ("/counter", "429"): 3}
+
+
+@pytest.mark.parametrize(
+    ("hit", "read"),
+    [("/counters/seen/hit.svg", "/counters/seen/badge.svg"), ("/counter/hit.svg", "/counter/badge.svg")],
+)
+async def test_the_hit_badge_is_a_write_for_the_per_counter_limit(
+    memory_store: InMemoryCounterRepository, fast_path: bool, hit: str, read: str
+) -> None:
+    async with limited(memory_store, fast_path, rate_limit_per_counter_writes="2/minute") as client:
+        hits = [await client.get(hit) for _ in range(3)]
+        reads = [await client.get(read) for _ in range(5)]
+    assert [answer.status_code for answer in hits] == [200, 200, 429]
+    assert hits[-1].headers["retry-after"]
+    assert {answer.status_code for answer in reads} == {200}  # the read badge never counts
+    assert (await memory_store.get("seen" if "seen" in hit else "default")).count == 2

@@ -225,15 +225,21 @@ def _ip(text: str) -> str | None:
         return None
 
 
+# In a handler's `opt`: the route writes whatever its method (the hit badge, a GET that counts).
+WRITES_OPT = "writes"
+
+
 def written_counter(request: Request[Any, Any, Any]) -> str | None:
-    """The counter a request writes, if it is a write: the `{name}` of its path, or the counter
-    its route is fixed to (`/counter`: the `counter` in its controller's `opt`)."""
-    if request.scope["method"] not in WRITE_METHODS:
+    """The counter a request writes, if it is a write (a POST, PUT or DELETE, or a route marked
+    with `opt={WRITES_OPT: True}`): the `{name}` of its path, or the counter its route is fixed
+    to (`/counter`: the `counter` in its controller's `opt`)."""
+    opt = request.scope["route_handler"].opt
+    if request.scope["method"] not in WRITE_METHODS and not opt.get(WRITES_OPT):
         return None
     name = request.scope.get("path_params", {}).get("name")
     if isinstance(name, str):
         return name
-    counter = request.scope["route_handler"].opt.get("counter")
+    counter = opt.get("counter")
     return counter if isinstance(counter, str) else None
 
 

@@ -24,6 +24,7 @@ from entrypoints.http.badges.render import clean_text, render_badge
 from entrypoints.http.controllers import STORE_ERRORS, CounterNameParam, ExactAllowController
 from entrypoints.http.errors import PROBLEM_JSON
 from entrypoints.http.openapi import DocumentedOperation
+from entrypoints.http.rate_limit import WRITES_OPT
 from entrypoints.http.schemas import ProblemDetails
 
 SVG = "image/svg+xml; charset=utf-8"
@@ -168,6 +169,7 @@ class DefaultCounterBadges(ExactAllowController):
         summary="Count a view of the default counter and show it",
         responses=HIT_ERRORS,
         description=_HIT_DESCRIPTION,
+        opt={WRITES_OPT: True},  # a write for the per-counter rate limit, though a GET
         **_BADGE,
     )
     async def hit(
@@ -218,6 +220,7 @@ class CounterBadges(ExactAllowController):
         summary="Count a view of a counter and show it",
         responses=HIT_ERRORS,
         description=_HIT_DESCRIPTION,
+        opt={WRITES_OPT: True},  # a write for the per-counter rate limit, though a GET
         **_BADGE,
     )
     async def hit(
