@@ -284,3 +284,19 @@ async def test_the_per_counter_write_limit_is_keyed_by_namespace_and_key(
         assert [answer.status_code for answer in elsewhere] == [200, 200, 429]
         assert (await client.post("/namespaces/shop/counters/hot")).status_code == 200
     assert (await memory_store.get(CounterId("blog", "hot"))).count == 2
+
+
+@pytest.mark.parametrize(
+    ("hit", "read"),
+    [("/counters/seen/hit.svg", "/counters/seen/badge.svg"), ("/counter/hit.svg", "/counter/badge.svg")],
+)
+async def test_the_hit_badge_is_a_write_for_the_per_counter_limit(
+    memory_store: InMemoryCounterRepository, fast_path: bool, hit: str, read: str
+) -> None:
+    async with limited(memory_store, fast_path, rate_limit_per_counter_writes="2/minute") as client:
+        hits = [await client.get(hit) for _ in range(3)]
+        reads = [await client.get(read) for _ in range(5)]
+    assert [answer.status_code for answer in hits] == [200, 200, 429]
+    assert hits[-1].headers["retry-after"]
+    assert {answer.status_code for answer in reads} == {200}  # the read badge never counts
+    assert (await memory_store.get(CounterId.default("seen" if "seen" in hit else "default"))).count == 2

@@ -27,6 +27,7 @@ from domain.errors import DomainError
 from entrypoints.access_log import AccessLog
 from entrypoints.container import Container, build_container, start_service
 from entrypoints.http.auth import ADMIN_TOKEN_STATE_KEY
+from entrypoints.http.badges.routes import BADGE_CONTROLLERS
 from entrypoints.http.bodies import StrictJSONRequest
 from entrypoints.http.controllers import (
     CounterController,
@@ -172,6 +173,7 @@ def create_app(
             CounterController,
             NamespaceCounterController,
             HealthController,
+            *BADGE_CONTROLLERS,
             docs_redirect,
             serving_head(metrics_endpoint),
             create_static_files_router(path=DOCS_ASSETS_PATH, directories=[_DOCS_ASSETS_DIR]),

@@ -226,18 +226,24 @@ def _ip(text: str) -> str | None:
         return None
 
 
+# In a handler's `opt`: the route writes whatever its method (the hit badge, a GET that counts).
+WRITES_OPT = "writes"
+
+
 def written_counter(request: Request[Any, Any, Any]) -> str | None:
-    """The counter a request writes, if it is a write: `{namespace}/{key}` of its path, the
-    `{name}` of a path in the default namespace, or the counter its route is fixed to
-    (`/counter`: the `counter` in its controller's `opt`). The label of domain.model.CounterId:
-    the key alone in the default namespace, so one counter has one limit on either route."""
-    if request.scope["method"] not in WRITE_METHODS:
+    """The counter a request writes, if it is a write (a POST, PUT or DELETE, or a route marked
+    with `opt={WRITES_OPT: True}`): `{namespace}/{key}` of its path, the `{name}` of a path in the
+    default namespace, or the counter its route is fixed to (`/counter`: the `counter` in its
+    controller's `opt`). The label of domain.model.CounterId: the key alone in the default
+    namespace, so one counter has one limit on either route."""
+    opt = request.scope["route_handler"].opt
+    if request.scope["method"] not in WRITE_METHODS and not opt.get(WRITES_OPT):
         return None
     params = request.scope.get("path_params", {})
     name, namespace = params.get("key", params.get("name")), params.get("namespace", DEFAULT_NAMESPACE)
     if isinstance(name, str):
         return name if namespace == DEFAULT_NAMESPACE else f"{namespace}/{name}"
-    counter = request.scope["route_handler"].opt.get("counter")
+    counter = opt.get("counter")
     return counter if isinstance(counter, str) else None
 
 
