@@ -7,7 +7,7 @@ import time
 from datetime import UTC, datetime
 
 from domain.idempotency import Idempotency, IdempotencyRecord, decide
-from domain.model import Counter, Incremented, Page, Replaced, add_checked
+from domain.model import Counter, CounterId, Incremented, Page, Replaced, add_checked
 
 # Amortised clean-up of expired Idempotency-Key records: only look when the table has grown by
 # this much, so increments stay O(1).
@@ -19,63 +19,72 @@ class InMemoryCounterRepository:
     event loop that serves it; a second worker process would see other counts, so the settings
     refuse `memory` with more than one worker.
 
+    Counters are keyed by their CounterId itself, so no two ids share one, and each namespace
+    keeps its keys sorted for listing.
+
     One wall clock (`time.time()`) stamps the counters and dates the Idempotency-Key records, as
     in the other stores, so that a record's expiry and the timestamps it replays agree."""
 
     def __init__(self) -> None:
-        self._counters: dict[str, Counter] = {}
-        self._names: list[str] = []  # sorted, for listing
+        self._counters: dict[CounterId, Counter] = {}
+        self._keys: dict[str, list[str]] = {}  # namespace -> its keys, sorted, for listing
         self._records: dict[str, IdempotencyRecord] = {}  # by Idempotency.record_key
 
-    async def get(self, name: str) -> Counter:
-        return self._counters.get(name) or Counter(name=name, count=0)
+    async def get(self, counter: CounterId) -> Counter:
+        return self._counters.get(counter) or Counter(counter, 0)
 
-    async def increment(self, name: str, by: int, idempotency: Idempotency | None = None) -> Incremented:
+    async def increment(
+        self, counter: CounterId, by: int, idempotency: Idempotency | None = None
+    ) -> Incremented:
         now = time.time()
         if idempotency is not None:
             replay = decide(idempotency, self._records.get(idempotency.record_key), now)
             if replay is not None:
                 return replay
-        current = self._counters.get(name)
-        counter = self._write(name, add_checked(name, 0 if current is None else current.count, by), now)
+        current = self._counters.get(counter)
+        state = self._write(counter, add_checked(counter, 0 if current is None else current.count, by), now)
         if idempotency is not None:
-            self._records[idempotency.record_key] = idempotency.record(counter, now)
+            self._records[idempotency.record_key] = idempotency.record(state, now)
             self._sweep(now)
-        return Incremented(counter=counter)
+        return Incremented(counter=state)
 
-    async def set(self, name: str, count: int) -> Replaced:
-        current = self._counters.get(name)
-        counter = self._write(name, count, time.time())
-        return Replaced(counter=counter, previous=0 if current is None else current.count)
+    async def set(self, counter: CounterId, count: int) -> Replaced:
+        current = self._counters.get(counter)
+        state = self._write(counter, count, time.time())
+        return Replaced(counter=state, previous=0 if current is None else current.count)
 
-    async def delete(self, name: str) -> Counter | None:
-        current = self._counters.pop(name, None)
+    async def delete(self, counter: CounterId) -> Counter | None:
+        current = self._counters.pop(counter, None)
         if current is not None:
-            del self._names[bisect.bisect_left(self._names, name)]
+            keys = self._keys[counter.namespace]
+            del keys[bisect.bisect_left(keys, counter.key)]
+            if not keys:
+                del self._keys[counter.namespace]
         return current
 
-    async def list(self, after: str | None, limit: int) -> Page:
-        start = 0 if after is None else bisect.bisect_right(self._names, after)
-        names = self._names[start : start + limit]
-        more = start + limit < len(self._names)
+    async def list(self, namespace: str, after: str | None, limit: int) -> Page:
+        keys = self._keys.get(namespace, [])
+        start = 0 if after is None else bisect.bisect_right(keys, after)
+        page = keys[start : start + limit]
+        more = start + limit < len(keys)
         return Page(
-            counters=[self._counters[n] for n in names],
-            next_after=names[-1] if more and names else None,
+            counters=[self._counters[CounterId(namespace, k)] for k in page],
+            next_after=page[-1] if more and page else None,
         )
 
     async def ping(self) -> None:
         return None
 
-    def _write(self, name: str, count: int, now: float) -> Counter:
-        """Store `count` under `name` at `now`, creating the counter (and its place in the sorted
-        names) when it is new."""
-        current = self._counters.get(name)
+    def _write(self, counter: CounterId, count: int, now: float) -> Counter:
+        """Store `count` for `counter` at `now`, creating the counter (and its place among the
+        sorted keys of its namespace) when it is new."""
+        current = self._counters.get(counter)
         stamp = datetime.fromtimestamp(now, UTC)
-        counter = Counter(name, count, stamp if current is None else current.created_at, stamp)
-        self._counters[name] = counter
+        state = Counter(counter, count, stamp if current is None else current.created_at, stamp)
+        self._counters[counter] = state
         if current is None:
-            bisect.insort(self._names, name)
-        return counter
+            bisect.insort(self._keys.setdefault(counter.namespace, []), counter.key)
+        return state
 
     def _sweep(self, now: float) -> None:
         if len(self._records) % _SWEEP_EVERY:

@@ -41,7 +41,7 @@ from adapters.sqlite_transaction import Transaction
 from adapters.sqlite_worker import Worker, store_error
 from domain.errors import DomainError, StoreUnavailableError
 from domain.idempotency import Idempotency
-from domain.model import Counter, Incremented, Page, Replaced
+from domain.model import Counter, CounterId, Incremented, Page, Replaced
 
 T = TypeVar("T")
 
@@ -141,20 +141,22 @@ class SqliteCounterRepository:
 
     # --- the port -------------------------------------------------------------------------
 
-    async def get(self, name: str) -> Counter:
-        return await self._read(lambda tx: tx.get(name))
+    async def get(self, counter: CounterId) -> Counter:
+        return await self._read(lambda tx: tx.get(counter))
 
-    async def increment(self, name: str, by: int, idempotency: Idempotency | None = None) -> Incremented:
-        return await self._write(lambda tx: tx.increment(name, by, idempotency))
+    async def increment(
+        self, counter: CounterId, by: int, idempotency: Idempotency | None = None
+    ) -> Incremented:
+        return await self._write(lambda tx: tx.increment(counter, by, idempotency))
 
-    async def set(self, name: str, count: int) -> Replaced:
-        return await self._write(lambda tx: tx.set(name, count))
+    async def set(self, counter: CounterId, count: int) -> Replaced:
+        return await self._write(lambda tx: tx.set(counter, count))
 
-    async def delete(self, name: str) -> Counter | None:
-        return await self._write(lambda tx: tx.delete(name))
+    async def delete(self, counter: CounterId) -> Counter | None:
+        return await self._write(lambda tx: tx.delete(counter))
 
-    async def list(self, after: str | None, limit: int) -> Page:
-        return await self._read(lambda tx: tx.list(after, limit))
+    async def list(self, namespace: str, after: str | None, limit: int) -> Page:
+        return await self._read(lambda tx: tx.list(namespace, after, limit))
 
     async def ping(self) -> None:
         """Ready means able to count: a write is committed (to no counter) and a read answers."""

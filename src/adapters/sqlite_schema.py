@@ -10,22 +10,30 @@ from __future__ import annotations
 import sqlite3
 
 from domain.idempotency import Idempotency
+from domain.model import DEFAULT_NAMESPACE
 
 # 2: Idempotency-Key records are named by Idempotency.record_key, not by the raw key (migrate).
-SCHEMA_VERSION = 2
+# 3: counters are named by (namespace, key); older rows are the namespace `default` (migrate).
+SCHEMA_VERSION = 3
 
-SCHEMA = (
-    # WITHOUT ROWID: the name is the only key, so one B-tree serves lookups and sorted listing.
-    # The CHECK makes SQLite itself refuse a non-integer count (its INTEGER affinity would
-    # otherwise keep 'abc' as text).
-    """CREATE TABLE IF NOT EXISTS counters (
-        name TEXT PRIMARY KEY NOT NULL,
+COUNTERS = """CREATE TABLE IF NOT EXISTS counters (
+        namespace TEXT NOT NULL,
+        key TEXT NOT NULL,
         count INTEGER NOT NULL CHECK (typeof(count) = 'integer'),
         created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL
-    ) WITHOUT ROWID""",
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (namespace, key)
+    ) WITHOUT ROWID"""
+
+SCHEMA = (
+    # WITHOUT ROWID: (namespace, key) is the only key, so one B-tree serves lookups and the
+    # listing of a namespace sorted by key. Namespace and key are columns of their own, so no
+    # two ids share a row and none is confused with another table's. The CHECK makes SQLite
+    # itself refuse a non-integer count (its INTEGER affinity would otherwise keep 'abc' as text).
+    COUNTERS,
     # One row per Idempotency-Key, named by Idempotency.record_key: the request's fingerprint and
-    # the counter state the first request produced, kept until expires_at (Unix seconds).
+    # the counter state the first request produced, kept until expires_at (Unix seconds). The
+    # namespace is the last column because version 2 files gain it by ALTER TABLE (migrate).
     """CREATE TABLE IF NOT EXISTS idempotency_records (
         record_key TEXT PRIMARY KEY NOT NULL,
         fingerprint TEXT NOT NULL,
@@ -33,7 +41,8 @@ SCHEMA = (
         count INTEGER NOT NULL,
         created_at TEXT NOT NULL,
         updated_at TEXT NOT NULL,
-        expires_at REAL NOT NULL
+        expires_at REAL NOT NULL,
+        namespace TEXT NOT NULL
     ) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS idempotency_records_by_expiry ON idempotency_records (expires_at)",
     # One row that readiness rewrites: committing it proves the files can be written, and it is
@@ -45,14 +54,47 @@ SCHEMA = (
 )
 
 # REPLACE, because an expired row with the same key may still be there. Columns in table order.
-PUT_RECORD = "INSERT OR REPLACE INTO idempotency_records VALUES (?, ?, ?, ?, ?, ?, ?)"
+PUT_RECORD = "INSERT OR REPLACE INTO idempotency_records VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 PUT_PROBE = "INSERT OR REPLACE INTO store_probe (id, probed_at) VALUES (1, ?)"
 
 
 def migrate(connection: sqlite3.Connection, now: float) -> None:
-    """Bring an older schema's data up to SCHEMA_VERSION, inside the caller's transaction.
+    """Bring an older schema's data up to SCHEMA_VERSION, inside the caller's transaction, after
+    SCHEMA created what was missing."""
+    _records_by_record_key(connection, now)
+    _namespaces(connection)
 
-    Version 1 named Idempotency-Key records by the raw key, in `idempotency_keys`. Its live rows
+
+def _columns(connection: sqlite3.Connection, table: str) -> list[str]:
+    return [row[1] for row in connection.execute(f"PRAGMA table_info({table})")]
+
+
+def _namespaces(connection: sqlite3.Connection) -> None:
+    """Versions 1 and 2 named a counter by one `name`: every such counter is the key `name` of
+    the namespace `default`, and so are the counters of the records they kept.
+
+    The old table is renamed, its rows copied, and it is dropped: its `name` column is gone, so
+    a version 2 process still running on this file fails every statement on counters (a 503)
+    instead of writing a row that matches a key in every namespace. Its record writes fail too
+    (one column short)."""
+    if "name" in _columns(connection, "counters"):
+        connection.execute("ALTER TABLE counters RENAME TO counters_before_namespaces")
+        connection.execute(COUNTERS)
+        connection.execute(
+            "INSERT INTO counters (namespace, key, count, created_at, updated_at)"
+            " SELECT ?, name, count, created_at, updated_at FROM counters_before_namespaces",
+            (DEFAULT_NAMESPACE,),
+        )
+        connection.execute("DROP TABLE counters_before_namespaces")
+    if "namespace" not in _columns(connection, "idempotency_records"):
+        connection.execute(
+            "ALTER TABLE idempotency_records ADD COLUMN namespace TEXT NOT NULL"
+            f" DEFAULT '{DEFAULT_NAMESPACE}'"
+        )
+
+
+def _records_by_record_key(connection: sqlite3.Connection, now: float) -> None:
+    """Version 1 named Idempotency-Key records by the raw key, in `idempotency_keys`. Its live rows
     move to `idempotency_records` under their record_key, so a client retrying across the upgrade
     still gets its first result. The old table is dropped, not emptied: a version 1 process still
     running on this file then fails its keyed increments ("no such table", a 503 the client
@@ -62,6 +104,10 @@ def migrate(connection: sqlite3.Connection, now: float) -> None:
         return
     # Version 1's columns, in its table order: key, then those of idempotency_records.
     rows = connection.execute("SELECT * FROM idempotency_keys WHERE expires_at > ?", (now,)).fetchall()
-    records = [(Idempotency(k, fp, 0.0).record_key, fp, *rest) for k, fp, *rest in rows if isinstance(k, str)]
+    records = [
+        (Idempotency(k, fp, 0.0).record_key, fp, *rest, DEFAULT_NAMESPACE)
+        for k, fp, *rest in rows
+        if isinstance(k, str)
+    ]
     connection.executemany(PUT_RECORD, records)
     connection.execute("DROP TABLE idempotency_keys")

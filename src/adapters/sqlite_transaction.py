@@ -14,19 +14,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 from adapters.sqlite_schema import PUT_PROBE, PUT_RECORD
-from domain.errors import StoreCorruptedError
+from domain.errors import InvalidCounterNameError, StoreCorruptedError
 from domain.idempotency import Idempotency, IdempotencyRecord, decide
-from domain.model import Counter, Incremented, Page, Replaced, add_checked, check_value
+from domain.model import Counter, CounterId, Incremented, Page, Replaced, add_checked, check_value
 
 # Constant SQL text: the sqlite3 module keeps each statement prepared in its statement cache.
-_GET = "SELECT count, created_at, updated_at FROM counters WHERE name = ?"
-_INSERT = "INSERT INTO counters (name, count, created_at, updated_at) VALUES (?, ?, ?, ?)"
-_UPDATE = "UPDATE counters SET count = ?, updated_at = ? WHERE name = ?"
-_DELETE = "DELETE FROM counters WHERE name = ?"
-_LIST = "SELECT name, count, created_at, updated_at FROM counters WHERE name > ? ORDER BY name LIMIT ?"
+_GET = "SELECT count, created_at, updated_at FROM counters WHERE namespace = ? AND key = ?"
+_INSERT = "INSERT INTO counters (namespace, key, count, created_at, updated_at) VALUES (?, ?, ?, ?, ?)"
+_UPDATE = "UPDATE counters SET count = ?, updated_at = ? WHERE namespace = ? AND key = ?"
+_DELETE = "DELETE FROM counters WHERE namespace = ? AND key = ?"
+_LIST = (
+    "SELECT key, count, created_at, updated_at FROM counters WHERE namespace = ? AND key > ?"
+    " ORDER BY key LIMIT ?"
+)
 # Expired rows too: whether a record still counts is the domain's decision, not the query's.
 _GET_RECORD = (
-    "SELECT fingerprint, name, count, created_at, updated_at, expires_at FROM idempotency_records"
+    "SELECT fingerprint, namespace, name, count, created_at, updated_at, expires_at FROM idempotency_records"
     " WHERE record_key = ?"
 )
 _PURGE_RECORDS = (
@@ -50,59 +53,61 @@ class Transaction:
     def _row(self, sql: str, parameters: tuple[object, ...]) -> Any:
         return self._cursor.execute(sql, parameters).fetchone()
 
-    def get(self, name: str) -> Counter:
-        row = self._row(_GET, (name,))
-        return Counter(name=name, count=0) if row is None else _counter(name, *row)
+    def get(self, counter: CounterId) -> Counter:
+        row = self._row(_GET, (counter.namespace, counter.key))
+        return Counter(counter, 0) if row is None else _counter(counter, *row)
 
-    def increment(self, name: str, by: int, idempotency: Idempotency | None) -> Incremented:
+    def increment(self, name: CounterId, by: int, idempotency: Idempotency | None) -> Incremented:
         if idempotency is not None:
             stored = self._row(_GET_RECORD, (idempotency.record_key,))
             replay = decide(idempotency, None if stored is None else _record(stored), self.now_epoch)
             if replay is not None:
                 return replay
-        row = self._row(_GET, (name,))
+        row = self._row(_GET, (name.namespace, name.key))
         if row is None:
             counter = Counter(name, add_checked(name, 0, by), self.now, self.now)
-            self._cursor.execute(_INSERT, (name, counter.count, self.now_text, self.now_text))
+            self._cursor.execute(
+                _INSERT, (name.namespace, name.key, counter.count, self.now_text, self.now_text)
+            )
         else:
             current = _counter(name, *row)
             counter = Counter(name, add_checked(name, current.count, by), current.created_at, self.now)
-            self._cursor.execute(_UPDATE, (counter.count, self.now_text, name))
+            self._cursor.execute(_UPDATE, (counter.count, self.now_text, name.namespace, name.key))
         if idempotency is not None:
             record = idempotency.record(counter, self.now_epoch)
             created = self.now_text if row is None else row[1]  # as read, and checked, above
-            columns = (record.fingerprint, name, counter.count, created, self.now_text, record.expires_at)
-            self._cursor.execute(PUT_RECORD, (idempotency.record_key, *columns))
+            columns = (record.fingerprint, name.key, counter.count, created, self.now_text, record.expires_at)
+            self._cursor.execute(PUT_RECORD, (idempotency.record_key, *columns, name.namespace))
         return Incremented(counter=counter)
 
-    def set(self, name: str, count: int) -> Replaced:
+    def set(self, name: CounterId, count: int) -> Replaced:
         """An admin overwrite, but not of unreadable data: that is left for a human to look at
         (delete removes it)."""
         check_value(count)  # a value SQLite cannot hold would fail the whole batch
-        row = self._row(_GET, (name,))
+        row = self._row(_GET, (name.namespace, name.key))
         if row is None:
-            self._cursor.execute(_INSERT, (name, count, self.now_text, self.now_text))
+            self._cursor.execute(_INSERT, (name.namespace, name.key, count, self.now_text, self.now_text))
             return Replaced(counter=Counter(name, count, self.now, self.now), previous=0)
         current = _counter(name, *row)
-        self._cursor.execute(_UPDATE, (count, self.now_text, name))
+        self._cursor.execute(_UPDATE, (count, self.now_text, name.namespace, name.key))
         return Replaced(counter=Counter(name, count, current.created_at, self.now), previous=current.count)
 
-    def delete(self, name: str) -> Counter | None:
+    def delete(self, name: CounterId) -> Counter | None:
         """Remove the counter and return its last state. Unreadable data is refused here too, as
         in every store: it is reported and left for a human to look at, never silently dropped."""
-        row = self._row(_GET, (name,))
+        row = self._row(_GET, (name.namespace, name.key))
         if row is None:
             return None
         counter = _counter(name, *row)  # raises StoreCorruptedError before anything is deleted
-        self._cursor.execute(_DELETE, (name,))
+        self._cursor.execute(_DELETE, (name.namespace, name.key))
         return counter
 
-    def list(self, after: str | None, limit: int) -> Page:
-        # Names are non-empty, so every name sorts after ''. One row more tells whether more follow.
-        rows = self._cursor.execute(_LIST, (after or "", limit + 1)).fetchall()
-        counters = [_counter(*row) for row in rows[:limit]]
+    def list(self, namespace: str, after: str | None, limit: int) -> Page:
+        # Keys are non-empty, so every key sorts after ''. One row more tells whether more follow.
+        rows = self._cursor.execute(_LIST, (namespace, after or "", limit + 1)).fetchall()
+        counters = [_counter(_stored_id(namespace, key), *rest) for key, *rest in rows[:limit]]
         more = len(rows) > limit
-        return Page(counters=counters, next_after=counters[-1].name if more and counters else None)
+        return Page(counters=counters, next_after=counters[-1].key if more and counters else None)
 
     def ping(self) -> None:
         self._cursor.execute(_PING).fetchall()
@@ -117,22 +122,34 @@ class Transaction:
         self._cursor.execute(_PURGE_RECORDS, (self.now_epoch, limit))
 
 
-def _counter(name: object, count: object, created_at: object, updated_at: object) -> Counter:
-    """A Counter from a stored row, or StoreCorruptedError when the row cannot be read."""
-    if type(count) is not int or not isinstance(name, str):
+def _stored_id(namespace: object, key: object) -> CounterId:
+    """The CounterId of a stored row, or StoreCorruptedError when it names none."""
+    try:
+        return CounterId(namespace, key)  # type: ignore[arg-type]  # checked by CounterId itself
+    except (InvalidCounterNameError, TypeError):
         raise StoreCorruptedError(
-            f"counter {name!r} holds {_show(count)}, which is not an integer; it is left as it is"
+            f"a row names the counter {_show(key)} of namespace {_show(namespace)}, which is no counter name"
+        ) from None
+
+
+def _counter(counter: CounterId, count: object, created_at: object, updated_at: object) -> Counter:
+    """A Counter from a stored row, or StoreCorruptedError when the row cannot be read."""
+    name = str(counter)
+    if type(count) is not int:
+        raise StoreCorruptedError(
+            f"counter {name!r} holds {_show(count)}, which is not an integer; it is left as it is",
+            counter=name,
         )
-    return Counter(name, count, _timestamp(name, created_at), _timestamp(name, updated_at))
+    return Counter(counter, count, _timestamp(name, created_at), _timestamp(name, updated_at))
 
 
 def _record(row: tuple[object, ...]) -> IdempotencyRecord:
     """An IdempotencyRecord from a stored row, or StoreCorruptedError when it cannot be read."""
-    fingerprint, name, count, created_at, updated_at, expires_at = row
-    counter = _counter(name, count, created_at, updated_at)
+    fingerprint, namespace, key, count, created_at, updated_at, expires_at = row
+    counter = _counter(_stored_id(namespace, key), count, created_at, updated_at)
     if not isinstance(fingerprint, str) or not isinstance(expires_at, int | float):
         raise StoreCorruptedError(
-            f"an Idempotency-Key record of counter {counter.name!r} holds the fingerprint"
+            f"an Idempotency-Key record of counter {str(counter.id)!r} holds the fingerprint"
             f" {_show(fingerprint)} and the expiry {_show(expires_at)}; it is left as it is"
         )
     return IdempotencyRecord(fingerprint, counter, float(expires_at))

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from domain.errors import IdempotencyKeyReusedError, InvalidIdempotencyKeyError
-from domain.model import Counter, Incremented
+from domain.model import DEFAULT_NAMESPACE, Counter, CounterId, Incremented
 
 _KEY_RE = re.compile(r"[\x20-\x7e]{1,255}")
 _OWS = " \t"  # optional whitespace around an HTTP field value (RFC 9110, section 5.6.3)
@@ -33,16 +33,25 @@ class Idempotency:
     ttl_seconds: float
 
     @staticmethod
-    def for_increment(key: str, name: str, by: int, ttl_seconds: float) -> Idempotency:
+    def for_increment(key: str, counter: CounterId, by: int, ttl_seconds: float) -> Idempotency:
         """`key` as the client sent it. Leading and trailing spaces and tabs are not part of it:
         an HTTP field value excludes them (RFC 9110, section 5.5) and servers may or may not strip
         them before the app sees the value, so `abc `, ` abc` and `abc` are one key, here, for
         every store and both ways of answering. What remains must be 1-255 printable ASCII
-        characters."""
+        characters.
+
+        The fingerprint binds the namespace, the key and the amount. In the default namespace it
+        is what it was before namespaces (no namespace line), so a client retrying across the
+        upgrade still gets its first answer; elsewhere it has one line more, so no two requests
+        share one (names hold no newline)."""
         key = key.strip(_OWS)
         if _KEY_RE.fullmatch(key) is None:
             raise InvalidIdempotencyKeyError("Idempotency-Key must be 1-255 printable ASCII characters")
-        digest = hashlib.sha256(f"increment\n{name}\n{by}".encode()).hexdigest()
+        if counter.namespace == DEFAULT_NAMESPACE:
+            request = f"increment\n{counter.key}\n{by}"
+        else:
+            request = f"increment\n{counter.namespace}\n{counter.key}\n{by}"
+        digest = hashlib.sha256(request.encode()).hexdigest()
         return Idempotency(key=key, fingerprint=digest, ttl_seconds=ttl_seconds)
 
     @property

@@ -14,20 +14,48 @@ from domain.errors import (
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
-DEFAULT_COUNTER = "default"
+DEFAULT_NAMESPACE = "default"
+DEFAULT_KEY = "default"  # the key of `/counter`, the original service's one counter
+DEFAULT_COUNTER = DEFAULT_KEY
 
-# Valid as a ConfigMap data key and a Redis key, and unambiguous in a URL path.
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+# A namespace or a key: what CountAPI and Abacus accept (3-64 characters, any of them first), or
+# what this service accepted before namespaces (1-63, a letter or a digit first). Either way only
+# A-Z a-z 0-9 _ . -, so every name is a valid ConfigMap data key, Redis key and URL path segment,
+# and never holds the `/` that separates a namespace from a key in a label.
+NAME_RE = re.compile(r"[A-Za-z0-9_.-]{3,64}|[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+NAME_MAX_LENGTH = 64
+NAME_RULE = "3-64 characters of A-Z a-z 0-9 _ . -, or 1-63 of them starting with a letter or a digit"
 
 
-def check_name(name: str) -> str:
-    """Return the name when it is a valid counter name, else raise InvalidCounterNameError."""
-    if _NAME_RE.fullmatch(name) is None:
-        raise InvalidCounterNameError(
-            f"counter name {name[:80]!r} is invalid: use 1-63 characters of A-Z a-z 0-9 _ . -,"
-            " starting with a letter or a digit"
-        )
+def check_name(name: str, part: str = "key") -> str:
+    """Return `name` when it is a valid namespace or key, else raise InvalidCounterNameError
+    naming `part` ("namespace", "key")."""
+    if not isinstance(name, str) or NAME_RE.fullmatch(name) is None:
+        shown = name[:80] if isinstance(name, str) else name
+        raise InvalidCounterNameError(f"the counter {part} {shown!r} is invalid: use {NAME_RULE}")
     return name
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class CounterId:
+    """What names a counter: a namespace and a key in it, both checked when it is made, so an
+    invalid identity cannot exist. Ordered by namespace, then key."""
+
+    namespace: str
+    key: str
+
+    def __post_init__(self) -> None:
+        check_name(self.namespace, "namespace")
+        check_name(self.key, "key")
+
+    def __str__(self) -> str:
+        """The label of messages (and of the per-counter rate limit): the key alone in the
+        default namespace, as before namespaces, else `namespace/key` (`/` is in no name)."""
+        return self.key if self.namespace == DEFAULT_NAMESPACE else f"{self.namespace}/{self.key}"
+
+    @staticmethod
+    def default(key: str = DEFAULT_KEY) -> CounterId:
+        return CounterId(DEFAULT_NAMESPACE, key)
 
 
 def check_amount(by: int) -> int:
@@ -50,24 +78,34 @@ def check_value(count: int) -> int:
     return count
 
 
-def add_checked(name: str, current: int, by: int) -> int:
+def add_checked(counter: CounterId | str, current: int, by: int) -> int:
     """current + by, or CounterOverflowError when the sum leaves the signed 64-bit range."""
     result = current + by
     if not INT64_MIN <= result <= INT64_MAX:
         raise CounterOverflowError(
-            f"incrementing counter {name!r} ({current}) by {by} would leave the signed 64-bit range"
+            f"incrementing counter {str(counter)!r} ({current}) by {by} would leave the signed 64-bit range"
         )
     return result
 
 
 @dataclass(frozen=True, slots=True)
 class Counter:
-    """A counter as read from a store. Timestamps are None where the store does not keep them."""
+    """A counter as read from a store. Timestamps are None where the store does not keep them.
+    Whatever a counter comes to carry besides its value (rules, an expiry) is added here, as
+    fields with defaults, so that stores that do not keep it yet still make Counters."""
 
-    name: str
+    id: CounterId
     count: int
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+    @property
+    def namespace(self) -> str:
+        return self.id.namespace
+
+    @property
+    def key(self) -> str:
+        return self.id.key
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +127,8 @@ class Replaced:
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """One page of counters sorted by name; `next_after` is the last name when more may follow."""
+    """One page of the counters of one namespace, sorted by key; `next_after` is the last key
+    when more may follow."""
 
     counters: list[Counter]
     next_after: str | None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 from domain.idempotency import Idempotency
-from domain.model import Counter, Incremented, Page, Replaced
+from domain.model import Counter, CounterId, Incremented, Page, Replaced
 
 
 @runtime_checkable
@@ -18,27 +18,31 @@ class CounterRepository(Protocol):
       can retry safely only with an Idempotency;
     - a result outside the signed 64-bit range raises CounterOverflowError and changes nothing;
     - stored data it cannot read raises StoreCorruptedError and is never overwritten;
-    - a store that cannot be reached raises StoreUnavailableError.
+    - a store that cannot be reached raises StoreUnavailableError;
+    - every valid CounterId is its own counter: two ids never share stored data, and no id
+      shares it with the store's own bookkeeping.
     """
 
-    async def get(self, name: str) -> Counter:
+    async def get(self, counter: CounterId) -> Counter:
         """The counter, or a counter at 0 (no timestamps) when it does not exist."""
         ...
 
-    async def increment(self, name: str, by: int, idempotency: Idempotency | None = None) -> Incremented:
+    async def increment(
+        self, counter: CounterId, by: int, idempotency: Idempotency | None = None
+    ) -> Incremented:
         """Add `by` (non-zero, may be negative) and return the new state."""
         ...
 
-    async def set(self, name: str, count: int) -> Replaced:
+    async def set(self, counter: CounterId, count: int) -> Replaced:
         """Set the counter to `count`, creating it if needed; return the new and previous values."""
         ...
 
-    async def delete(self, name: str) -> Counter | None:
+    async def delete(self, counter: CounterId) -> Counter | None:
         """Remove the counter and return its last state, or None when it did not exist."""
         ...
 
-    async def list(self, after: str | None, limit: int) -> Page:
-        """Up to `limit` counters with names greater than `after`, sorted by name."""
+    async def list(self, namespace: str, after: str | None, limit: int) -> Page:
+        """Up to `limit` counters of `namespace` with keys greater than `after`, sorted by key."""
         ...
 
     async def ping(self) -> None:

@@ -21,6 +21,7 @@ from kubernetes.client.exceptions import ApiException
 
 from adapters.configmap import ConfigMapCounterRepository, new_api_client, open_configmap_repository
 from domain.idempotency import Idempotency
+from domain.model import CounterId
 
 REAL_KUBECONFIG = os.environ.get("COUNTER_TEST_KUBECONFIG")
 NO_FAULTS_ON_A_REAL_CLUSTER = (
@@ -125,4 +126,4 @@ async def api_client(kube: KubeTarget) -> AsyncIterator[Any]:
 
 
 def keyed(key: str, name: str = "c", by: int = 1, ttl: float = 3600.0) -> Idempotency:
-    return Idempotency.for_increment(key, name, by, ttl)
+    return Idempotency.for_increment(key, CounterId.default(name), by, ttl)

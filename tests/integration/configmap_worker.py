@@ -22,6 +22,7 @@ from typing import Any
 
 from adapters.configmap import ConfigMapCounterRepository, open_configmap_repository
 from domain.errors import DomainError
+from domain.model import CounterId
 
 UNKNOWN_MARK = "outcome is unknown"
 
@@ -50,7 +51,7 @@ async def increments(repository: ConfigMapCounterRepository, args: argparse.Name
     async def one() -> None:
         async with gate:
             try:
-                result = await repository.increment(args.counter, 1)
+                result = await repository.increment(CounterId.default(args.counter), 1)
             except DomainError as error:
                 (unknown if UNKNOWN_MARK in str(error) else not_counted).append(
                     f"{type(error).__name__}: {error}"

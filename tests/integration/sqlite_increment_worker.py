@@ -16,7 +16,7 @@ import sys
 
 from adapters.sqlite import SqliteCounterRepository
 from domain.idempotency import Idempotency
-from domain.model import Incremented
+from domain.model import CounterId, Incremented
 
 
 async def main(path: str, counter: str, total: int, wave: int, key_prefix: str | None) -> None:
@@ -29,11 +29,13 @@ async def main(path: str, counter: str, total: int, wave: int, key_prefix: str |
             results += await asyncio.gather(
                 *(
                     repository.increment(
-                        counter,
+                        CounterId.default(counter),
                         1,
                         None
                         if key_prefix is None
-                        else Idempotency.for_increment(f"{key_prefix}{i}", counter, 1, 3600.0),
+                        else Idempotency.for_increment(
+                            f"{key_prefix}{i}", CounterId.default(counter), 1, 3600.0
+                        ),
                     )
                     for i in range(start, min(start + wave, total))
                 )

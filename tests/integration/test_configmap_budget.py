@@ -22,6 +22,7 @@ from kubernetes import client as k8s_client
 
 from adapters.configmap import ConfigMapCounterRepository, new_api_client
 from domain.errors import StoreUnavailableError
+from domain.model import CounterId
 from tests.contract.repository_contract import Reopen, RepositoryContract
 from tests.integration.configmap_fixtures import KubeTarget, OpenRepo
 
@@ -66,7 +67,7 @@ async def test_under_load_writes_stay_within_the_budget_and_every_increment_coun
 
     async def arrive_and_increment(i: int) -> int:
         await asyncio.sleep(i * 0.005)  # 400 increments arriving over 2 s: 200 per second
-        return (await repository.increment("hot", 1)).counter.count
+        return (await repository.increment(CounterId.default("hot"), 1)).counter.count
 
     started = time.monotonic()
     values = await asyncio.wait_for(
@@ -77,7 +78,7 @@ async def test_under_load_writes_stay_within_the_budget_and_every_increment_coun
     print(f"budget {BUDGET:g}/s: 400 increments in {elapsed:.2f} s, {stats}")
 
     assert sorted(values) == list(range(1, 401))  # all answered, each its own value
-    assert (await repository.get("hot")).count == 400
+    assert (await repository.get(CounterId.default("hot"))).count == 400
     assert_within_budget(stats.api_writes, repository, elapsed)
     received_after = kube.write_requests()
     if received_before is not None and received_after is not None:  # the API server's own count
@@ -90,9 +91,9 @@ async def test_what_queues_while_the_writer_waits_for_its_token_goes_into_that_w
     open_repo: OpenRepo, cm_name: str
 ) -> None:
     repository = await open_repo(cm_name, max_writes_per_second=1.0)  # a burst of 1
-    await repository.increment("c", 1)  # takes the only token
+    await repository.increment(CounterId.default("c"), 1)  # takes the only token
     results = await asyncio.wait_for(
-        asyncio.gather(*(repository.increment("c", 1) for _ in range(50))), timeout=30
+        asyncio.gather(*(repository.increment(CounterId.default("c"), 1) for _ in range(50))), timeout=30
     )
     assert sorted(r.counter.count for r in results) == list(range(2, 52))
     assert repository.api_writes == 2  # the 50 waited for the next token, together
@@ -105,7 +106,7 @@ async def test_without_coalescing_each_request_waits_its_turn(open_repo: OpenRep
     )
     started = time.monotonic()
     results = await asyncio.wait_for(
-        asyncio.gather(*(repository.increment("hot", 1) for _ in range(30))), timeout=60
+        asyncio.gather(*(repository.increment(CounterId.default("hot"), 1) for _ in range(30))), timeout=60
     )
     elapsed = time.monotonic() - started
     assert sorted(r.counter.count for r in results) == list(range(1, 31))
@@ -124,14 +125,14 @@ async def test_a_turn_after_the_time_bound_is_503_at_once_and_nothing_counted(
 ) -> None:
     # One token every 10 s, a bound of 0.5 s: the second write's turn comes far too late.
     repository = await open_repo(cm_name, coalesce=coalesce, max_writes_per_second=0.1, max_retry_seconds=0.5)
-    await repository.increment("c", 1)
+    await repository.increment(CounterId.default("c"), 1)
     with pytest.raises(StoreUnavailableError, match="nothing was counted") as refused:
         # Far sooner than the token: the timeout only guards against waiting for it.
-        await asyncio.wait_for(repository.increment("c", 1), timeout=5)
+        await asyncio.wait_for(repository.increment(CounterId.default("c"), 1), timeout=5)
     assert refused.value.retry_after >= 1
     assert repository.api_writes == 1
     assert repository.stats.budget_refused + repository.stats.expired_in_queue == 1
-    assert (await repository.get("c")).count == 1
+    assert (await repository.get(CounterId.default("c"))).count == 1
 
 
 class PatchesTimeOut:
@@ -169,10 +170,10 @@ async def test_retries_and_the_fence_after_lost_answers_wait_for_their_tokens(
     )
     try:
         started = time.monotonic()
-        await repository.set("c", 5)  # created with a POST
+        await repository.set(CounterId.default("c"), 5)  # created with a POST
         api.left = 3
         with pytest.raises(StoreUnavailableError, match="nothing was counted"):
-            await asyncio.wait_for(repository.increment("c", 1), timeout=60)
+            await asyncio.wait_for(repository.increment(CounterId.default("c"), 1), timeout=60)
         elapsed = time.monotonic() - started
         # The create, three patches whose answers were lost, and the fence that settled them.
         assert len(api.sent) == repository.api_writes == 5

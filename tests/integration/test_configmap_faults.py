@@ -21,6 +21,7 @@ from domain.errors import (
     OutcomeUnknownError,
     StoreUnavailableError,
 )
+from domain.model import CounterId
 from tests.integration.configmap_fixtures import (
     KubeTarget,
     OpenRepo,
@@ -101,7 +102,7 @@ async def test_processes_each_with_a_coalescer_lose_nothing(
     open_repo: OpenRepo, cm_name: str, kube: KubeTarget
 ) -> None:
     reports = await run_workers(kube, cm_name)
-    final = (await (await open_repo(cm_name)).get("hot")).count
+    final = (await (await open_repo(cm_name)).get(CounterId.default("hot"))).count
     summary = summarise(reports, final)
     print("configmap 3 processes x 200 increments:", summary)
     assert summary["distinct"] == summary["successes"]  # nobody got another's value
@@ -132,7 +133,7 @@ async def test_processes_under_injected_faults_lose_nothing_and_count_nothing_tw
     reports = await run_workers(kube, cm_name, concurrency=8, options=options)
     faults = {k: n - faults_before.get(k, 0) for k, n in kube.emulator.stats()["faults"].items()}
     kube.emulator.clear_faults()
-    final = (await (await open_repo(cm_name)).get("hot")).count
+    final = (await (await open_repo(cm_name)).get(CounterId.default("hot"))).count
     summary = summarise(reports, final)
     print("configmap 3 processes x 200 increments under faults:", summary, faults)
     assert summary["distinct"] == summary["successes"]
@@ -159,11 +160,11 @@ async def test_a_write_applied_before_its_timeout_is_recognised(
     open_repo: OpenRepo, cm_name: str, inject: Callable[..., None]
 ) -> None:
     repository = await open_repo(cm_name, request_timeout=0.3, max_retry_seconds=20.0, max_attempts=30)
-    await repository.increment("t", 1)
+    await repository.increment(CounterId.default("t"), 1)
     inject(timeout_after=0.5, timeout_seconds=0.6, seed=3)
-    values = [(await repository.increment("t", 1)).counter.count for _ in range(10)]
+    values = [(await repository.increment(CounterId.default("t"), 1)).counter.count for _ in range(10)]
     assert values == list(range(2, 12))
-    assert (await repository.get("t")).count == 11
+    assert (await repository.get(CounterId.default("t"))).count == 11
     assert repository.stats.timeouts_resolved >= 1
 
 
@@ -171,11 +172,11 @@ async def test_a_write_that_timed_out_unapplied_is_retried_once(
     open_repo: OpenRepo, cm_name: str, inject: Callable[..., None]
 ) -> None:
     repository = await open_repo(cm_name, request_timeout=0.3, max_retry_seconds=20.0, max_attempts=30)
-    await repository.increment("t", 1)
+    await repository.increment(CounterId.default("t"), 1)
     inject(timeout_before=0.5, timeout_seconds=0.6, seed=4)
-    values = [(await repository.increment("t", 1)).counter.count for _ in range(6)]
+    values = [(await repository.increment(CounterId.default("t"), 1)).counter.count for _ in range(6)]
     assert values == list(range(2, 8))
-    assert (await repository.get("t")).count == 7
+    assert (await repository.get(CounterId.default("t"))).count == 7
 
 
 @pytest.mark.parametrize("status", [500, 503, 504])
@@ -197,11 +198,11 @@ async def test_a_5xx_whose_write_lands_later_is_counted_once(
     repository = await open_repo(cm_name)
     applied_before = emulator_stats(kube)["late_writes_applied"]
     inject(server_error_late=1.0, late_status=status, late_apply=late_apply, max_faults=1)
-    result = await repository.increment("c", 1)
+    result = await repository.increment(CounterId.default("c"), 1)
     assert emulator_stats(kube)["late_writes_applied"] == applied_before + 1
     assert (result.counter.count, result.replayed) == (1, False)
     assert json.loads(stored_data(admin, kube.namespace, cm_name)["c"])["count"] == 1
-    assert (await repository.get("c")).count == 1
+    assert (await repository.get(CounterId.default("c"))).count == 1
     assert repository.stats.timeouts_resolved == 1
 
 
@@ -233,15 +234,16 @@ async def test_concurrent_increments_through_late_5xx_are_each_counted_once(
     repository = await open_repo(
         cm_name, coalesce=coalesce, max_batch=8, max_attempts=200, max_retry_seconds=60.0
     )
-    await repository.set("hot", 0)
+    await repository.set(CounterId.default("hot"), 0)
     applied_before = emulator_stats(kube)["late_writes_applied"]
     inject(server_error_late=0.3, late_status=status, late_apply=late_apply, late_delay=0.01, seed=11)
     results = await asyncio.wait_for(
-        asyncio.gather(*(repository.increment("hot", 1) for _ in range(increments))), timeout=120
+        asyncio.gather(*(repository.increment(CounterId.default("hot"), 1) for _ in range(increments))),
+        timeout=120,
     )
     inject()
     assert sorted(r.counter.count for r in results) == list(range(1, increments + 1))
-    assert (await repository.get("hot")).count == increments
+    assert (await repository.get(CounterId.default("hot"))).count == increments
     assert emulator_stats(kube)["faults"].get("server_error_late", 0) >= 1
     if late_apply == "next_write":  # some of them landed after their answer
         assert emulator_stats(kube)["late_writes_applied"] > applied_before
@@ -251,9 +253,9 @@ async def test_429_is_honoured_with_retry_after(
     open_repo: OpenRepo, cm_name: str, inject: Callable[..., None]
 ) -> None:
     repository = await open_repo(cm_name)
-    await repository.increment("t", 1)
+    await repository.increment(CounterId.default("t"), 1)
     inject(too_many_requests=1.0, retry_after=1)
-    task = asyncio.create_task(repository.increment("t", 1))
+    task = asyncio.create_task(repository.increment(CounterId.default("t"), 1))
     await asyncio.sleep(1.5)
     assert not task.done()  # still waiting, as asked
     assert repository.stats.throttled >= 1
@@ -267,18 +269,18 @@ async def test_at_the_retry_bounds_the_answer_is_503_and_nothing_counted(
 ) -> None:
     """Conflicts and 429s prove that a write was refused: at the bounds, nothing was counted."""
     repository = await open_repo(cm_name, max_attempts=4, max_retry_seconds=2.0)
-    await repository.increment("t", 1)
+    await repository.increment(CounterId.default("t"), 1)
     inject(conflict=0.5, too_many_requests=0.5, retry_after=0, seed=5)
     with pytest.raises(StoreUnavailableError, match="nothing was counted") as refused:
         # The bounds end the retries; the timeout only guards against a hang.
-        await asyncio.wait_for(repository.increment("t", 1), timeout=30)
+        await asyncio.wait_for(repository.increment(CounterId.default("t"), 1), timeout=30)
     assert not isinstance(refused.value, OutcomeUnknownError)
     assert refused.value.retry_after >= 1
     stats = repository.stats
     assert stats.throttled >= 1
     assert stats.throttled + stats.transient_errors + repository.conflicts <= 4
     inject()
-    assert (await repository.get("t")).count == 1
+    assert (await repository.get(CounterId.default("t"))).count == 1
 
 
 async def test_5xx_up_to_the_bounds_is_an_unknown_outcome_settled_by_a_retry_with_the_key(
@@ -288,19 +290,19 @@ async def test_5xx_up_to_the_bounds_is_an_unknown_outcome_settled_by_a_retry_wit
     up to the bounds, the fence included, gets one, the outcome is unknown, never "not counted";
     a retry with the same Idempotency-Key then applies it exactly once."""
     repository = await open_repo(cm_name, max_attempts=4, max_retry_seconds=2.0)
-    await repository.increment("t", 1)
+    await repository.increment(CounterId.default("t"), 1)
     key = keyed("retry me", "t")
     inject(server_error=1.0)
     with pytest.raises(OutcomeUnknownError, match="outcome is unknown") as unknown:
-        await asyncio.wait_for(repository.increment("t", 1, key), timeout=30)
+        await asyncio.wait_for(repository.increment(CounterId.default("t"), 1, key), timeout=30)
     assert "retry with the same Idempotency-Key" in str(unknown.value)
     assert unknown.value.retry_after >= 1
     assert repository.stats.outcomes_unknown == 1
     inject()
-    retried = await repository.increment("t", 1, key)
+    retried = await repository.increment(CounterId.default("t"), 1, key)
     assert (retried.replayed, retried.counter.count) == (False, 2)  # this fault never applies
-    assert (await repository.increment("t", 1, key)).replayed
-    assert (await repository.get("t")).count == 2
+    assert (await repository.increment(CounterId.default("t"), 1, key)).replayed
+    assert (await repository.get(CounterId.default("t"))).count == 2
 
 
 class PatchesTimeOut:
@@ -333,16 +335,16 @@ async def test_unconfirmed_writes_are_fenced_before_answering_not_counted(
         api, cm_name, kube.namespace, max_attempts=3, max_retry_seconds=2.0
     )
     try:
-        await repository.set("c", 5)  # created with a POST, which is not faulted
+        await repository.set(CounterId.default("c"), 5)  # created with a POST, which is not faulted
         api.left = 3
         api.timed_out = 0
         with pytest.raises(StoreUnavailableError, match="nothing was counted"):
-            await repository.increment("c", 1)
+            await repository.increment(CounterId.default("c"), 1)
         # Three tries left their outcome unknown; a fourth write (a fence, with no increment)
         # made sure that none of them can still apply, so the answer is a clean "not counted".
         assert api.timed_out == 3
         assert repository.stats.outcomes_unknown == 0
-        assert (await repository.get("c")).count == 5
+        assert (await repository.get(CounterId.default("c"))).count == 5
     finally:
         await repository.aclose()
 
@@ -357,7 +359,7 @@ async def test_writes_that_stay_unconfirmed_are_reported_as_unknown(
     )
     try:
         with pytest.raises(StoreUnavailableError, match="outcome is unknown"):
-            await repository.increment("c", 1)
+            await repository.increment(CounterId.default("c"), 1)
         assert repository.stats.outcomes_unknown == 1
     finally:
         await repository.aclose()

@@ -19,6 +19,7 @@ from domain.errors import (
     StoreUnavailableError,
 )
 from domain.idempotency import Idempotency
+from domain.model import CounterId
 from tests.integration.configmap_fixtures import (
     KubeTarget,
     OpenRepo,
@@ -54,13 +55,13 @@ async def test_a_key_is_kept_for_its_ttl_whatever_other_clients_send(
 ) -> None:
     repository = await open_repo(cm_name)
     k0 = keyed("K0")
-    assert not (await repository.increment("c", 1, k0)).replayed
+    assert not (await repository.increment(CounterId.default("c"), 1, k0)).replayed
     others = [keyed(f"other-{i}", "d") for i in range(1200)]
-    results = await asyncio.gather(*(repository.increment("d", 1, key) for key in others))
+    results = await asyncio.gather(*(repository.increment(CounterId.default("d"), 1, key) for key in others))
     assert not any(r.replayed for r in results)
-    again = await repository.increment("c", 1, k0)
+    again = await repository.increment(CounterId.default("c"), 1, k0)
     assert (again.replayed, again.counter.count) == (True, 1)  # replayed, not counted again
-    assert (await repository.get("c")).count == 1
+    assert (await repository.get(CounterId.default("c"))).count == 1
     records = stored_records(admin, kube.namespace, cm_name)
     assert len(records) == 1201
     assert k0.record_key in records
@@ -77,10 +78,12 @@ async def test_expired_records_are_dropped_and_live_ones_kept(
     seed(admin, kube.namespace, cm_name, {"c": '{"count": 1}', IDEMPOTENCY_KEY: json.dumps(table)})
     repository = await open_repo(cm_name)
     fresh = keyed("fresh")
-    assert not (await repository.increment("c", 1, fresh)).replayed
+    assert not (await repository.increment(CounterId.default("c"), 1, fresh)).replayed
     assert set(stored_records(admin, kube.namespace, cm_name)) == {live.record_key, fresh.record_key}
-    assert (await repository.increment("c", 1, live)).replayed
-    expired = await repository.increment("c", 1, gone)  # expired: the domain says apply it again
+    assert (await repository.increment(CounterId.default("c"), 1, live)).replayed
+    expired = await repository.increment(
+        CounterId.default("c"), 1, gone
+    )  # expired: the domain says apply it again
     assert (expired.replayed, expired.counter.count) == (False, 3)
 
 
@@ -88,13 +91,13 @@ async def test_a_full_idempotency_table_refuses_new_keys_and_forgets_none(
     open_repo: OpenRepo, cm_name: str, kube: KubeTarget, admin: Any
 ) -> None:
     repository = await open_repo(cm_name)
-    await repository.set("c", 0)
-    await repository.set("d", 0)
+    await repository.set(CounterId.default("c"), 0)
+    await repository.set(CounterId.default("d"), 0)
     k0 = keyed("K0")
-    await repository.increment("c", 1, k0)
+    await repository.increment(CounterId.default("c"), 1, k0)
     keys = [keyed(f"key-{i}") for i in range(5000)]  # more than 1 MiB of records
     results = await asyncio.gather(
-        *(repository.increment("c", 1, key) for key in keys), return_exceptions=True
+        *(repository.increment(CounterId.default("c"), 1, key) for key in keys), return_exceptions=True
     )
     accepted = [r for r in results if not isinstance(r, BaseException)]
     refused = [r for r in results if isinstance(r, BaseException)]
@@ -107,17 +110,17 @@ async def test_a_full_idempotency_table_refuses_new_keys_and_forgets_none(
         # The oldest record expires in about an hour (TTL 3600 s): come back then, not in 1 s.
         assert 60 < error.retry_after <= 3600
     count = 1 + len(accepted)
-    assert (await repository.get("c")).count == count  # the refused ones changed nothing
+    assert (await repository.get(CounterId.default("c"))).count == count  # the refused ones changed nothing
     writes = repository.api_writes
     with pytest.raises(StoreUnavailableError, match="is full until records expire"):
-        await repository.increment("d", 1, keyed("one more", "d"))
+        await repository.increment(CounterId.default("d"), 1, keyed("one more", "d"))
     assert repository.api_writes == writes, "refused before writing"
     # Nothing was forgotten: the first key and every accepted one are replayed.
-    assert (await repository.increment("c", 1, k0)).replayed
-    assert all([(await repository.increment("c", 1, key)).replayed for key in keys[:50]])
+    assert (await repository.increment(CounterId.default("c"), 1, k0)).replayed
+    assert all([(await repository.increment(CounterId.default("c"), 1, key)).replayed for key in keys[:50]])
     # Unkeyed increments and existing counters go on.
-    assert (await repository.increment("c", 1)).counter.count == count + 1
-    assert (await repository.increment("d", 5)).counter.count == 5
+    assert (await repository.increment(CounterId.default("c"), 1)).counter.count == count + 1
+    assert (await repository.increment(CounterId.default("d"), 5)).counter.count == 5
     assert len(stored_records(admin, kube.namespace, cm_name)) == 1 + len(accepted)
 
 
@@ -129,7 +132,7 @@ async def test_expired_records_make_room_in_a_full_table(
     seed(admin, kube.namespace, cm_name, {"c": '{"count": 1}', IDEMPOTENCY_KEY: json.dumps(table)})
     repository = await open_repo(cm_name)
     fresh = keyed("fresh")
-    assert not (await repository.increment("c", 1, fresh)).replayed
+    assert not (await repository.increment(CounterId.default("c"), 1, fresh)).replayed
     assert list(stored_records(admin, kube.namespace, cm_name)) == [fresh.record_key]
 
 
@@ -137,8 +140,8 @@ async def test_a_record_holds_the_whole_fingerprint_and_is_named_by_the_record_k
     open_repo: OpenRepo, cm_name: str, kube: KubeTarget, admin: Any
 ) -> None:
     repository = await open_repo(cm_name)
-    idempotency = Idempotency.for_increment("order 42", "c", 3, 3600.0)
-    await repository.increment("c", 3, idempotency)
+    idempotency = Idempotency.for_increment("order 42", CounterId.default("c"), 3, 3600.0)
+    await repository.increment(CounterId.default("c"), 3, idempotency)
     records = json.loads(stored_data(admin, kube.namespace, cm_name)[IDEMPOTENCY_KEY])
     # The domain's name for the record, never the key itself.
     assert list(records) == [idempotency.record_key]
@@ -155,7 +158,7 @@ async def test_a_record_of_the_previous_format_is_dropped_on_read(
     """The previous version kept 32 characters of the key's hash and of the fingerprint. Such a
     record is ignored, not taken for another request: its key counts once more, then is
     recorded in the current format."""
-    idempotency = Idempotency.for_increment("k", "c", 1, 3600.0)
+    idempotency = Idempotency.for_increment("k", CounterId.default("c"), 1, 3600.0)
     old = {
         hashlib.sha256(b"k").hexdigest()[:name_length]: {
             "fingerprint": idempotency.fingerprint[:32],
@@ -166,9 +169,9 @@ async def test_a_record_of_the_previous_format_is_dropped_on_read(
     }
     seed(admin, kube.namespace, cm_name, {"c": '{"count": 1}', IDEMPOTENCY_KEY: json.dumps(old)})
     repository = await open_repo(cm_name)
-    first = await repository.increment("c", 1, idempotency)
+    first = await repository.increment(CounterId.default("c"), 1, idempotency)
     assert (first.replayed, first.counter.count) == (False, 2)
-    again = await repository.increment("c", 1, idempotency)
+    again = await repository.increment(CounterId.default("c"), 1, idempotency)
     assert (again.replayed, again.counter.count) == (True, 2)
     records = json.loads(stored_data(admin, kube.namespace, cm_name)[IDEMPOTENCY_KEY])
     assert list(records) == [idempotency.record_key]

@@ -36,7 +36,7 @@ from domain.errors import (
     StoreUnavailableError,
 )
 from domain.idempotency import Idempotency
-from domain.model import INT64_MAX
+from domain.model import INT64_MAX, CounterId
 from tests.contract.repository_contract import Reopen, RepositoryContract
 from tests.integration.configmap_fixtures import (
     KubeTarget,
@@ -97,13 +97,13 @@ async def test_missing_configmap_is_ready_and_created_on_the_first_write(
 ) -> None:
     repository = await open_repo(cm_name)
     await repository.ping()
-    assert (await repository.get("c")).count == 0
-    assert (await repository.list(None, 10)).counters == []
+    assert (await repository.get(CounterId.default("c"))).count == 0
+    assert (await repository.list("default", None, 10)).counters == []
     with pytest.raises(ApiException) as missing:
         admin.read_namespaced_config_map(cm_name, kube.namespace)
     assert missing.value.status == 404
 
-    assert (await repository.increment("c", 2)).counter.count == 2
+    assert (await repository.increment(CounterId.default("c"), 2)).counter.count == 2
     data = stored_data(admin, kube.namespace, cm_name)
     assert json.loads(data["c"])["count"] == 2
 
@@ -115,9 +115,9 @@ async def test_each_counter_is_one_readable_data_key(
     if kubectl is None:
         pytest.skip("kubectl is not installed")
     repository = await open_repo(cm_name)
-    await repository.increment("pageviews", 41)
-    await repository.increment("pageviews", 1)
-    await repository.set("downloads", 7)
+    await repository.increment(CounterId.default("pageviews"), 41)
+    await repository.increment(CounterId.default("pageviews"), 1)
+    await repository.set(CounterId.default("downloads"), 7)
     process = await asyncio.create_subprocess_exec(
         kubectl,
         "--kubeconfig",
@@ -148,9 +148,9 @@ async def test_unknown_fields_are_kept(
 ) -> None:
     seed(admin, kube.namespace, cm_name, {"c": '{"count": 5, "owner": "team-a"}'})
     repository = await open_repo(cm_name)
-    counter = await repository.get("c")
+    counter = await repository.get(CounterId.default("c"))
     assert (counter.count, counter.created_at) == (5, None)
-    assert (await repository.increment("c", 1)).counter.count == 6
+    assert (await repository.increment(CounterId.default("c"), 1)).counter.count == 6
     stored = json.loads(stored_data(admin, kube.namespace, cm_name)["c"])
     assert stored["count"] == 6
     assert stored["owner"] == "team-a"
@@ -177,15 +177,21 @@ async def test_unreadable_data_is_reported_and_never_overwritten(
     seed(admin, kube.namespace, cm_name, {"bad": raw, "good": '{"count": 1}'})
     repository = await open_repo(cm_name)
     with pytest.raises(StoreCorruptedError, match="'bad'"):
-        await repository.get("bad")
+        await repository.get(CounterId.default("bad"))
     # In one batch: the op on the unreadable key fails, the other is applied.
     bad, good = await asyncio.gather(
-        repository.increment("bad", 1), repository.increment("good", 1), return_exceptions=True
+        repository.increment(CounterId.default("bad"), 1),
+        repository.increment(CounterId.default("good"), 1),
+        return_exceptions=True,
     )
     assert isinstance(bad, StoreCorruptedError)
     assert not isinstance(good, BaseException)
     assert good.counter.count == 2
-    for refused in (repository.set("bad", 0), repository.delete("bad"), repository.list(None, 10)):
+    for refused in (
+        repository.set(CounterId.default("bad"), 0),
+        repository.delete(CounterId.default("bad")),
+        repository.list("default", None, 10),
+    ):
         with pytest.raises(StoreCorruptedError):
             await refused
     data = stored_data(admin, kube.namespace, cm_name)
@@ -199,8 +205,10 @@ async def test_unreadable_idempotency_records_are_left_alone(
     seed(admin, kube.namespace, cm_name, {IDEMPOTENCY_KEY: "{broken"})
     repository = await open_repo(cm_name)
     with pytest.raises(StoreCorruptedError, match=IDEMPOTENCY_KEY):
-        await repository.increment("c", 1, Idempotency.for_increment("k", "c", 1, 60.0))
-    assert (await repository.increment("c", 1)).counter.count == 1
+        await repository.increment(
+            CounterId.default("c"), 1, Idempotency.for_increment("k", CounterId.default("c"), 1, 60.0)
+        )
+    assert (await repository.increment(CounterId.default("c"), 1)).counter.count == 1
     assert stored_data(admin, kube.namespace, cm_name)[IDEMPOTENCY_KEY] == "{broken"
 
 
@@ -233,7 +241,7 @@ async def test_a_create_that_loses_the_race_retries_as_an_update(
     api = CreateLosesTheRace(k8s_client.CoreV1Api(api_client), admin, kube.namespace)
     repository = ConfigMapCounterRepository(api, cm_name, kube.namespace)
     try:
-        assert (await repository.increment("c", 1)).counter.count == 11
+        assert (await repository.increment(CounterId.default("c"), 1)).counter.count == 11
         assert api.raced
         assert repository.conflicts == 1  # AlreadyExists, then a read and a patch
     finally:
@@ -244,10 +252,12 @@ async def test_a_create_that_loses_the_race_retries_as_an_update(
 
 async def test_concurrent_creators_all_count(open_repo: OpenRepo, cm_name: str) -> None:
     repositories = [await open_repo(cm_name) for _ in range(5)]
-    results = await asyncio.gather(*(r.increment("c", 1) for r in repositories for _ in range(20)))
+    results = await asyncio.gather(
+        *(r.increment(CounterId.default("c"), 1) for r in repositories for _ in range(20))
+    )
     values = [r.counter.count for r in results]
     assert sorted(values) == list(range(1, 101))
-    assert (await repositories[0].get("c")).count == 100
+    assert (await repositories[0].get(CounterId.default("c"))).count == 100
 
 
 # --- coalescing -------------------------------------------------------------------------------
@@ -255,9 +265,9 @@ async def test_concurrent_creators_all_count(open_repo: OpenRepo, cm_name: str) 
 
 async def test_coalescing_turns_many_increments_into_few_writes(open_repo: OpenRepo, cm_name: str) -> None:
     repository = await open_repo(cm_name)
-    await repository.increment("warm-up", 1)
+    await repository.increment(CounterId.default("warm-up"), 1)
     writes_before = repository.api_writes
-    results = await asyncio.gather(*(repository.increment("hot", 1) for _ in range(200)))
+    results = await asyncio.gather(*(repository.increment(CounterId.default("hot"), 1) for _ in range(200)))
     writes = repository.api_writes - writes_before
     assert sorted(r.counter.count for r in results) == list(range(1, 201))
     assert writes <= 200 / 4, f"{writes} API writes for 200 increments"
@@ -265,23 +275,23 @@ async def test_coalescing_turns_many_increments_into_few_writes(open_repo: OpenR
 
 async def test_without_coalescing_every_increment_writes(open_repo: OpenRepo, cm_name: str) -> None:
     repository = await open_repo(cm_name, coalesce=False, max_attempts=100, max_retry_seconds=30.0)
-    results = await asyncio.gather(*(repository.increment("hot", 1) for _ in range(20)))
+    results = await asyncio.gather(*(repository.increment(CounterId.default("hot"), 1) for _ in range(20)))
     assert sorted(r.counter.count for r in results) == list(range(1, 21))
     assert repository.api_writes >= 20
 
 
 async def test_overflow_in_a_batch_fails_only_that_increment(open_repo: OpenRepo, cm_name: str) -> None:
     repository = await open_repo(cm_name)
-    await repository.set("big", INT64_MAX - 2)
+    await repository.set(CounterId.default("big"), INT64_MAX - 2)
     results = await asyncio.gather(
-        *(repository.increment("big", 1) for _ in range(4)), return_exceptions=True
+        *(repository.increment(CounterId.default("big"), 1) for _ in range(4)), return_exceptions=True
     )
     assert [r.counter.count for r in results if not isinstance(r, BaseException)] == [
         INT64_MAX - 1,
         INT64_MAX,
     ]
     assert sum(isinstance(r, CounterOverflowError) for r in results) == 2
-    assert (await repository.get("big")).count == INT64_MAX
+    assert (await repository.get(CounterId.default("big"))).count == INT64_MAX
 
 
 # --- readiness and errors ---------------------------------------------------------------------
@@ -309,9 +319,9 @@ async def test_an_api_that_is_down_is_not_ready_and_counts_nothing(tmp_path: Pat
         with pytest.raises(StoreUnavailableError, match="cannot be reached"):
             await repository.ping()
         with pytest.raises(StoreUnavailableError, match="nothing was counted"):
-            await repository.increment("c", 1)
+            await repository.increment(CounterId.default("c"), 1)
         with pytest.raises(StoreUnavailableError):
-            await repository.get("c")
+            await repository.get(CounterId.default("c"))
 
 
 @pytest.fixture
@@ -331,7 +341,7 @@ async def test_rejected_credentials_are_not_ready(kube: KubeTarget, wrong_token_
         with pytest.raises(StoreUnavailableError, match="refused the credentials"):
             await repository.ping()
         with pytest.raises(StoreUnavailableError, match="refused the credentials"):
-            await repository.increment("c", 1)
+            await repository.increment(CounterId.default("c"), 1)
 
 
 class ForbiddenApi:
@@ -351,7 +361,7 @@ async def test_forbidden_is_not_ready_and_names_the_permission() -> None:
         with pytest.raises(StoreUnavailableError, match="may not get configmaps in namespace team-a"):
             await repository.ping()
         with pytest.raises(StoreUnavailableError, match="RBAC"):
-            await repository.increment("c", 1)
+            await repository.increment(CounterId.default("c"), 1)
     finally:
         await repository.aclose()
 

@@ -21,6 +21,7 @@ from domain.errors import (
     OutcomeUnknownError,
     StoreUnavailableError,
 )
+from domain.model import CounterId
 from tests.integration.configmap_fixtures import (
     KubeTarget,
     OpenRepo,
@@ -43,12 +44,14 @@ async def test_a_full_configmap_refuses_new_counters_and_keeps_counting_old_ones
 ) -> None:
     repository = await open_repo(cm_name)
     names = [f"{i:06d}" + "x" * 57 for i in range(7000)]  # 63 characters each
-    results = await asyncio.gather(*(repository.set(n, 1) for n in names), return_exceptions=True)
+    results = await asyncio.gather(
+        *(repository.set(CounterId.default(n), 1) for n in names), return_exceptions=True
+    )
     refused = [r for r in results if isinstance(r, BaseException)]
     assert refused, "7000 counters of this size do not fit in 1 MiB"
     assert all(isinstance(r, StoreUnavailableError) and "is full" in str(r) for r in refused)
-    assert (await repository.increment(names[0], 1)).counter.count == 2
-    page = await repository.list(None, 1000)
+    assert (await repository.increment(CounterId.default(names[0]), 1)).counter.count == 2
+    page = await repository.list("default", None, 1000)
     assert len(page.counters) == 1000
 
 
@@ -68,11 +71,13 @@ async def test_a_full_configmap_refuses_new_names_and_keys_and_never_passes_1_mi
     repository = await open_repo(cm_name)
     too_long_before = too_long_answers(kube)
     first_keys = [keyed(f"first-{i}") for i in range(200)]
-    await asyncio.gather(*(repository.increment("c", 1, key) for key in first_keys))
+    await asyncio.gather(*(repository.increment(CounterId.default("c"), 1, key) for key in first_keys))
 
     # Short names: many counters, so that the values alone come close to the API's limit.
     names = [f"n{i:05d}" for i in range(12000)]
-    results = await asyncio.gather(*(repository.set(n, 1) for n in names), return_exceptions=True)
+    results = await asyncio.gather(
+        *(repository.set(CounterId.default(n), 1) for n in names), return_exceptions=True
+    )
     kept = [n for n, r in zip(names, results, strict=True) if not isinstance(r, BaseException)]
     refused = [r for r in results if isinstance(r, BaseException)]
     assert len(kept) > 5000
@@ -86,24 +91,26 @@ async def test_a_full_configmap_refuses_new_names_and_keys_and_never_passes_1_mi
 
     writes = repository.api_writes
     with pytest.raises(StoreUnavailableError, match="is full"):
-        await repository.increment("a-new-name", 1)
+        await repository.increment(CounterId.default("a-new-name"), 1)
     more_keys = [keyed(f"more-{i}") for i in range(1000)]
     keyed_results = await asyncio.gather(
-        *(repository.increment("c", 1, key) for key in more_keys), return_exceptions=True
+        *(repository.increment(CounterId.default("c"), 1, key) for key in more_keys), return_exceptions=True
     )
     assert all(isinstance(r, IdempotencyTableFullError) for r in keyed_results)
     assert all("is full until records expire" in str(r) for r in keyed_results)
     assert repository.api_writes == writes, "refused before writing"
 
     # Existing counters are never blocked: increments, sets (to the widest value), deletes.
-    assert (await repository.increment(kept[0], 1)).counter.count == 2
-    widest = await asyncio.gather(*(repository.set(n, -(2**63)) for n in kept))
+    assert (await repository.increment(CounterId.default(kept[0]), 1)).counter.count == 2
+    widest = await asyncio.gather(*(repository.set(CounterId.default(n), -(2**63)) for n in kept))
     assert all(r.counter.count == -(2**63) for r in widest)
-    assert (await repository.increment(kept[1], 9)).counter.count == -(2**63) + 9
-    assert (await repository.increment("c", 1, first_keys[0])).replayed
-    assert (await repository.increment("c", 1)).counter.count == 201
-    assert await repository.delete(kept[2]) is not None
-    assert (await repository.set("n-new", 1)).counter.count == 1  # the room of the deleted one
+    assert (await repository.increment(CounterId.default(kept[1]), 9)).counter.count == -(2**63) + 9
+    assert (await repository.increment(CounterId.default("c"), 1, first_keys[0])).replayed
+    assert (await repository.increment(CounterId.default("c"), 1)).counter.count == 201
+    assert await repository.delete(CounterId.default(kept[2])) is not None
+    assert (
+        await repository.set(CounterId.default("n-new"), 1)
+    ).counter.count == 1  # the room of the deleted one
 
     assert too_long_answers(kube) == too_long_before, "no write was refused as too long"
     data = stored_data(admin, kube.namespace, cm_name)
@@ -125,17 +132,17 @@ async def test_a_configmap_filled_past_the_limits_by_an_older_version_keeps_its_
     repository = await open_repo(cm_name)
     too_long_before = too_long_answers(kube)
     with pytest.raises(StoreFullError):
-        await repository.increment("new-name", 1)
-    assert (await repository.increment("c0", 1)).counter.count == 2
-    assert (await repository.set("c1", -(2**63))).counter.count == -(2**63)
-    assert await repository.delete("c2") is not None
+        await repository.increment(CounterId.default("new-name"), 1)
+    assert (await repository.increment(CounterId.default("c0"), 1)).counter.count == 2
+    assert (await repository.set(CounterId.default("c1"), -(2**63))).counter.count == -(2**63)
+    assert await repository.delete(CounterId.default("c2")) is not None
     # Past the hard limit: what does not grow the data still goes, what grows it is refused.
     patch = {"data": {"filler": "x" * (room.MAX_BYTES + 4 * 1024)}}
     admin.patch_namespaced_config_map(cm_name, kube.namespace, patch)
-    assert (await repository.increment("c0", 1)).counter.count == 3
+    assert (await repository.increment(CounterId.default("c0"), 1)).counter.count == 3
     with pytest.raises(StoreFullError, match="is full"):
-        await repository.set("c3", 10**18)
-    assert await repository.delete("c4") is not None
+        await repository.set(CounterId.default("c3"), 10**18)
+    assert await repository.delete(CounterId.default("c4")) is not None
     assert too_long_answers(kube) == too_long_before
     data = stored_data(admin, kube.namespace, cm_name)
     assert {k for k in data if k.startswith("c")} == {"c0", "c1", "c3"}
@@ -166,11 +173,11 @@ async def test_a_422_too_long_is_permanent_not_a_conflict(
     repository = ConfigMapCounterRepository(api, cm_name, kube.namespace)
     too_long_before = too_long_answers(kube)
     try:
-        await repository.set("c", 1)  # created with a POST
+        await repository.set(CounterId.default("c"), 1)  # created with a POST
         api.grow = True
         writes = repository.api_writes
         with pytest.raises(StoreFullError, match="too large") as refused:
-            await asyncio.wait_for(repository.increment("c", 1), timeout=30)
+            await asyncio.wait_for(repository.increment(CounterId.default("c"), 1), timeout=30)
         assert "nothing was counted" in str(refused.value)
         assert refused.value.retry_after >= 600
         assert repository.api_writes == writes + 1, "no retries of a permanent refusal"
@@ -178,7 +185,7 @@ async def test_a_422_too_long_is_permanent_not_a_conflict(
         if kube.emulator is not None:
             assert too_long_answers(kube) == too_long_before + 1
         api.grow = False
-        assert (await repository.increment("c", 1)).counter.count == 2
+        assert (await repository.increment(CounterId.default("c"), 1)).counter.count == 2
     finally:
         await repository.aclose()
     assert json.loads(stored_data(admin, kube.namespace, cm_name)["c"])["count"] == 2

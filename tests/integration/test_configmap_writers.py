@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from adapters.configmap import StoreFullError
+from domain.model import CounterId
 from tests.integration.configmap_fixtures import WRITE_VERBS, KubeTarget, OpenRepo
 from tests.integration.server_process import running_server
 
@@ -99,17 +100,24 @@ async def test_a_full_configmap_lets_every_writer_count_its_existing_counters(
     full ConfigMap adds its entry and counts on, and only new names are refused, for everyone."""
     first = await open_repo(cm_name)
     names = [f"{i:06d}" + "x" * 57 for i in range(7000)]  # 63 characters each: more than fits
-    results = await asyncio.gather(*(first.set(n, 1) for n in names), return_exceptions=True)
+    results = await asyncio.gather(
+        *(first.set(CounterId.default(n), 1) for n in names), return_exceptions=True
+    )
     kept = [n for n, r in zip(names, results, strict=True) if not isinstance(r, BaseException)]
     assert len(kept) < len(names), "the ConfigMap is full"
     writers = [first, await open_repo(cm_name), await open_repo(cm_name)]
     rounds = 5
     counted = await asyncio.gather(
-        *(writer.increment(name, 1) for writer in writers for name in kept[:50] for _ in range(rounds))
+        *(
+            writer.increment(CounterId.default(name), 1)
+            for writer in writers
+            for name in kept[:50]
+            for _ in range(rounds)
+        )
     )
     assert len(counted) == len(writers) * 50 * rounds
     for name in kept[:50]:
-        assert (await writers[1].get(name)).count == 1 + len(writers) * rounds
+        assert (await writers[1].get(CounterId.default(name))).count == 1 + len(writers) * rounds
     for writer in writers:
         with pytest.raises(StoreFullError, match="is full"):
-            await writer.increment(f"new-{id(writer)}", 1)
+            await writer.increment(CounterId.default(f"new-{id(writer)}"), 1)

@@ -17,7 +17,7 @@ from adapters.redis import RedisCounterRepository, open_redis_repository
 from adapters.redis import repository as repository_module
 from domain.errors import IdempotencyKeyReusedError, StoreCorruptedError, StoreUnavailableError
 from domain.idempotency import REUSED_MESSAGE, Idempotency, IdempotencyRecord, decide
-from domain.model import Incremented
+from domain.model import CounterId, Incremented
 from domain.ports import CounterRepository
 from tests.contract.repository_contract import Reopen, RepositoryContract
 
@@ -84,8 +84,8 @@ async def test_keys_are_laid_out_as_documented(
     redis_prefix: str,
     raw: redis.asyncio.Redis,
 ) -> None:
-    idempotency = Idempotency.for_increment(KEY, "c", 5, 60)
-    await redis_repository.increment("c", 5, idempotency)
+    idempotency = Idempotency.for_increment(KEY, CounterId.default("c"), 5, 60)
+    await redis_repository.increment(CounterId.default("c"), 5, idempotency)
     fields = await raw.hgetall(f"{redis_prefix}c:c")
     assert fields[b"count"] == b"5"
     assert fields[b"created_at"].isdigit()
@@ -114,14 +114,16 @@ async def test_a_replay_and_a_refusal_write_nothing(
     redis_prefix: str,
     raw: redis.asyncio.Redis,
 ) -> None:
-    idempotency = Idempotency.for_increment("k", "c", 1, 60)
-    await redis_repository.increment("c", 1, idempotency)
+    idempotency = Idempotency.for_increment("k", CounterId.default("c"), 1, 60)
+    await redis_repository.increment(CounterId.default("c"), 1, idempotency)
     record = record_of(redis_prefix, idempotency)
     await raw.pexpire(record, 30_000)  # a replay that re-armed the TTL would show here
     before = (await raw.hgetall(record), await raw.hgetall(f"{redis_prefix}c:c"))
-    assert (await redis_repository.increment("c", 1, idempotency)).replayed
+    assert (await redis_repository.increment(CounterId.default("c"), 1, idempotency)).replayed
     with pytest.raises(IdempotencyKeyReusedError, match=REUSED_MESSAGE):
-        await redis_repository.increment("c", 2, Idempotency.for_increment("k", "c", 2, 60))
+        await redis_repository.increment(
+            CounterId.default("c"), 2, Idempotency.for_increment("k", CounterId.default("c"), 2, 60)
+        )
     assert (await raw.hgetall(record), await raw.hgetall(f"{redis_prefix}c:c")) == before
     assert 0 < await raw.pttl(record) <= 30_000
 
@@ -131,12 +133,12 @@ async def test_a_record_without_a_ttl_is_kept_and_replayed(
     redis_prefix: str,
     raw: redis.asyncio.Redis,
 ) -> None:
-    idempotency = Idempotency.for_increment("k", "c", 1, 60)
-    await redis_repository.increment("c", 1, idempotency)
+    idempotency = Idempotency.for_increment("k", CounterId.default("c"), 1, 60)
+    await redis_repository.increment(CounterId.default("c"), 1, idempotency)
     await raw.persist(record_of(redis_prefix, idempotency))
-    again = await redis_repository.increment("c", 1, idempotency)
+    again = await redis_repository.increment(CounterId.default("c"), 1, idempotency)
     assert again.replayed
-    assert (await redis_repository.get("c")).count == 1
+    assert (await redis_repository.get(CounterId.default("c"))).count == 1
 
 
 async def test_a_record_the_domain_calls_expired_is_replaced_atomically(
@@ -147,8 +149,8 @@ async def test_a_record_the_domain_calls_expired_is_replaced_atomically(
 ) -> None:
     """Redis deletes a record when its TTL ends, so only a clock that disagrees with Redis can
     call a stored record expired; the repository then applies over exactly that record."""
-    idempotency = Idempotency.for_increment("k", "c", 1, 60)
-    await redis_repository.increment("c", 1, idempotency)
+    idempotency = Idempotency.for_increment("k", CounterId.default("c"), 1, 60)
+    await redis_repository.increment(CounterId.default("c"), 1, idempotency)
     seen: list[IdempotencyRecord | None] = []
 
     def far_future_decide(
@@ -158,7 +160,7 @@ async def test_a_record_the_domain_calls_expired_is_replaced_atomically(
         return decide(key, record, now + 3600)
 
     monkeypatch.setattr(repository_module, "decide", far_future_decide)
-    again = await redis_repository.increment("c", 1, idempotency)
+    again = await redis_repository.increment(CounterId.default("c"), 1, idempotency)
     assert not again.replayed
     assert again.counter.count == 2
     assert len(seen) == 1  # the script applied over the disregarded record without asking again
@@ -175,7 +177,7 @@ async def test_an_unreadable_record_is_reported_and_left_alone(
     raw: redis.asyncio.Redis,
     tamper: str,
 ) -> None:
-    idempotency = Idempotency.for_increment("k", "c", 1, 60)
+    idempotency = Idempotency.for_increment("k", CounterId.default("c"), 1, 60)
     record = record_of(redis_prefix, idempotency)
     if tamper == "wrong type":
         await raw.set(record, "not a hash")
@@ -183,9 +185,9 @@ async def test_an_unreadable_record_is_reported_and_left_alone(
         await raw.hset(record, mapping={"fingerprint": idempotency.fingerprint, "count": "x"})
     before = await raw.dump(record)
     with pytest.raises(StoreCorruptedError):
-        await redis_repository.increment("c", 1, idempotency)
+        await redis_repository.increment(CounterId.default("c"), 1, idempotency)
     assert await raw.dump(record) == before
-    assert (await redis_repository.get("c")).count == 0
+    assert (await redis_repository.get(CounterId.default("c"))).count == 0
 
 
 async def test_two_prefixes_do_not_see_each_other(
@@ -195,15 +197,15 @@ async def test_two_prefixes_do_not_see_each_other(
 ) -> None:
     a = await open_repository(redis_url, f"{redis_prefix}a:")
     b = await open_repository(redis_url, f"{redis_prefix}b:")
-    await a.increment("shared-name", 7)
-    await a.increment("only-a", 1)
-    assert (await b.get("shared-name")).count == 0
-    assert (await b.list(None, 10)).counters == []
-    await b.increment("shared-name", 1)
-    assert (await a.get("shared-name")).count == 7
-    assert [c.name for c in (await a.list(None, 10)).counters] == ["only-a", "shared-name"]
-    assert (await b.delete("shared-name")) is not None
-    assert (await a.get("shared-name")).count == 7
+    await a.increment(CounterId.default("shared-name"), 7)
+    await a.increment(CounterId.default("only-a"), 1)
+    assert (await b.get(CounterId.default("shared-name"))).count == 0
+    assert (await b.list("default", None, 10)).counters == []
+    await b.increment(CounterId.default("shared-name"), 1)
+    assert (await a.get(CounterId.default("shared-name"))).count == 7
+    assert [c.key for c in (await a.list("default", None, 10)).counters] == ["only-a", "shared-name"]
+    assert (await b.delete(CounterId.default("shared-name"))) is not None
+    assert (await a.get(CounterId.default("shared-name"))).count == 7
 
 
 # --- unreadable data is reported and never overwritten ---------------------------------------
@@ -217,13 +219,13 @@ async def test_a_key_of_the_wrong_type_is_reported_and_left_alone(
     key = f"{redis_prefix}c:odd"
     await raw.set(key, "not a hash")
     with pytest.raises(StoreCorruptedError):
-        await redis_repository.increment("odd", 1)
+        await redis_repository.increment(CounterId.default("odd"), 1)
     with pytest.raises(StoreCorruptedError):
-        await redis_repository.get("odd")
+        await redis_repository.get(CounterId.default("odd"))
     with pytest.raises(StoreCorruptedError):
-        await redis_repository.set("odd", 3)
+        await redis_repository.set(CounterId.default("odd"), 3)
     with pytest.raises(StoreCorruptedError):
-        await redis_repository.delete("odd")
+        await redis_repository.delete(CounterId.default("odd"))
     assert await raw.get(key) == b"not a hash"
     assert await raw.zscore(f"{redis_prefix}names", "odd") is None
 
@@ -238,11 +240,13 @@ async def test_a_count_that_is_not_a_64_bit_integer_is_reported_and_left_alone(
     key = f"{redis_prefix}c:bad"
     await raw.hset(key, "count", stored)
     for attempt in (
-        lambda: redis_repository.get("bad"),
-        lambda: redis_repository.increment("bad", 1),
-        lambda: redis_repository.increment("bad", 1, Idempotency.for_increment("k", "bad", 1, 60)),
-        lambda: redis_repository.set("bad", 0),
-        lambda: redis_repository.delete("bad"),
+        lambda: redis_repository.get(CounterId.default("bad")),
+        lambda: redis_repository.increment(CounterId.default("bad"), 1),
+        lambda: redis_repository.increment(
+            CounterId.default("bad"), 1, Idempotency.for_increment("k", CounterId.default("bad"), 1, 60)
+        ),
+        lambda: redis_repository.set(CounterId.default("bad"), 0),
+        lambda: redis_repository.delete(CounterId.default("bad")),
     ):
         with pytest.raises(StoreCorruptedError):
             await attempt()
@@ -258,11 +262,11 @@ async def test_a_names_index_of_the_wrong_type_stops_writes_before_they_start(
 ) -> None:
     await raw.set(f"{redis_prefix}names", "oops")
     with pytest.raises(StoreCorruptedError):
-        await redis_repository.increment("c", 1)
+        await redis_repository.increment(CounterId.default("c"), 1)
     with pytest.raises(StoreCorruptedError):
-        await redis_repository.set("c", 1)
+        await redis_repository.set(CounterId.default("c"), 1)
     with pytest.raises(StoreCorruptedError):
-        await redis_repository.list(None, 10)
+        await redis_repository.list("default", None, 10)
     assert await raw.exists(f"{redis_prefix}c:c") == 0
     assert await raw.get(f"{redis_prefix}names") == b"oops"
 
@@ -275,9 +279,9 @@ async def test_one_bad_key_fails_only_its_own_caller_in_a_pipeline(
     await raw.set(f"{redis_prefix}c:odd", "not a hash")
     before = redis_repository.round_trips
     results = await asyncio.gather(
-        *(redis_repository.increment("good", 1) for _ in range(10)),
-        redis_repository.increment("odd", 1),
-        redis_repository.get("odd"),
+        *(redis_repository.increment(CounterId.default("good"), 1) for _ in range(10)),
+        redis_repository.increment(CounterId.default("odd"), 1),
+        redis_repository.get(CounterId.default("odd")),
         return_exceptions=True,
     )
     assert redis_repository.round_trips - before == 1
@@ -291,23 +295,27 @@ async def test_one_bad_key_fails_only_its_own_caller_in_a_pipeline(
 
 
 async def test_concurrent_calls_share_round_trips(redis_repository: RedisCounterRepository) -> None:
-    await redis_repository.increment("warm", 1)  # connected, script loaded: measure the steady state
+    await redis_repository.increment(
+        CounterId.default("warm"), 1
+    )  # connected, script loaded: measure the steady state
     trips, commands = redis_repository.round_trips, redis_repository.commands
-    results = await asyncio.gather(*(redis_repository.increment("hot", 1) for _ in range(200)))
+    results = await asyncio.gather(
+        *(redis_repository.increment(CounterId.default("hot"), 1) for _ in range(200))
+    )
     assert sorted(r.counter.count for r in results) == list(range(1, 201))
     assert redis_repository.commands - commands == 200
     assert redis_repository.round_trips - trips <= 3
     trips = redis_repository.round_trips
-    counters = await asyncio.gather(*(redis_repository.get("hot") for _ in range(50)))
+    counters = await asyncio.gather(*(redis_repository.get(CounterId.default("hot")) for _ in range(50)))
     assert {c.count for c in counters} == {200}
     assert redis_repository.round_trips - trips == 1
 
 
 async def test_a_call_on_its_own_goes_out_at_once(redis_repository: RedisCounterRepository) -> None:
-    await redis_repository.increment("solo", 1)  # connected, scripts loaded
+    await redis_repository.increment(CounterId.default("solo"), 1)  # connected, scripts loaded
     trips = redis_repository.round_trips
     for expected in range(2, 7):
-        assert (await redis_repository.increment("solo", 1)).counter.count == expected
+        assert (await redis_repository.increment(CounterId.default("solo"), 1)).counter.count == expected
     assert redis_repository.round_trips - trips == 5
 
 
@@ -315,11 +323,13 @@ async def test_scripts_flushed_from_the_server_are_loaded_again(
     redis_repository: RedisCounterRepository,
     raw: redis.asyncio.Redis,
 ) -> None:
-    await redis_repository.increment("c", 1)
+    await redis_repository.increment(CounterId.default("c"), 1)
     await raw.script_flush()
-    results = await asyncio.gather(*(redis_repository.increment("c", 1) for _ in range(20)))
+    results = await asyncio.gather(
+        *(redis_repository.increment(CounterId.default("c"), 1) for _ in range(20))
+    )
     assert sorted(r.counter.count for r in results) == list(range(2, 22))
-    assert (await redis_repository.set("c", 0)).previous == 21
+    assert (await redis_repository.set(CounterId.default("c"), 0)).previous == 21
 
 
 # --- a store that is down, restarted or stalled ------------------------------------------------
@@ -329,51 +339,54 @@ async def test_a_stopped_server_makes_every_operation_unavailable_then_a_restart
     redis_server: RedisServer,
     redis_repository: RedisCounterRepository,
 ) -> None:
-    assert (await redis_repository.increment("c", 1)).counter.count == 1
+    assert (await redis_repository.increment(CounterId.default("c"), 1)).counter.count == 1
     redis_server.stop()
     try:
         for attempt in (
-            lambda: redis_repository.increment("c", 1),
-            lambda: redis_repository.increment("c", 1, Idempotency.for_increment("k", "c", 1, 60)),
-            lambda: redis_repository.get("c"),
-            lambda: redis_repository.set("c", 5),
-            lambda: redis_repository.delete("c"),
-            lambda: redis_repository.list(None, 10),
+            lambda: redis_repository.increment(CounterId.default("c"), 1),
+            lambda: redis_repository.increment(
+                CounterId.default("c"), 1, Idempotency.for_increment("k", CounterId.default("c"), 1, 60)
+            ),
+            lambda: redis_repository.get(CounterId.default("c")),
+            lambda: redis_repository.set(CounterId.default("c"), 5),
+            lambda: redis_repository.delete(CounterId.default("c")),
+            lambda: redis_repository.list("default", None, 10),
             redis_repository.ping,
         ):
             with pytest.raises(StoreUnavailableError) as raised:
                 await attempt()
             assert raised.value.retry_after == 1
         many = await asyncio.gather(
-            *(redis_repository.increment("c", 1) for _ in range(50)), return_exceptions=True
+            *(redis_repository.increment(CounterId.default("c"), 1) for _ in range(50)),
+            return_exceptions=True,
         )
         assert all(isinstance(result, StoreUnavailableError) for result in many)
     finally:
         redis_server.start()
     # The restarted server lost its data and its scripts (--save ""): both come back on demand.
     await redis_repository.ping()
-    assert (await redis_repository.increment("c", 1)).counter.count == 1
-    assert (await redis_repository.get("c")).count == 1
+    assert (await redis_repository.increment(CounterId.default("c"), 1)).counter.count == 1
+    assert (await redis_repository.get(CounterId.default("c"))).count == 1
 
 
 async def test_a_server_refusing_writes_changes_nothing(
     redis_repository: RedisCounterRepository,
     raw: redis.asyncio.Redis,
 ) -> None:
-    await redis_repository.increment("c", 1)
+    await redis_repository.increment(CounterId.default("c"), 1)
     await raw.config_set("maxmemory", "1")  # every write is now refused with OOM
     try:
         for attempt in (
-            lambda: redis_repository.increment("c", 1),
-            lambda: redis_repository.increment("new", 1),
-            lambda: redis_repository.set("c", 5),
+            lambda: redis_repository.increment(CounterId.default("c"), 1),
+            lambda: redis_repository.increment(CounterId.default("new"), 1),
+            lambda: redis_repository.set(CounterId.default("c"), 5),
         ):
             with pytest.raises(StoreUnavailableError, match="refused"):
                 await attempt()
     finally:
         await raw.config_set("maxmemory", "0")
-    assert (await redis_repository.get("c")).count == 1
-    assert (await redis_repository.get("new")).count == 0
+    assert (await redis_repository.get(CounterId.default("c"))).count == 1
+    assert (await redis_repository.get(CounterId.default("new"))).count == 0
 
 
 async def test_opening_does_not_need_a_running_server(open_repository: OpenRepository) -> None:
@@ -383,7 +396,7 @@ async def test_opening_does_not_need_a_running_server(open_repository: OpenRepos
         with pytest.raises(StoreUnavailableError, match="cannot connect"):
             await repository.ping()
         with pytest.raises(StoreUnavailableError, match="nothing was changed"):
-            await repository.increment("c", 1)
+            await repository.increment(CounterId.default("c"), 1)
 
 
 async def test_a_write_held_back_past_the_timeout_is_reported_as_unknown(
@@ -392,20 +405,20 @@ async def test_a_write_held_back_past_the_timeout_is_reported_as_unknown(
     raw: redis.asyncio.Redis,
     open_repository: OpenRepository,
 ) -> None:
-    key = Idempotency.for_increment("retry-me", "c", 1, 60)
+    key = Idempotency.for_increment("retry-me", CounterId.default("c"), 1, 60)
     repository = await open_repository(redis_url, redis_prefix, socket_timeout=0.3)
     await repository.ping()
     await raw.client_pause(1500, all=False)  # holds back writes (scripts), not PING
     try:
         with pytest.raises(StoreUnavailableError, match=r"no reply within 0.3 s.*outcome is unknown"):
-            await repository.increment("c", 1, key)
+            await repository.increment(CounterId.default("c"), 1, key)
     finally:
         await raw.client_unpause()
     # Whatever became of it (a paused client that hangs up is dropped unexecuted), the keyed retry
     # leaves the counter incremented exactly once.
-    again = await repository.increment("c", 1, key)
+    again = await repository.increment(CounterId.default("c"), 1, key)
     assert again.counter.count == 1
-    assert (await repository.get("c")).count == 1
+    assert (await repository.get(CounterId.default("c"))).count == 1
 
 
 async def test_a_timed_out_increment_that_was_applied_is_replayed_by_a_keyed_retry(
@@ -414,7 +427,7 @@ async def test_a_timed_out_increment_that_was_applied_is_replayed_by_a_keyed_ret
     raw: redis.asyncio.Redis,
     open_repository: OpenRepository,
 ) -> None:
-    key = Idempotency.for_increment("retry-me", "c", 1, 60)
+    key = Idempotency.for_increment("retry-me", CounterId.default("c"), 1, 60)
     repository = await open_repository(redis_url, redis_prefix, socket_timeout=0.3)
     await repository.ping()
 
@@ -424,18 +437,43 @@ async def test_a_timed_out_increment_that_was_applied_is_replayed_by_a_keyed_ret
     busy = asyncio.create_task(hog_the_server())
     await asyncio.sleep(0.05)
     with pytest.raises(StoreUnavailableError, match="outcome is unknown"):
-        await repository.increment("c", 1, key)
+        await repository.increment(CounterId.default("c"), 1, key)
     await busy
     # Redis read the script before the client hung up and ran it when it was free again.
-    assert (await repository.get("c")).count == 1
-    again = await repository.increment("c", 1, key)
+    assert (await repository.get(CounterId.default("c"))).count == 1
+    again = await repository.increment(CounterId.default("c"), 1, key)
     assert again.replayed
     assert again.counter.count == 1
-    assert (await repository.get("c")).count == 1
+    assert (await repository.get(CounterId.default("c"))).count == 1
 
 
 async def test_a_closed_repository_refuses_work(redis_repository: RedisCounterRepository) -> None:
-    await redis_repository.increment("c", 1)
+    await redis_repository.increment(CounterId.default("c"), 1)
     await redis_repository.aclose()
     with pytest.raises(StoreUnavailableError, match="closed"):
-        await redis_repository.get("c")
+        await redis_repository.get(CounterId.default("c"))
+
+
+# --- counters written before namespaces ---------------------------------------------------------
+
+
+async def test_keys_written_before_namespaces_are_the_namespace_default(
+    raw: redis.asyncio.Redis, redis_url: str, redis_prefix: str, open_repository: OpenRepository
+) -> None:
+    """The layout before namespaces (`{prefix}c:{name}`, `{prefix}names`) is the namespace
+    `default` as it is: nothing to migrate, and the other namespaces have keys of their own."""
+    micros = b"1767225600000000"
+    await raw.hset(
+        f"{redis_prefix}c:visits", mapping={"count": 7, "created_at": micros, "updated_at": micros}
+    )
+    await raw.zadd(f"{redis_prefix}names", {"visits": 0})
+    repository = await open_repository(redis_url, redis_prefix)
+    visits = CounterId.default("visits")
+    assert (await repository.get(visits)).count == 7
+    assert [c.key for c in (await repository.list("default", None, 10)).counters] == ["visits"]
+    assert (await repository.increment(visits, 1)).counter.count == 8
+    await repository.increment(CounterId("blog", "visits"), 5)
+    assert await raw.hget(f"{redis_prefix}c:visits", "count") == b"8"
+    assert await raw.hget(f"{redis_prefix}ns:blog:c:visits", "count") == b"5"
+    assert await raw.zrange(f"{redis_prefix}ns:blog:names", 0, -1) == [b"visits"]
+    assert await raw.zrange(f"{redis_prefix}names", 0, -1) == [b"visits"]

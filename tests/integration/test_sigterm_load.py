@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from adapters.redis import open_redis_repository
+from domain.model import CounterId
 from tests.integration.fault_load import Load
 from tests.integration.server_process import running_server
 
@@ -44,7 +45,7 @@ async def test_sigterm_under_load_answers_or_refuses_and_counts_every_2xx_once(
     after_sigterm = [a for a in load.answers if a.sent_at >= signalled_at]
     assert any(a.status is None for a in after_sigterm), "the server stopped taking requests"
     async with contextlib.asynccontextmanager(open_redis_repository)(redis_url, redis_prefix) as repository:
-        stored = (await repository.get("default")).count
+        stored = (await repository.get(CounterId.default("default"))).count
     ok = kinds["200"]
     assert stored == ok, f"stored {stored} != 2xx {ok}: {kinds}"
     assert code == 0, log.read_text()[-3000:]

@@ -56,7 +56,8 @@ def sqlite_server(tmp_path: Path) -> Iterator[tuple[Server, Path]]:
 
 def stored_count(db: Path, name: str) -> int:
     with contextlib.closing(sqlite3.connect(db)) as connection:
-        row = connection.execute("SELECT count FROM counters WHERE name = ?", (name,)).fetchone()
+        query = "SELECT count FROM counters WHERE namespace = 'default' AND key = ?"
+        row = connection.execute(query, (name,)).fetchone()
     return 0 if row is None else int(row[0])
 
 

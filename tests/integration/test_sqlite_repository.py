@@ -23,7 +23,7 @@ from domain.errors import (
     StoreUnavailableError,
 )
 from domain.idempotency import Idempotency
-from domain.model import INT64_MAX
+from domain.model import INT64_MAX, CounterId
 from tests.contract.repository_contract import RepositoryContract
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def raw(db_path: Path, repository: SqliteCounterRepository) -> Iterator[sqlite3.
 
 
 def key(value: str, name: str = "c", by: int = 1, ttl: float = 3600.0) -> Idempotency:
-    return Idempotency.for_increment(value, name, by, ttl)
+    return Idempotency.for_increment(value, CounterId.default(name), by, ttl)
 
 
 class TestSqliteRepository(RepositoryContract):
@@ -109,11 +109,11 @@ async def test_two_processes_and_this_one_count_every_increment_once(
     repository: SqliteCounterRepository, db_path: Path
 ) -> None:
     workers = asyncio.ensure_future(run_workers(db_path, ["hot", "500", "10"], ["hot", "500", "10"]))
-    here = [(await repository.increment("hot", 1)).counter.count for _ in range(200)]
+    here = [(await repository.increment(CounterId.default("hot"), 1)).counter.count for _ in range(200)]
     outputs = await workers
     counts = here + [count for output in outputs for count, _ in output]
     assert sorted(counts) == list(range(1, 1201))  # distinct: no two increments saw the same value
-    assert (await repository.get("hot")).count == 1200
+    assert (await repository.get(CounterId.default("hot"))).count == 1200
 
 
 @pytest.mark.slow
@@ -121,7 +121,7 @@ async def test_an_idempotency_key_counts_once_across_processes(
     repository: SqliteCounterRepository, db_path: Path
 ) -> None:
     first, second = await run_workers(db_path, ["keyed", "200", "20", "k"], ["keyed", "200", "20", "k"])
-    assert (await repository.get("keyed")).count == 200
+    assert (await repository.get(CounterId.default("keyed"))).count == 200
     for (count_a, replayed_a), (count_b, replayed_b) in zip(first, second, strict=True):
         assert count_a == count_b  # the replay returns what the first request got
         assert replayed_a != replayed_b  # exactly one of the two applied it
@@ -133,7 +133,7 @@ async def test_an_idempotency_key_counts_once_across_processes(
 
 async def test_concurrent_increments_share_transactions(repository: SqliteCounterRepository) -> None:
     before = repository.transactions
-    results = await asyncio.gather(*(repository.increment("c", 1) for _ in range(1000)))
+    results = await asyncio.gather(*(repository.increment(CounterId.default("c"), 1) for _ in range(1000)))
     assert sorted(r.counter.count for r in results) == list(range(1, 1001))
     assert repository.transactions - before < 100
 
@@ -159,21 +159,21 @@ async def worker_has_taken_every_job(repository: SqliteCounterRepository) -> Non
 async def test_one_batch_runs_its_jobs_in_order_and_refusals_stay_alone(
     repository: SqliteCounterRepository, db_path: Path
 ) -> None:
-    await repository.set("big", INT64_MAX)
+    await repository.set(CounterId.default("big"), INT64_MAX)
     with write_lock(db_path):
         # The worker takes this job alone and waits for the lock; the next ones queue behind it.
-        blocker = asyncio.ensure_future(repository.increment("warm", 1))
+        blocker = asyncio.ensure_future(repository.increment(CounterId.default("warm"), 1))
         await worker_has_taken_every_job(repository)
         before = repository.transactions
         jobs = [
             asyncio.ensure_future(job)
             for job in (
-                repository.increment("big", 1),
-                repository.increment("x", 1),
-                repository.increment("x", 2),
-                repository.increment("c", 1, key("k")),
-                repository.increment("c", 1, key("k")),
-                repository.increment("c", 2, key("k", by=2)),
+                repository.increment(CounterId.default("big"), 1),
+                repository.increment(CounterId.default("x"), 1),
+                repository.increment(CounterId.default("x"), 2),
+                repository.increment(CounterId.default("c"), 1, key("k")),
+                repository.increment(CounterId.default("c"), 1, key("k")),
+                repository.increment(CounterId.default("c"), 2, key("k", by=2)),
             )
         ]
         await asyncio.sleep(0.1)
@@ -186,8 +186,8 @@ async def test_one_batch_runs_its_jobs_in_order_and_refusals_stay_alone(
     assert getattr(getattr(x_again, "counter", None), "count", None) == 3  # it saw the one before
     assert getattr(first, "replayed", None) is False
     assert getattr(replay, "replayed", None) is True
-    assert (await repository.get("c")).count == 1
-    assert (await repository.get("big")).count == INT64_MAX
+    assert (await repository.get(CounterId.default("c"))).count == 1
+    assert (await repository.get(CounterId.default("big"))).count == INT64_MAX
 
 
 # --- faults -------------------------------------------------------------------------------
@@ -195,15 +195,15 @@ async def test_one_batch_runs_its_jobs_in_order_and_refusals_stay_alone(
 
 async def test_a_locked_database_is_unavailable_and_counts_nothing(db_path: Path) -> None:
     async with SqliteCounterRepository(db_path, lock_timeout_seconds=0.2) as repository:
-        await repository.increment("c", 1)
+        await repository.increment(CounterId.default("c"), 1)
         with write_lock(db_path):
             results = await asyncio.gather(
-                *(repository.increment("c", 1) for _ in range(5)), return_exceptions=True
+                *(repository.increment(CounterId.default("c"), 1) for _ in range(5)), return_exceptions=True
             )
             assert all(isinstance(r, StoreUnavailableError) for r in results), results
             assert "locked" in str(results[0])
-            assert (await repository.get("c")).count == 1  # WAL: reads go on meanwhile
-        assert (await repository.increment("c", 1)).counter.count == 2
+            assert (await repository.get(CounterId.default("c"))).count == 1  # WAL: reads go on meanwhile
+        assert (await repository.increment(CounterId.default("c"), 1)).counter.count == 2
 
 
 async def test_readiness_fails_while_the_write_lock_is_held_and_reads_go_on(db_path: Path) -> None:
@@ -212,11 +212,13 @@ async def test_readiness_fails_while_the_write_lock_is_held_and_reads_go_on(db_p
     ) as repository:
         await repository.ping()
         with write_lock(db_path):
-            blocked = asyncio.ensure_future(repository.increment("c", 1))
+            blocked = asyncio.ensure_future(repository.increment(CounterId.default("c"), 1))
             await worker_has_taken_every_job(repository)
             with pytest.raises(StoreUnavailableError):
                 await repository.ping()  # it cannot count now, so it is not ready
-            assert (await repository.get("c")).count == 0  # the reader does not queue behind it
+            assert (
+                await repository.get(CounterId.default("c"))
+            ).count == 0  # the reader does not queue behind it
         assert (await blocked).counter.count == 1
         await repository.ping()
 
@@ -225,45 +227,50 @@ async def test_readiness_fails_while_the_write_lock_is_held_and_reads_go_on(db_p
 async def test_unreadable_count_is_reported_and_never_overwritten(
     repository: SqliteCounterRepository, raw: sqlite3.Connection, bad: object
 ) -> None:
-    await repository.increment("c", 1)
+    await repository.increment(CounterId.default("c"), 1)
     raw.execute("PRAGMA ignore_check_constraints = ON")  # the CHECK would refuse this edit
-    raw.execute("UPDATE counters SET count = ? WHERE name = 'c'", (bad,))
+    raw.execute("UPDATE counters SET count = ? WHERE namespace = 'default' AND key = 'c'", (bad,))
     stored = raw.execute("SELECT count FROM counters").fetchone()
     for attempt in (
-        repository.get("c"),
-        repository.increment("c", 1),
-        repository.increment("c", 1, key("k")),
-        repository.set("c", 0),
-        repository.delete("c"),
-        repository.list(None, 10),
+        repository.get(CounterId.default("c")),
+        repository.increment(CounterId.default("c"), 1),
+        repository.increment(CounterId.default("c"), 1, key("k")),
+        repository.set(CounterId.default("c"), 0),
+        repository.delete(CounterId.default("c")),
+        repository.list("default", None, 10),
     ):
         with pytest.raises(StoreCorruptedError, match="not an integer"):
             await attempt
     assert raw.execute("SELECT count FROM counters").fetchone() == stored
-    assert (await repository.increment("other", 1)).counter.count == 1  # the store still works
-    raw.execute("DELETE FROM counters WHERE name = 'c'")  # a human repairs it by hand
-    assert (await repository.increment("c", 1, key("k"))).counter.count == 1  # the key was not used
+    assert (
+        await repository.increment(CounterId.default("other"), 1)
+    ).counter.count == 1  # the store still works
+    # a human repairs it by hand
+    raw.execute("DELETE FROM counters WHERE namespace = 'default' AND key = 'c'")
+    assert (
+        await repository.increment(CounterId.default("c"), 1, key("k"))
+    ).counter.count == 1  # the key was not used
 
 
 async def test_the_schema_refuses_a_hand_written_non_integer(
     repository: SqliteCounterRepository, raw: sqlite3.Connection
 ) -> None:
-    await repository.increment("c", 1)
+    await repository.increment(CounterId.default("c"), 1)
     with pytest.raises(sqlite3.IntegrityError):
-        raw.execute("UPDATE counters SET count = 'abc' WHERE name = 'c'")
+        raw.execute("UPDATE counters SET count = 'abc' WHERE namespace = 'default' AND key = 'c'")
 
 
 async def test_unreadable_timestamp_is_reported(
     repository: SqliteCounterRepository, raw: sqlite3.Connection
 ) -> None:
-    await repository.increment("c", 1)
-    raw.execute("UPDATE counters SET updated_at = 'yesterday' WHERE name = 'c'")
+    await repository.increment(CounterId.default("c"), 1)
+    raw.execute("UPDATE counters SET updated_at = 'yesterday' WHERE namespace = 'default' AND key = 'c'")
     with pytest.raises(StoreCorruptedError, match="not a date"):
-        await repository.increment("c", 1)
+        await repository.increment(CounterId.default("c"), 1)
     assert raw.execute("SELECT count FROM counters").fetchone() == (1,)
     # A timestamp written by SQLite's own datetime('now') is UTC without an offset: readable.
-    raw.execute("UPDATE counters SET updated_at = datetime('now') WHERE name = 'c'")
-    counter = await repository.get("c")
+    raw.execute("UPDATE counters SET updated_at = datetime('now') WHERE namespace = 'default' AND key = 'c'")
+    counter = await repository.get(CounterId.default("c"))
     assert counter.updated_at is not None
     assert counter.updated_at.utcoffset() is not None
 
@@ -271,14 +278,14 @@ async def test_unreadable_timestamp_is_reported(
 async def test_unreadable_idempotency_record_is_reported(
     repository: SqliteCounterRepository, raw: sqlite3.Connection
 ) -> None:
-    await repository.increment("c", 1, key("k"))
+    await repository.increment(CounterId.default("c"), 1, key("k"))
     raw.execute("UPDATE idempotency_records SET count = 'x'")
     with pytest.raises(StoreCorruptedError):
-        await repository.increment("c", 1, key("k"))
+        await repository.increment(CounterId.default("c"), 1, key("k"))
     raw.execute("UPDATE idempotency_records SET count = 1, expires_at = 'soon'")
     with pytest.raises(StoreCorruptedError, match="expiry 'soon'"):
-        await repository.increment("c", 1, key("k"))
-    assert (await repository.get("c")).count == 1
+        await repository.increment(CounterId.default("c"), 1, key("k"))
+    assert (await repository.get(CounterId.default("c"))).count == 1
     assert raw.execute("SELECT expires_at FROM idempotency_records").fetchall() == [("soon",)]
 
 
@@ -298,7 +305,7 @@ async def test_a_path_that_cannot_be_opened_is_reported_on_open(tmp_path: Path, 
     with pytest.raises(StoreUnavailableError, match="cannot open the SQLite store at"):
         await repository.open()
     with pytest.raises(StoreUnavailableError, match="not open"):
-        await repository.get("c")
+        await repository.get(CounterId.default("c"))
 
 
 async def test_a_newer_schema_is_refused(db_path: Path) -> None:
@@ -317,7 +324,7 @@ async def test_open_creates_a_wal_file_and_timestamps_are_utc(
     repository: SqliteCounterRepository, raw: sqlite3.Connection
 ) -> None:
     assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    counter = (await repository.increment("c", 1)).counter
+    counter = (await repository.increment(CounterId.default("c"), 1)).counter
     assert counter.created_at is not None
     assert counter.created_at.utcoffset() == timedelta(0)
     assert raw.execute("SELECT created_at FROM counters").fetchone() == (counter.created_at.isoformat(),)
@@ -327,33 +334,33 @@ async def test_open_and_close_are_idempotent_and_close_finishes_queued_jobs(db_p
     repository = SqliteCounterRepository(db_path)
     await repository.open()
     await repository.open()
-    jobs = [asyncio.ensure_future(repository.increment("c", 1)) for _ in range(100)]
+    jobs = [asyncio.ensure_future(repository.increment(CounterId.default("c"), 1)) for _ in range(100)]
     await asyncio.sleep(0)  # every job is queued
     await repository.close()
     await repository.close()
     assert len({r.counter.count for r in await asyncio.gather(*jobs)}) == 100
     with pytest.raises(StoreUnavailableError, match="not open"):
-        await repository.increment("c", 1)
+        await repository.increment(CounterId.default("c"), 1)
     with pytest.raises(StoreUnavailableError, match="not open"):
         await repository.ping()
     await repository.open()  # a closed repository may be opened again
-    assert (await repository.get("c")).count == 100
+    assert (await repository.get(CounterId.default("c"))).count == 100
     await repository.close()
 
 
 async def test_resource_generator_yields_an_open_repository_and_closes_it(db_path: Path) -> None:
     resource = open_sqlite_repository(db_path, lock_timeout_seconds=1, max_batch=8, synchronous="FULL")
     repository = await anext(resource)
-    assert (await repository.increment("c", 1)).counter.count == 1
+    assert (await repository.increment(CounterId.default("c"), 1)).counter.count == 1
     with pytest.raises(StopAsyncIteration):
         await anext(resource)
     with pytest.raises(StoreUnavailableError):
-        await repository.get("c")
+        await repository.get(CounterId.default("c"))
 
 
 async def test_max_batch_bounds_a_transaction(db_path: Path) -> None:
     async with SqliteCounterRepository(db_path, max_batch=4) as repository:
-        await asyncio.gather(*(repository.increment("c", 1) for _ in range(100)))
+        await asyncio.gather(*(repository.increment(CounterId.default("c"), 1) for _ in range(100)))
         assert repository.transactions >= 25
 
 
@@ -367,11 +374,11 @@ def test_settings_are_checked() -> None:
 
 
 async def test_expired_keys_are_purged(repository: SqliteCounterRepository, raw: sqlite3.Connection) -> None:
-    await repository.increment("c", 1, key("short", ttl=0.05))
-    await repository.increment("c", 1, key("long", ttl=3600))
+    await repository.increment(CounterId.default("c"), 1, key("short", ttl=0.05))
+    await repository.increment(CounterId.default("c"), 1, key("long", ttl=3600))
     await asyncio.sleep(0.1)
     for _ in range(PURGE_EVERY):
-        await repository.increment("c", 1)
+        await repository.increment(CounterId.default("c"), 1)
     assert raw.execute("SELECT record_key FROM idempotency_records").fetchall() == [(key("long").record_key,)]
 
 
@@ -379,7 +386,7 @@ async def test_records_are_named_by_record_key_and_keep_the_whole_fingerprint(
     repository: SqliteCounterRepository, raw: sqlite3.Connection
 ) -> None:
     idempotency = key("a key: with spaces")
-    await repository.increment("c", 1, idempotency)
+    await repository.increment(CounterId.default("c"), 1, idempotency)
     assert raw.execute("SELECT record_key, fingerprint, name, count FROM idempotency_records").fetchall() == [
         (idempotency.record_key, idempotency.fingerprint, "c", 1)
     ]
@@ -388,15 +395,15 @@ async def test_records_are_named_by_record_key_and_keep_the_whole_fingerprint(
 async def test_an_expired_record_not_yet_purged_is_judged_by_the_domain(
     repository: SqliteCounterRepository, raw: sqlite3.Connection
 ) -> None:
-    await repository.increment("c", 1, key("k"))
+    await repository.increment(CounterId.default("c"), 1, key("k"))
     raw.execute("UPDATE idempotency_records SET expires_at = 1.0")  # expired long ago, still there
-    again = await repository.increment("c", 1, key("k"))
+    again = await repository.increment(CounterId.default("c"), 1, key("k"))
     assert not again.replayed
     assert again.counter.count == 2
     # Replaced by the new record, which the next retry replays.
     (expires_at,) = raw.execute("SELECT expires_at FROM idempotency_records").fetchone()
     assert expires_at > 1.0
-    assert (await repository.increment("c", 1, key("k"))).replayed
+    assert (await repository.increment(CounterId.default("c"), 1, key("k"))).replayed
 
 
 # --- the schema of an earlier version -----------------------------------------------------
@@ -450,11 +457,11 @@ async def test_a_version_1_file_keeps_its_counts_and_its_live_keys(db_path: Path
             assert connection.execute(
                 "SELECT record_key, fingerprint, count FROM idempotency_records"
             ).fetchall() == [(live.record_key, live.fingerprint, 7)]
-        replay = await repository.increment("c", 1, live)
+        replay = await repository.increment(CounterId.default("c"), 1, live)
         assert replay.replayed
         assert replay.counter.count == 7
         assert replay.counter.created_at == datetime.fromisoformat(stamp)
-        applied = await repository.increment("c", 1, expired)
+        applied = await repository.increment(CounterId.default("c"), 1, expired)
         assert not applied.replayed
         assert applied.counter.count == 8
 

@@ -8,6 +8,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from adapters.memory import InMemoryCounterRepository
+from domain.model import CounterId
 from entrypoints.settings import Settings, SettingsError
 from tests.unit.conftest import assert_problem, make_client
 
@@ -40,7 +41,9 @@ async def test_a_preflight_from_an_allowed_origin_is_allowed(
     allowed_headers = {h.lower() for h in answer.headers["access-control-allow-headers"].split(", ")}
     assert {"authorization", "content-type", "idempotency-key", "x-request-id"} <= allowed_headers
     assert answer.headers["vary"] == "Origin"
-    assert (await memory_store.get(path.rsplit("/", 1)[-1].replace("counter", "default"))).count == 0
+    assert (
+        await memory_store.get(CounterId.default(path.rsplit("/", 1)[-1].replace("counter", "default")))
+    ).count == 0
 
 
 @pytest.mark.parametrize("path", INCREMENT_PATHS)
@@ -140,10 +143,11 @@ async def test_head_answers_every_get_route_of_the_openapi_document_without_a_bo
         await client.post("/counters/visits")
         document = (await client.get("/schema/openapi.json")).json()
         get_paths = [path for path, operations in document["paths"].items() if "get" in operations]
-        assert len(get_paths) == 11  # 5 of the API, 6 of the badges
+        assert len(get_paths) == 13  # 7 of the API, 6 of the badges
         assert not any("head" in operations for operations in document["paths"].values())
         for template in get_paths:
-            path = template.replace("{name}", "visits")
+            path = template.replace("{name}", "visits").replace("{key}", "visits")
+            path = path.replace("{namespace}", "default")
             got, head = await client.get(path), await client.head(path)
             assert head.status_code == got.status_code == 200, path
             assert head.content == b"", path

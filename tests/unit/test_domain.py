@@ -14,16 +14,22 @@ from domain.errors import (
     StoreUnavailableError,
 )
 from domain.idempotency import Idempotency
-from domain.model import INT64_MAX, INT64_MIN, add_checked, check_amount, check_name
+from domain.model import INT64_MAX, INT64_MIN, CounterId, add_checked, check_amount, check_name
 from domain.services import CounterService
 
 
-@pytest.mark.parametrize("name", ["a", "A1", "0", "default", "a.b-c_d", "x" * 63, "9lives"])
+@pytest.mark.parametrize(
+    "name",
+    ["a", "A1", "0", "default", "a.b-c_d", "x" * 63, "9lives", "x" * 64, "-ab", "_ab", "...", "_idempotency"],
+)
 def test_valid_names(name: str) -> None:
     assert check_name(name) == name
 
 
-@pytest.mark.parametrize("name", ["", "x" * 64, "-a", "_a", ".a", "a b", "a/b", "é", "a:b", "a\n"])
+@pytest.mark.parametrize(
+    "name",
+    ["", "x" * 65, "-a", "_a", ".a", "-" * 65, "a b", "a/b", "é", "a:b", "a\n", "ab\n", "x" * 64 + "\n"],
+)
 def test_invalid_names(name: str) -> None:
     with pytest.raises(InvalidCounterNameError):
         check_name(name)
@@ -44,30 +50,30 @@ def test_add_checked_refuses_to_leave_int64() -> None:
 
 
 def test_fingerprint_depends_on_name_and_amount() -> None:
-    a = Idempotency.for_increment("k", "c", 1, 60)
-    assert a == Idempotency.for_increment("k", "c", 1, 60)
-    assert a.fingerprint != Idempotency.for_increment("k", "c", 2, 60).fingerprint
-    assert a.fingerprint != Idempotency.for_increment("k", "d", 1, 60).fingerprint
+    a = Idempotency.for_increment("k", CounterId.default("c"), 1, 60)
+    assert a == Idempotency.for_increment("k", CounterId.default("c"), 1, 60)
+    assert a.fingerprint != Idempotency.for_increment("k", CounterId.default("c"), 2, 60).fingerprint
+    assert a.fingerprint != Idempotency.for_increment("k", CounterId.default("d"), 1, 60).fingerprint
     with pytest.raises(InvalidIdempotencyKeyError):
-        Idempotency.for_increment("", "c", 1, 60)
+        Idempotency.for_increment("", CounterId.default("c"), 1, 60)
 
 
 @pytest.mark.parametrize("spaced", ["k ", " k", "\tk", "k \t ", " \t k\t"])
 def test_spaces_and_tabs_around_an_idempotency_key_are_not_part_of_it(spaced: str) -> None:
-    plain = Idempotency.for_increment("k", "c", 1, 60)
-    assert Idempotency.for_increment(spaced, "c", 1, 60) == plain
-    assert Idempotency.for_increment(spaced, "c", 1, 60).record_key == plain.record_key
+    plain = Idempotency.for_increment("k", CounterId.default("c"), 1, 60)
+    assert Idempotency.for_increment(spaced, CounterId.default("c"), 1, 60) == plain
+    assert Idempotency.for_increment(spaced, CounterId.default("c"), 1, 60).record_key == plain.record_key
 
 
 @pytest.mark.parametrize("key", [" ", "\t", " \t ", "a\tb", "a\nb", " " + "x" * 256])
 def test_what_is_left_of_an_idempotency_key_must_be_printable_ascii(key: str) -> None:
     with pytest.raises(InvalidIdempotencyKeyError):
-        Idempotency.for_increment(key, "c", 1, 60)
+        Idempotency.for_increment(key, CounterId.default("c"), 1, 60)
 
 
 def test_inner_spaces_are_part_of_an_idempotency_key() -> None:
-    assert Idempotency.for_increment("a b", "c", 1, 60).key == "a b"
-    assert Idempotency.for_increment(" " + "x" * 255 + " ", "c", 1, 60).key == "x" * 255
+    assert Idempotency.for_increment("a b", CounterId.default("c"), 1, 60).key == "a b"
+    assert Idempotency.for_increment(" " + "x" * 255 + " ", CounterId.default("c"), 1, 60).key == "x" * 255
 
 
 def test_store_errors_keep_the_operator_message_and_what_a_client_may_see() -> None:
@@ -83,14 +89,14 @@ async def test_service_validates_before_touching_the_store() -> None:
     store = InMemoryCounterRepository()
     service = CounterService(store)
     with pytest.raises(InvalidCounterNameError):
-        await service.increment("bad name")
+        await service.increment(CounterId.default("bad name"))
     with pytest.raises(InvalidAmountError):
-        await service.increment("c", 0)
+        await service.increment(CounterId.default("c"), 0)
     with pytest.raises(InvalidAmountError):
-        await service.set("c", INT64_MAX + 1)
+        await service.set(CounterId.default("c"), INT64_MAX + 1)
     with pytest.raises(InvalidInputError):
-        await service.list(limit=0)
-    assert (await store.list(None, 10)).counters == []
-    assert (await service.increment("c", 2, "key")).counter.count == 2
-    assert (await service.increment("c", 2, "key")).replayed
-    assert (await service.increment("c", 2, " key\t")).replayed  # the same key
+        await service.list("default", limit=0)
+    assert (await store.list("default", None, 10)).counters == []
+    assert (await service.increment(CounterId.default("c"), 2, "key")).counter.count == 2
+    assert (await service.increment(CounterId.default("c"), 2, "key")).replayed
+    assert (await service.increment(CounterId.default("c"), 2, " key\t")).replayed  # the same key

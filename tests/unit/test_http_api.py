@@ -18,7 +18,7 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 async def test_default_counter_starts_at_zero_and_counts_each_post(client: Client) -> None:
-    assert (await client.get("/counter")).json() == {"name": "default", "count": 0}
+    assert (await client.get("/counter")).json() == {"namespace": "default", "name": "default", "count": 0}
     for expected in (1, 2, 3):
         response = await client.post("/counter")
         assert response.status_code == 200
@@ -48,9 +48,7 @@ async def test_concurrent_posts_are_all_counted(client: Client) -> None:
     assert sorted(r.json()["count"] for r in responses) == list(range(1, 101))
 
 
-@pytest.mark.parametrize(
-    "name", ["-starts-with-dash", "has space", "x" * 64, "_underscore", "ümlaut", ".dot", "semi;colon"]
-)
+@pytest.mark.parametrize("name", ["-a", "has space", "x" * 65, "_", "ümlaut", ".b", "semi;colon", "a%3Ab"])
 async def test_invalid_names_get_400_and_change_nothing(client: Client, name: str) -> None:
     assert_problem(await client.post(f"/counters/{name}"), 400, "invalid")
     assert_problem(await client.get(f"/counters/{name}"), 400)
@@ -304,7 +302,7 @@ async def test_listing_is_sorted_and_paginated_with_an_opaque_cursor(client: Cli
     assert names == ["a", "b", "c", "d", "e"]
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=1001", "limit=x", "cursor=%40%40", "cursor=X19fXw"])
+@pytest.mark.parametrize("query", ["limit=0", "limit=1001", "limit=x", "cursor=%40%40", "cursor=YSBi"])
 async def test_listing_with_a_bad_query_gets_400(client: Client, query: str) -> None:
     assert_problem(await client.get(f"/counters?{query}"), 400)
 

@@ -17,7 +17,7 @@ from domain.errors import (
     StoreFullError,
     StoreUnavailableError,
 )
-from domain.model import INT64_MAX, Counter
+from domain.model import INT64_MAX, Counter, CounterId
 from entrypoints.logs import RequestIdFilter
 from tests.unit.conftest import assert_problem, make_client
 
@@ -29,7 +29,7 @@ class BrokenStore(InMemoryCounterRepository):
         super().__init__()
         self.error = error
 
-    async def get(self, name: str) -> Counter:
+    async def get(self, name: CounterId) -> Counter:
         raise self.error
 
     async def increment(self, *args: Any, **kwargs: Any) -> Any:

@@ -17,6 +17,7 @@ from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.testing import AsyncTestClient
 
 from adapters.memory import InMemoryCounterRepository
+from domain.model import CounterId
 from entrypoints.http.middleware import ASGIApp, Message, Receive, Scope, Send
 from tests.unit.conftest import make_app, make_client
 
@@ -69,7 +70,7 @@ SAME_ANSWERS: list[tuple[str, bytes, dict[str, str]]] = [
     ("/counters/a/b", b"", {}),
     ("/counters/a.b-c_d", b"", {}),
     ("/counters/-x", b"", {}),
-    ("/counters/" + "x" * 64, b"", {}),
+    ("/counters/" + "x" * 65, b"", {}),
     ("/counters/k", b"", {"idempotency-key": "key-1"}),
     ("/counters/k", b"", {"idempotency-key": "key-1"}),
     ("/counters/k", b"", {"idempotency-key": "key-1 "}),  # the same key: spaces around are not in it
@@ -164,7 +165,9 @@ async def test_middleware_guards_cors_and_rate_limits_see_the_increment_routes(p
         assert limited.status_code == 429
         assert limited.headers["ratelimit-remaining"] == "0"
     name = "default" if path == "/counter" else "x"
-    assert (await store.get(name)).count == 1  # refused, overflowing and limited: none counted
+    assert (
+        await store.get(CounterId.default(name))
+    ).count == 1  # refused, overflowing and limited: none counted
 
 
 def handed_on(records: list[logging.LogRecord]) -> list[str]:
@@ -186,7 +189,7 @@ async def test_it_serves_increments_itself(caplog: pytest.LogCaptureFixture) -> 
         assert again.headers["idempotent-replayed"] == "true"
         assert again.json() == first.json()
     assert handed_on(caplog.records) == []
-    assert (await store.get("n")).count == 6
+    assert (await store.get(CounterId.default("n"))).count == 6
 
 
 @pytest.mark.parametrize(
@@ -213,7 +216,7 @@ async def test_it_hands_on_what_it_does_not_serve_with_the_whole_body(
     assert handed_on(caplog.records) == [reason]
     # Counted once, by the handler, with the body it was handed whole.
     expected = {200: 2 if b'"by": 2' in body else 1}.get(status, 0)
-    assert (await store.get("h")).count == expected
+    assert (await store.get(CounterId.default("h"))).count == expected
 
 
 async def test_a_handler_with_hooks_answers_every_request_itself(caplog: pytest.LogCaptureFixture) -> None:
@@ -270,7 +273,7 @@ async def test_a_client_gone_before_its_body_counts_nothing() -> None:
     store = InMemoryCounterRepository()
     scope = post_scope("/counter", [(b"content-length", b"8")])
     assert await answer_of(make_app(store), scope, []) == []
-    assert (await store.get("default")).count == 0
+    assert (await store.get(CounterId.default("default"))).count == 0
 
 
 def test_the_increment_handlers_resolve_the_apps_exception_handlers_once() -> None:
@@ -288,7 +291,11 @@ def test_the_increment_handlers_resolve_the_apps_exception_handlers_once() -> No
         for handler in route.route_handlers
         if isinstance(handler, IncrementHandler)
     }
-    assert handlers.keys() == {"/counter", "/counters/{name:str}"}
+    assert handlers.keys() == {
+        "/counter",
+        "/counters/{name:str}",
+        "/namespaces/{namespace:str}/counters/{key:str}",
+    }
     for handler in handlers.values():
         first = handler.resolve_exception_handlers()
         assert first is handler.resolve_exception_handlers()
@@ -306,4 +313,4 @@ async def test_a_client_gone_mid_body_on_the_handler_logs_no_error(caplog: pytes
     )
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
     assert sent[0]["status"] == 400
-    assert (await store.get("gone")).count == 0
+    assert (await store.get(CounterId.default("gone"))).count == 0

@@ -8,6 +8,7 @@ import pytest
 
 from adapters.memory import InMemoryCounterRepository
 from domain.idempotency import Idempotency
+from domain.model import CounterId
 from tests.contract.repository_contract import Reopen, RepositoryContract
 
 
@@ -23,13 +24,17 @@ class TestInMemoryRepository(RepositoryContract):
 
 async def test_expired_records_are_swept_and_live_ones_kept() -> None:
     repository = InMemoryCounterRepository()
-    live = Idempotency.for_increment("live", "c", 1, 3600)
-    await repository.increment("c", 1, live)
+    live = Idempotency.for_increment("live", CounterId.default("c"), 1, 3600)
+    await repository.increment(CounterId.default("c"), 1, live)
     for i in range(1022):
-        await repository.increment("c", 1, Idempotency.for_increment(f"short-{i}", "c", 1, 0.01))
+        await repository.increment(
+            CounterId.default("c"),
+            1,
+            Idempotency.for_increment(f"short-{i}", CounterId.default("c"), 1, 0.01),
+        )
     await asyncio.sleep(0.05)
     assert len(repository._records) == 1023
-    last = Idempotency.for_increment("the 1024th", "c", 1, 3600)
-    await repository.increment("c", 1, last)
+    last = Idempotency.for_increment("the 1024th", CounterId.default("c"), 1, 3600)
+    await repository.increment(CounterId.default("c"), 1, last)
     assert sorted(repository._records) == sorted([live.record_key, last.record_key])
-    assert (await repository.increment("c", 1, live)).replayed
+    assert (await repository.increment(CounterId.default("c"), 1, live)).replayed

@@ -11,7 +11,7 @@ from prometheus_client.samples import Sample
 from adapters.memory import InMemoryCounterRepository
 from domain.errors import CounterOverflowError, StoreUnavailableError
 from domain.idempotency import Idempotency
-from domain.model import Incremented
+from domain.model import CounterId, Incremented
 from tests.unit.conftest import make_client
 
 JSON = {"content-type": "application/json"}
@@ -40,7 +40,9 @@ class FailingStore(InMemoryCounterRepository):
         super().__init__()
         self.error: Exception | None = None
 
-    async def increment(self, name: str, by: int, idempotency: Idempotency | None = None) -> Incremented:
+    async def increment(
+        self, name: CounterId, by: int, idempotency: Idempotency | None = None
+    ) -> Incremented:
         if self.error is not None:
             raise self.error
         return await super().increment(name, by, idempotency)
@@ -57,7 +59,7 @@ async def test_requests_are_counted_by_route_template_method_and_status(
         for _ in range(4):
             assert (await client.get("/counters/abc")).status_code == 200
         for _ in range(2):
-            assert (await client.post("/counters/-bad-")).status_code == 400
+            assert (await client.post("/counters/-b")).status_code == 400
         response = await client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")

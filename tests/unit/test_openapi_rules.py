@@ -15,13 +15,14 @@ import pytest
 from adapters.memory import InMemoryCounterRepository
 from domain.errors import InvalidCounterNameError, InvalidIdempotencyKeyError
 from domain.idempotency import Idempotency
-from domain.model import INT64_MAX, INT64_MIN, check_name
+from domain.model import INT64_MAX, INT64_MIN, CounterId, check_name
 from entrypoints.http.schemas import COUNTER_NAME_PATTERN, IDEMPOTENCY_KEY_PATTERN
 from tests.unit.conftest import make_app
 
 NAMES = [
-    "a", "Z", "0", "default", "visits", "a.b-c_d", "x" * 63, "x" * 64, "", "-a", "_a", ".a", "a b",
-    "a/b", "é", "a\n", "1" * 62 + "-", "A_", "a:b", "a%20", "\x00",
+    "a", "Z", "0", "default", "visits", "a.b-c_d", "x" * 63, "x" * 64, "x" * 65, "", "-a", "_a", ".a",
+    "a b", "a/b", "é", "a\n", "abc\n", "1" * 62 + "-", "A_", "a:b", "a%20", "\x00", "-ab", "_ab", ".ab",
+    "...", "-" * 64, "_" * 65, "_idempotency", ".", "..", "ab", "-" + "x" * 63, "-" + "x" * 64,
 ]  # fmt: skip
 KEYS = [
     "k", "abc", " abc", "abc ", "\tabc\t", "a b", " ", "\t", "", "x" * 255, "x" * 256, " " + "x" * 255,
@@ -42,9 +43,20 @@ def _name_ok(name: str) -> bool:
     return True
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_a_namespace_and_a_key_follow_the_one_rule(name: str) -> None:
+    """CounterId checks both parts with check_name, and its error names the part that is wrong."""
+    for namespace, key, wrong in ((name, "k", "namespace"), ("ns", name, "key")):
+        if _name_ok(name):
+            assert CounterId(namespace, key) == CounterId(namespace, key)
+        else:
+            with pytest.raises(InvalidCounterNameError, match=f"^the counter {wrong} "):
+                CounterId(namespace, key)
+
+
 def _key_ok(key: str) -> bool:
     try:
-        Idempotency.for_increment(key, "c", 1, 60.0)
+        Idempotency.for_increment(key, CounterId.default("c"), 1, 60.0)
     except InvalidIdempotencyKeyError:
         return False
     return True
@@ -90,9 +102,15 @@ def test_names_keys_and_64_bit_values_are_stated(document: dict[str, Any]) -> No
         for path, method, op in _operations(document)
         for p in op.get("parameters", [])
     }
+    named = {(path, name) for (path, _, name) in parameters if name in ("name", "namespace", "key")}
+    assert {name for _, name in named} == {"name", "namespace", "key"}
     for (_, _, name), schema in parameters.items():
-        if name == "name":
-            assert (schema["pattern"], schema["maxLength"]) == (COUNTER_NAME_PATTERN, 63)
+        if name in ("name", "namespace", "key"):
+            assert (schema["pattern"], schema["minLength"], schema["maxLength"]) == (
+                COUNTER_NAME_PATTERN,
+                1,
+                64,
+            )
         if name == "Idempotency-Key":
             assert schema == {**schema, "type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN}
             assert "oneOf" not in schema  # a header is absent or a string, never null

@@ -13,6 +13,7 @@ from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.memory import InMemoryCounterRepository
+from domain.model import CounterId
 from entrypoints.http.rate_limit import MemoryWindowStore, client_address, rate_limits
 from entrypoints.settings import Settings, SettingsError
 from tests.unit.conftest import ADMIN_TOKEN, assert_problem, make_client
@@ -35,7 +36,7 @@ async def test_off_by_default_many_requests_and_no_429(
         answers += [await client.get("/counters/many") for _ in range(100)]
     assert {answer.status_code for answer in answers} == {200}
     assert not any(header in answers[-1].headers for header in RATE_HEADERS)
-    assert (await memory_store.get("many")).count == 300
+    assert (await memory_store.get(CounterId.default("many"))).count == 300
 
 
 @pytest.mark.parametrize("path", ["/counter", "/counters/x"])
@@ -62,7 +63,9 @@ async def test_past_the_limit_429_with_retry_after_and_the_headers(
         assert 1 <= int(answer.headers["retry-after"]) <= 60
         assert answer.headers["retry-after"] == answer.headers["ratelimit-reset"]
     name = "default" if path == "/counter" else "x"
-    assert (await memory_store.get(name)).count == 3  # the refused increment was not counted
+    assert (
+        await memory_store.get(CounterId.default(name))
+    ).count == 3  # the refused increment was not counted
 
 
 async def test_health_checks_are_never_limited(memory_store: InMemoryCounterRepository) -> None:
@@ -163,8 +166,8 @@ async def test_a_per_counter_write_limit_leaves_other_counters_and_reads_alone(
         assert {answer.status_code for answer in others} == {200}
         listing = [await client.get("/counters") for _ in range(5)]
         assert {answer.status_code for answer in listing} == {200}
-    assert (await memory_store.get("hot")).count == 12
-    assert (await memory_store.get("cold")).count == 3
+    assert (await memory_store.get(CounterId.default("hot"))).count == 12
+    assert (await memory_store.get(CounterId.default("cold"))).count == 3
 
 
 async def test_with_both_limits_the_headers_are_those_of_the_nearer_one(
@@ -267,6 +270,22 @@ async def test_refusals_are_in_the_metrics_and_scrapes_are_never_limited(
     assert requests == {("/counter", "200"): 2, ("/counter", "429"): 3}
 
 
+async def test_the_per_counter_write_limit_is_keyed_by_namespace_and_key(
+    memory_store: InMemoryCounterRepository, fast_path: bool
+) -> None:
+    """One counter has one limit on either of its routes; the same key in another namespace is
+    another counter, with a limit of its own."""
+    async with limited(memory_store, fast_path, rate_limit_per_counter_writes="2/minute") as client:
+        same = [await client.post("/counters/hot"), await client.post("/namespaces/default/counters/hot")]
+        assert [answer.status_code for answer in same] == [200, 200]
+        assert_problem(await client.post("/counters/hot"), 429)
+        assert_problem(await client.post("/namespaces/default/counters/hot"), 429)
+        elsewhere = [await client.post("/namespaces/blog/counters/hot") for _ in range(3)]
+        assert [answer.status_code for answer in elsewhere] == [200, 200, 429]
+        assert (await client.post("/namespaces/shop/counters/hot")).status_code == 200
+    assert (await memory_store.get(CounterId("blog", "hot"))).count == 2
+
+
 @pytest.mark.parametrize(
     ("hit", "read"),
     [("/counters/seen/hit.svg", "/counters/seen/badge.svg"), ("/counter/hit.svg", "/counter/badge.svg")],
@@ -280,4 +299,4 @@ async def test_the_hit_badge_is_a_write_for_the_per_counter_limit(
     assert [answer.status_code for answer in hits] == [200, 200, 429]
     assert hits[-1].headers["retry-after"]
     assert {answer.status_code for answer in reads} == {200}  # the read badge never counts
-    assert (await memory_store.get("seen" if "seen" in hit else "default")).count == 2
+    assert (await memory_store.get(CounterId.default("seen" if "seen" in hit else "default"))).count == 2

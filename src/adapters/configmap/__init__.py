@@ -1,18 +1,20 @@
 """Counters in one Kubernetes ConfigMap, written with compare-and-swap and group commit.
 
-Readable with `kubectl get configmap NAME -o yaml`: each counter is one data key, its name, whose
-value is `{"count": N, "created_at": ..., "updated_at": ...}`; `_idempotency` and `_writers` are
-the store's own bookkeeping (codec). Every write tests the resourceVersion it was based on (api);
-while one write is in flight, further operations queue up and go into the next write together,
-and each caller still gets its own result, as if applied one by one (batch, commit, repository).
-A write whose answer does not prove a refusal (any 5xx, a reset connection, a timeout: etcd may
-commit it after the answer) is settled through the writers' sequence, so even then the answer is
-exact (settle); only when the API stays unreachable past the retry bounds (retry) is the outcome
-reported as unknown (OutcomeUnknownError: retry with the same Idempotency-Key). A write budget
-(budget) paces the API writes: under load each write carries more. Several writers (replicas,
-worker processes) share the ConfigMap by compare-and-swap alone; a writer that sees others at work
-reads before each write and leaves them a turn after it (contention), so none starves, and a
-write refused because another one won gives its budget token back.
+Readable with `kubectl get configmap NAME -o yaml`: each counter is one data key (its key, for a
+counter of the namespace `default` named as before namespaces; `-{length}-{namespace}{key}`
+otherwise: names), whose value is `{"count": N, "created_at": ..., "updated_at": ...}`;
+`_idempotency` and `_writers` are the store's own bookkeeping (codec). Every write tests the
+resourceVersion it was based on (api); while one write is in flight, further operations queue up
+and go into the next write together, and each caller still gets its own result, as if applied one
+by one (batch, commit, repository). A write whose answer does not prove a refusal (any 5xx, a
+reset connection, a timeout: etcd may commit it after the answer) is settled through the writers'
+sequence, so even then the answer is exact (settle); only when the API stays unreachable past the
+retry bounds (retry) is the outcome reported as unknown (OutcomeUnknownError: retry with the same
+Idempotency-Key). A write budget (budget) paces the API writes: under load each write carries
+more. Several writers (replicas, worker processes) share the ConfigMap by compare-and-swap alone;
+a writer that sees others at work reads before each write and leaves them a turn after it
+(contention), so none starves, and a write refused because another one won gives its budget token
+back.
 
 What it holds (room): every byte written is counted, keys and values as serialised, `_writers`
 at its largest; it is full for anything new at 1 MiB less 64 KiB, and no write that grows the

@@ -32,10 +32,11 @@ from adapters.configmap.codec import (
     format_time,
     parse_time,
 )
+from adapters.configmap.names import data_key
 from adapters.configmap.room import Footprint, entry_bytes, store_full, table_full
 from domain.errors import DomainError, StoreCorruptedError
 from domain.idempotency import Idempotency, IdempotencyRecord, decide
-from domain.model import Counter, Incremented, Replaced, add_checked
+from domain.model import Counter, CounterId, Incremented, Replaced, add_checked
 
 Outcomes = list[Any]  # per operation: its result, or the DomainError it failed with
 
@@ -43,7 +44,7 @@ Outcomes = list[Any]  # per operation: its result, or the DomainError it failed 
 @dataclass(slots=True)
 class Op:
     kind: Literal["increment", "set", "delete"]
-    name: str
+    name: CounterId
     amount: int
     idempotency: Idempotency | None
     future: asyncio.Future[Any]
@@ -110,15 +111,16 @@ class Batch:
         # A key created and deleted in the same batch leaves nothing to write.
         return {k: v for k, v in self._changes.items() if v is not None or k in self._snapshot.data}
 
-    def _increment(self, name: str, by: int, idem: Idempotency | None) -> Incremented:
+    def _increment(self, counter_id: CounterId, by: int, idem: Idempotency | None) -> Incremented:
+        name = data_key(counter_id)
         if idem is not None:
-            replayed = decide(idem, self._recorded(name, idem), self.epoch)
+            replayed = decide(idem, self._recorded(counter_id, idem), self.epoch)
             if replayed is not None:
                 return replayed
         old = self._current(name)
-        count = add_checked(name, 0 if old is None else old.count, by)
+        count = add_checked(counter_id, 0 if old is None else old.count, by)
         new = self._next(old, count)
-        counter = new.counter(name)
+        counter = new.counter(counter_id)
         if idem is None:
             self._put(name, new)
             return Incremented(counter=counter)
@@ -132,20 +134,22 @@ class Batch:
         self.records_changed = True
         return Incremented(counter=counter)
 
-    def _set(self, name: str, count: int) -> Replaced:
+    def _set(self, counter_id: CounterId, count: int) -> Replaced:
+        name = data_key(counter_id)
         old = self._current(name)
         new = self._next(old, count)
         self._put(name, new)
-        return Replaced(counter=new.counter(name), previous=0 if old is None else old.count)
+        return Replaced(counter=new.counter(counter_id), previous=0 if old is None else old.count)
 
-    def _delete(self, name: str) -> Counter | None:
+    def _delete(self, counter_id: CounterId) -> Counter | None:
+        name = data_key(counter_id)
         old = self._current(name)
         if old is None:
             return None
         self._room = self._room.after(self._data_now(name), {name: None}, WRITERS_KEY)
         self._values[name] = None
         self._changes[name] = None
-        return old.counter(name)
+        return old.counter(counter_id)
 
     def _current(self, name: str) -> Value | None:
         if name not in self._values:
@@ -221,9 +225,9 @@ class Batch:
             return entry_bytes(IDEMPOTENCY_KEY, text)
         return len(json.dumps(text[1:-1])) - 1  # `"key":{...}` escaped, without its quotes, and a comma
 
-    def _recorded(self, name: str, idem: Idempotency) -> IdempotencyRecord | None:
+    def _recorded(self, counter: CounterId, idem: Idempotency) -> IdempotencyRecord | None:
         stored = self._table().get(idem.record_key)
-        return None if stored is None else stored.for_counter(name, self._created_at(name))
+        return None if stored is None else stored.for_counter(counter, self._created_at(data_key(counter)))
 
     def _created_at(self, name: str) -> datetime | None:
         # The record does not keep the creation time; a replay reports it when the counter is readable.

@@ -1,11 +1,11 @@
 """The stored document: what each data key of the ConfigMap holds, read strictly, written back whole.
 
-A counter is one data key, its name, whose value is `{"count": N, "created_at": ..., "updated_at":
-...}`; fields this version does not know are kept as they were. Two reserved keys start with `_`,
-which no counter name can: `_idempotency` (one record per Idempotency-Key, named by
-`Idempotency.record_key`) and `_writers` (the last write sequence number of each writer and the
-second it wrote, which lets a writer recognise its own write after a timeout, and see which other
-writers are at work: contention).
+A counter is one data key (which one: names), whose value is `{"count": N, "created_at": ...,
+"updated_at": ...}`; fields this version does not know are kept as they were. Two reserved keys
+start with `_`, which no counter's data key does (names): `_idempotency` (one record per
+Idempotency-Key, named by `Idempotency.record_key`) and `_writers` (the last write sequence number
+of each writer and the second it wrote, which lets a writer recognise its own write after a
+timeout, and see which other writers are at work: contention).
 
 Whatever cannot be read is reported as StoreCorruptedError and never overwritten: a counter
 someone edited by hand is fixed by hand, not silently reset. `_writers` is the exception: it is
@@ -30,9 +30,9 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from adapters.configmap.room import MAX_WRITER_ID, MAX_WRITERS, Footprint
-from domain.errors import InvalidCounterNameError, StoreCorruptedError
+from domain.errors import StoreCorruptedError
 from domain.idempotency import IdempotencyRecord
-from domain.model import INT64_MAX, INT64_MIN, Counter, check_name
+from domain.model import DEFAULT_COUNTER, INT64_MAX, INT64_MIN, Counter, CounterId
 
 IDEMPOTENCY_KEY: Final = "_idempotency"
 WRITERS_KEY: Final = "_writers"
@@ -69,14 +69,6 @@ def loads(text: str) -> Any:
     return json.loads(text, parse_constant=_reject_constant)
 
 
-def is_counter_name(key: str) -> bool:
-    try:
-        check_name(key)
-    except InvalidCounterNameError:
-        return False
-    return True
-
-
 # --- counters ---------------------------------------------------------------------------------
 
 
@@ -89,9 +81,9 @@ class Value:
     updated_at: str | None
     extra: Mapping[str, Any]
 
-    def counter(self, name: str) -> Counter:
+    def counter(self, name: CounterId) -> Counter:
         return Counter(
-            name=name,
+            id=name,
             count=self.count,
             created_at=None if self.created_at is None else parse_time(self.created_at),
             updated_at=None if self.updated_at is None else parse_time(self.updated_at),
@@ -154,13 +146,15 @@ class StoredRecord:
             record.fingerprint, record.counter.count, updated_at, expires_at, record.expires_at
         )
 
-    def for_counter(self, name: str, created_at: datetime | None) -> IdempotencyRecord:
+    def for_counter(self, name: CounterId, created_at: datetime | None) -> IdempotencyRecord:
         counter = Counter(name, self.count, created_at, parse_time(self.updated_at))
         return IdempotencyRecord(self.fingerprint, counter, self.expires)
 
     def expired(self, now: float) -> bool:
         # Expiry is the domain's rule; the counter does not take part in it.
-        return IdempotencyRecord(self.fingerprint, Counter("", self.count), self.expires).expired(now)
+        return IdempotencyRecord(
+            self.fingerprint, Counter(CounterId.default(DEFAULT_COUNTER), self.count), self.expires
+        ).expired(now)
 
     def dump(self) -> dict[str, Any]:
         return {

@@ -31,14 +31,15 @@ from kubernetes import client as k8s_client
 from adapters.configmap.api import ApiError, ConfigMapApi, Kind, new_api_client, resolve_namespace
 from adapters.configmap.batch import Op
 from adapters.configmap.budget import WriteBudget
-from adapters.configmap.codec import Codec, is_counter_name
+from adapters.configmap.codec import Codec
 from adapters.configmap.commit import Committer
 from adapters.configmap.contention import Contention
+from adapters.configmap.names import counter_of, data_key
 from adapters.configmap.reads import SharedReader
 from adapters.configmap.stats import ConfigMapStats
 from domain.errors import StoreUnavailableError
 from domain.idempotency import Idempotency
-from domain.model import Counter, Incremented, Page, Replaced
+from domain.model import Counter, CounterId, Incremented, Page, Replaced
 
 DEFAULT_THREADS: Final = 8
 
@@ -128,34 +129,41 @@ class ConfigMapCounterRepository:
 
     # --- the port -------------------------------------------------------------------------------
 
-    async def get(self, name: str) -> Counter:
+    async def get(self, name: CounterId) -> Counter:
         snapshot = await self._reader.read()
-        value = self._codec.value(snapshot.data, name)
-        return Counter(name=name, count=0) if value is None else value.counter(name)
+        value = self._codec.value(snapshot.data, data_key(name))
+        return Counter(name, 0) if value is None else value.counter(name)
 
-    async def increment(self, name: str, by: int, idempotency: Idempotency | None = None) -> Incremented:
+    async def increment(
+        self, name: CounterId, by: int, idempotency: Idempotency | None = None
+    ) -> Incremented:
         result: Incremented = await self._submit("increment", name, by, idempotency)
         return result
 
-    async def set(self, name: str, count: int) -> Replaced:
+    async def set(self, name: CounterId, count: int) -> Replaced:
         result: Replaced = await self._submit("set", name, count, None)
         return result
 
-    async def delete(self, name: str) -> Counter | None:
+    async def delete(self, name: CounterId) -> Counter | None:
         result: Counter | None = await self._submit("delete", name, 0, None)
         return result
 
-    async def list(self, after: str | None, limit: int) -> Page:
+    async def list(self, namespace: str, after: str | None, limit: int) -> Page:
         snapshot = await self._reader.read()
-        names = sorted(k for k in snapshot.data if is_counter_name(k) and (after is None or k > after))
+        stored = ((counter_of(k), k) for k in snapshot.data)
+        names = sorted(
+            (c.key, k)
+            for c, k in stored
+            if c is not None and c.namespace == namespace and (after is None or c.key > after)
+        )
         chosen = names[:limit]
         counters = []
-        for name in chosen:
+        for key, name in chosen:
             value = self._codec.value(snapshot.data, name)
             if value is not None:
-                counters.append(value.counter(name))
+                counters.append(value.counter(CounterId(namespace, key)))
         more = len(names) > limit
-        return Page(counters=counters, next_after=chosen[-1] if more and chosen else None)
+        return Page(counters=counters, next_after=chosen[-1][0] if more and chosen else None)
 
     async def ping(self) -> None:
         try:
@@ -186,7 +194,11 @@ class ConfigMapCounterRepository:
     # --- the queue ------------------------------------------------------------------------------
 
     async def _submit(
-        self, kind: Literal["increment", "set", "delete"], name: str, amount: int, idem: Idempotency | None
+        self,
+        kind: Literal["increment", "set", "delete"],
+        name: CounterId,
+        amount: int,
+        idem: Idempotency | None,
     ) -> Any:
         if self._closed:
             raise StoreUnavailableError("the ConfigMap store is closed")

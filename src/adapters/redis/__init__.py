@@ -2,9 +2,15 @@
 
 Layout, under a configurable prefix (default ``counter:``):
 
-- ``{prefix}c:{name}``: a hash with ``count`` (signed 64-bit, decimal), ``created_at`` and
-  ``updated_at`` (server time, microseconds since the Unix epoch, from ``TIME``);
-- ``{prefix}names``: a sorted set of every counter name, all scores 0, listed with ZRANGEBYLEX;
+- ``{prefix}c:{key}``: a counter of the namespace ``default``, a hash with ``count`` (signed
+  64-bit, decimal), ``created_at`` and ``updated_at`` (server time, microseconds since the Unix
+  epoch, from ``TIME``); ``{prefix}names``: a sorted set of the keys of that namespace, all
+  scores 0, listed with ZRANGEBYLEX. These are the keys of the store before namespaces, so what
+  it wrote is the namespace ``default`` as it is, with nothing to migrate;
+- ``{prefix}ns:{namespace}:c:{key}`` and ``{prefix}ns:{namespace}:names``: the same for every
+  other namespace. A name holds no ``:``, so the namespace ends at the first one: no two
+  (namespace, key) pairs share a Redis key, and no counter shares one with ``names``, ``idem:``
+  or the rate limits' ``rate-limit:``, whatever its name;
 - ``{prefix}idem:{record_key}``: what an increment with an Idempotency-Key recorded (the whole
   request fingerprint and the counter state it produced), expiring with PX after the key's TTL.
   `record_key` is `Idempotency.record_key`, the one name every store gives a key's record: 64

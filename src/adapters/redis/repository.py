@@ -9,6 +9,7 @@ exists, writes nothing and hands the record back for `decide` to answer (replay 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final
@@ -25,12 +26,13 @@ from adapters.redis.connection import (
 from adapters.redis.protocol import describe, pack, parse_int64, parse_microseconds, parse_time
 from domain.errors import (
     CounterOverflowError,
+    InvalidCounterNameError,
     OutcomeUnknownError,
     StoreCorruptedError,
     StoreUnavailableError,
 )
 from domain.idempotency import Idempotency, IdempotencyRecord, decide
-from domain.model import Counter, Incremented, Page, Replaced
+from domain.model import DEFAULT_NAMESPACE, Counter, CounterId, Incremented, Page, Replaced
 
 DEFAULT_TIMEOUT_SECONDS: Final = 5.0
 _PING: Final = pack(b"PING")
@@ -73,14 +75,16 @@ class RedisCounterRepository:
 
     # --- the port ---------------------------------------------------------------------------
 
-    async def get(self, name: str) -> Counter:
+    async def get(self, name: CounterId) -> Counter:
         key = self._counter_key(name)
         reply = await self._call(_pack_hmget(key), write=False)
-        return self._read_counter(name, key, reply) or Counter(name=name, count=0)
+        return self._read_counter(name, key, reply) or Counter(name, 0)
 
-    async def increment(self, name: str, by: int, idempotency: Idempotency | None = None) -> Incremented:
-        keys = [self._counter_key(name), self._names_key]
-        args = [b"%d" % by, name.encode()]
+    async def increment(
+        self, name: CounterId, by: int, idempotency: Idempotency | None = None
+    ) -> Incremented:
+        keys = [self._counter_key(name), self._names_key_of(name.namespace)]
+        args = [b"%d" % by, name.key.encode()]
         if idempotency is None:  # the hot path: one call level fewer
             reply = await self._call(scripts.INCREMENT.call(keys, args), scripts.INCREMENT, write=True)
             return self._incremented(name, by, keys[0], reply)
@@ -102,29 +106,30 @@ class RedisCounterRepository:
             " kept it; nothing was changed"
         )
 
-    async def set(self, name: str, count: int) -> Replaced:
-        keys = [self._counter_key(name), self._names_key]
-        command = scripts.SET.call(keys, [b"%d" % count, name.encode()])
+    async def set(self, name: CounterId, count: int) -> Replaced:
+        keys = [self._counter_key(name), self._names_key_of(name.namespace)]
+        command = scripts.SET.call(keys, [b"%d" % count, name.key.encode()])
         reply = await self._call(command, scripts.SET, write=True)
         if reply[0] != scripts.APPLIED:
             raise self._corrupted(reply)
         counter = self._counter(name, keys[0], reply[2], reply[3], reply[4])
         return Replaced(counter=counter, previous=parse_int64(reply[1], keys[0].decode()))
 
-    async def delete(self, name: str) -> Counter | None:
-        keys = [self._counter_key(name), self._names_key]
-        reply = await self._call(scripts.DELETE.call(keys, [name.encode()]), scripts.DELETE, write=True)
+    async def delete(self, name: CounterId) -> Counter | None:
+        keys = [self._counter_key(name), self._names_key_of(name.namespace)]
+        reply = await self._call(scripts.DELETE.call(keys, [name.key.encode()]), scripts.DELETE, write=True)
         if reply[0] == scripts.NOT_FOUND:
             return None
         if reply[0] == scripts.DELETED:
             return self._counter(name, keys[0], reply[1], reply[2], reply[3])
         raise self._corrupted(reply)
 
-    async def list(self, after: str | None, limit: int) -> Page:
+    async def list(self, namespace: str, after: str | None, limit: int) -> Page:
         start = b"-" if after is None else b"(" + after.encode()
-        listing = pack(b"ZRANGEBYLEX", self._names_key, start, b"+", b"LIMIT", b"0", b"%d" % (limit + 1))
+        names_key = self._names_key_of(namespace)
+        listing = pack(b"ZRANGEBYLEX", names_key, start, b"+", b"LIMIT", b"0", b"%d" % (limit + 1))
         raw_names = await self._call(listing, write=False)
-        names = [self._decode_name(raw) for raw in raw_names[:limit]]
+        names = [self._decode_name(names_key, namespace, raw) for raw in raw_names[:limit]]
         keys = [self._counter_key(name) for name in names]
         # Issued in one go, so they leave as one pipeline.
         futures = [self._batcher.call(_pack_hmget(key)) for key in keys]
@@ -137,7 +142,7 @@ class RedisCounterRepository:
             if counter is not None:  # deleted since the listing
                 counters.append(counter)
         more = len(raw_names) > limit
-        return Page(counters=counters, next_after=names[-1] if more and names else None)
+        return Page(counters=counters, next_after=names[-1].key if more and names else None)
 
     async def ping(self) -> None:
         try:
@@ -153,17 +158,17 @@ class RedisCounterRepository:
     async def _increment(self, keys: Sequence[bytes], args: Sequence[bytes]) -> Any:
         return await self._call(scripts.INCREMENT.call(keys, args), scripts.INCREMENT, write=True)
 
-    def _incremented(self, name: str, by: int, key: bytes, reply: Sequence[Any]) -> Incremented:
+    def _incremented(self, name: CounterId, by: int, key: bytes, reply: Sequence[Any]) -> Incremented:
         status = reply[0]
         if status == scripts.APPLIED:
             return Incremented(counter=self._counter(name, key, *reply[1:4]))
         if status == scripts.OVERFLOW:
             raise CounterOverflowError(
-                f"incrementing counter {name!r} by {by} would leave the signed 64-bit range"
+                f"incrementing counter {str(name)!r} by {by} would leave the signed 64-bit range"
             )
         raise self._corrupted(reply)
 
-    def _record(self, name: str, key: bytes, reply: Sequence[Any]) -> tuple[IdempotencyRecord, float]:
+    def _record(self, name: CounterId, key: bytes, reply: Sequence[Any]) -> tuple[IdempotencyRecord, float]:
         """The record the increment script handed back, and the server's time (Unix seconds)."""
         fingerprint, count, created_at, updated_at, now_us, ttl_ms = reply[1:7]
         now_microseconds = parse_microseconds(now_us)
@@ -205,31 +210,42 @@ class RedisCounterRepository:
         detail = reply[1].decode(errors="replace") if len(reply) > 1 else "unexpected reply"
         return StoreCorruptedError(f"unreadable data in Redis: {detail}")
 
-    def _counter_key(self, name: str) -> bytes:
-        return self._prefix + b"c:" + name.encode()
+    def _counter_key(self, name: CounterId) -> bytes:
+        if name.namespace == DEFAULT_NAMESPACE:
+            return self._prefix + b"c:" + name.key.encode()
+        return b"%bns:%b:c:%b" % (self._prefix, name.namespace.encode(), name.key.encode())
+
+    def _names_key_of(self, namespace: str) -> bytes:
+        if namespace == DEFAULT_NAMESPACE:
+            return self._names_key
+        return b"%bns:%b:names" % (self._prefix, namespace.encode())
 
     def _record_key(self, idempotency: Idempotency) -> bytes:
         return self._prefix + b"idem:" + idempotency.record_key.encode()
 
-    def _read_counter(self, name: str, key: bytes, fields: Sequence[Any]) -> Counter | None:
+    def _read_counter(self, name: CounterId, key: bytes, fields: Sequence[Any]) -> Counter | None:
         count, created_at, updated_at = fields
         if count is None and created_at is None and updated_at is None:
             return None
         return self._counter(name, key, b"0" if count is None else count, created_at, updated_at)
 
     @staticmethod
-    def _counter(name: str, key: bytes, count: object, created_at: object, updated_at: object) -> Counter:
+    def _counter(
+        name: CounterId, key: bytes, count: object, created_at: object, updated_at: object
+    ) -> Counter:
         return Counter(
-            name=name,
+            id=name,
             count=parse_int64(count, key.decode()),
             created_at=parse_time(created_at),
             updated_at=parse_time(updated_at),
         )
 
-    def _decode_name(self, raw: object) -> str:
+    @staticmethod
+    def _decode_name(names_key: bytes, namespace: str, raw: object) -> CounterId:
         if isinstance(raw, bytes) and raw.isascii():
-            return raw.decode()
-        raise StoreCorruptedError(f"{self._names_key.decode()} holds {raw!r}, which is not a counter name")
+            with contextlib.suppress(InvalidCounterNameError):
+                return CounterId(namespace, raw.decode())
+        raise StoreCorruptedError(f"{names_key.decode()} holds {raw!r}, which is not a counter name")
 
 
 def _pack_hmget(key: bytes) -> bytes:

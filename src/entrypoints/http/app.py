@@ -46,6 +46,7 @@ from entrypoints.http.dependencies import (
 from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.head import HeadRouter, serving_head
 from entrypoints.http.middleware import RequestContext
+from entrypoints.http.namespaced import NamespaceCounterController
 from entrypoints.http.openapi import StrictStructSchemaPlugin
 from entrypoints.http.rate_limit import rate_limits
 from entrypoints.logs import configure_logging, line_writer
@@ -170,6 +171,7 @@ def create_app(
         route_handlers=[
             DefaultCounterController,
             CounterController,
+            NamespaceCounterController,
             HealthController,
             *BADGE_CONTROLLERS,
             docs_redirect,

@@ -1,8 +1,9 @@
 """HTTP controllers. Each handler validates nothing itself and catches nothing: the domain
 validates, and the error table in errors.py answers for every failure.
 
-The two increment handlers are the reference and the OpenAPI documentation of `POST /counter`
-and `POST /counters/{name}`; their route-level layer (increment_route.py) answers most of those
+The increment handlers are the reference and the OpenAPI documentation of `POST /counter`,
+`POST /counters/{name}` and `POST /namespaces/{namespace}/counters/{key}` (namespaced.py); their
+route-level layer (increment_route.py) answers most of those
 requests itself, the same way, inside the same router and middleware."""
 
 from __future__ import annotations
@@ -27,7 +28,17 @@ from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 from litestar.types import ExceptionHandlersMap, Scope
 
 from domain.errors import InvalidCounterNameError
-from domain.model import DEFAULT_COUNTER, Incremented, check_name
+from domain.model import (
+    DEFAULT_COUNTER,
+    DEFAULT_NAMESPACE,
+    NAME_RULE,
+    Counter,
+    CounterId,
+    Incremented,
+    Page,
+    Replaced,
+    check_name,
+)
 from domain.services import CounterService
 from entrypoints.http.auth import require_admin
 from entrypoints.http.errors import PROBLEM_JSON
@@ -68,7 +79,7 @@ STORE_ERRORS = {
         " nothing was changed. Retry after `Retry-After` seconds; `RateLimit-*` describe the limit."
     ),
 }
-NAME_ERRORS = {400: _problem("Invalid counter name (1-63 of A-Z a-z 0-9 _ . -, first a letter or digit).")}
+NAME_ERRORS = {400: _problem(f"Invalid counter namespace or key ({NAME_RULE}); the detail names which.")}
 BODY_ERRORS = {
     413: _problem("The request body is larger than the limit."),
     415: _problem("A request body needs `Content-Type: application/json`."),
@@ -85,7 +96,7 @@ INCREMENT_ERRORS = {
     503: _WRITE_UNAVAILABLE,
     **BODY_ERRORS,
     400: _problem(
-        "Invalid counter name or Idempotency-Key, or a body that is not strictly"
+        "Invalid counter namespace, key or Idempotency-Key, or a body that is not strictly"
         " `IncrementRequest`: malformed JSON, a key given twice, an unknown field, a `by` that is"
         ' not a JSON integer (`"1"`, `1.0`) or outside the signed 64-bit range.'
     ),
@@ -101,17 +112,23 @@ ADMIN_ERRORS = {
     403: _problem("Admin operations are disabled: COUNTER_ADMIN_TOKEN is not set."),
 }
 ADMIN_SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+SET_ERRORS = {
+    **ADMIN_ERRORS,
+    **BODY_ERRORS,
+    507: _problem("The store has no room for a new counter; existing counters can be set."),
+    400: _problem(
+        "Invalid counter namespace or key, or a body that is not strictly `SetRequest` (malformed"
+        " JSON, a key given twice, an unknown or missing field, a `count` that is not a JSON integer)."
+    ),
+}
+LIST_ERRORS = {**STORE_ERRORS, 400: _problem("Invalid namespace, `cursor` or `limit`.")}
 
+# Documented, not enforced here: the domain checks names and answers invalid-counter-name.
+NAME_SCHEMA = {"pattern": COUNTER_NAME_PATTERN, "min_length": 1, "max_length": COUNTER_NAME_MAX_LENGTH}
 CounterNameParam = Annotated[
     str,
     PathParameter(
-        description="1-63 characters of A-Z a-z 0-9 _ . -, starting with a letter or a digit.",
-        # Documented, not enforced here: the domain checks names and answers invalid-counter-name.
-        schema_extra={
-            "pattern": COUNTER_NAME_PATTERN,
-            "min_length": 1,
-            "max_length": COUNTER_NAME_MAX_LENGTH,
-        },
+        description=f"The counter's key in the namespace `default`: {NAME_RULE}.", schema_extra=NAME_SCHEMA
     ),
 ]
 IdempotencyKey = Annotated[
@@ -201,7 +218,7 @@ class ExactAllowController(Controller):
         return [options, *handlers]
 
 
-def _incremented(result: Incremented) -> Response[CounterResponse]:
+def incremented(result: Incremented) -> Response[CounterResponse]:
     headers = {REPLAYED_HEADER: "true"} if result.replayed else None
     return Response(counter_response(result.counter), status_code=HTTP_200_OK, headers=headers)
 
@@ -221,7 +238,7 @@ class DefaultCounterController(ExactAllowController):
     )
     async def get_default(self, counter_service: NamedDependency[CounterService]) -> CounterResponse:
         """Returns the default counter; 0 before the first increment."""
-        return counter_response(await counter_service.get(DEFAULT_COUNTER))
+        return counter_response(await counter_service.get(CounterId.default(DEFAULT_COUNTER)))
 
     @IncrementHandler(
         http_method="POST",
@@ -241,11 +258,13 @@ class DefaultCounterController(ExactAllowController):
     ) -> Response[CounterResponse]:
         """Adds `by` (default 1) to the default counter atomically and returns the new value."""
         by = 1 if data is None else data.by
-        return _incremented(await counter_service.increment(DEFAULT_COUNTER, by, idempotency_key))
+        return incremented(
+            await counter_service.increment(CounterId.default(DEFAULT_COUNTER), by, idempotency_key)
+        )
 
 
 class CounterController(ExactAllowController):
-    """Named counters."""
+    """Named counters of the namespace `default` (namespaced.py serves every namespace)."""
 
     path = "/counters"
     tags = ["counters"]  # noqa: RUF012 (Litestar declares it so)
@@ -253,8 +272,8 @@ class CounterController(ExactAllowController):
     @get(
         operation_id="listCounters",
         operation_class=DocumentedOperation,
-        summary="List counters by name",
-        responses={**STORE_ERRORS, 400: _problem("Invalid `cursor` or `limit`.")},
+        summary="List the counters of the namespace default by name",
+        responses=LIST_ERRORS,
     )
     async def list_counters(
         self,
@@ -265,12 +284,8 @@ class CounterController(ExactAllowController):
             QueryParameter(description="`next_cursor` of the previous page.", pattern=CURSOR_PATTERN),
         ] = None,
     ) -> CounterPage:
-        """Returns counters sorted by name, a page at a time."""
-        page = await counter_service.list(_decode_cursor(cursor), limit)
-        return CounterPage(
-            counters=[counter_response(c) for c in page.counters],
-            next_cursor=None if page.next_after is None else _encode_cursor(page.next_after),
-        )
+        """Returns the counters of the namespace `default` sorted by name, a page at a time."""
+        return counter_page(await counter_service.list(DEFAULT_NAMESPACE, decode_cursor(cursor), limit))
 
     @get(
         "/{name:str}",
@@ -283,7 +298,7 @@ class CounterController(ExactAllowController):
         self, counter_service: NamedDependency[CounterService], name: CounterNameParam
     ) -> CounterResponse:
         """Returns the named counter; 0 before its first increment."""
-        return counter_response(await counter_service.get(name))
+        return counter_response(await counter_service.get(CounterId.default(name)))
 
     @IncrementHandler(
         "/{name:str}",
@@ -305,7 +320,7 @@ class CounterController(ExactAllowController):
     ) -> Response[CounterResponse]:
         """Adds `by` (default 1; negative decrements) atomically and returns the new value."""
         by = 1 if data is None else data.by
-        return _incremented(await counter_service.increment(name, by, idempotency_key))
+        return incremented(await counter_service.increment(CounterId.default(name), by, idempotency_key))
 
     @put(
         "/{name:str}",
@@ -314,15 +329,7 @@ class CounterController(ExactAllowController):
         summary="Set a counter (admin)",
         guards=[require_admin],
         security=ADMIN_SECURITY,
-        responses={
-            **ADMIN_ERRORS,
-            **BODY_ERRORS,
-            507: _problem("The store has no room for a new counter; existing counters can be set."),
-            400: _problem(
-                "Invalid counter name, or a body that is not strictly `SetRequest` (malformed JSON,"
-                " a key given twice, an unknown or missing field, a `count` that is not a JSON integer)."
-            ),
-        },
+        responses=SET_ERRORS,
     )
     async def set_counter(
         self,
@@ -331,14 +338,7 @@ class CounterController(ExactAllowController):
         data: JSONBody[SetRequest],
     ) -> ReplacedResponse:
         """Sets the counter to `count` and returns the new value with the previous one."""
-        result = await counter_service.set(name, data.count)
-        return ReplacedResponse(
-            name=result.counter.name,
-            count=result.counter.count,
-            previous=result.previous,
-            created_at=result.counter.created_at,
-            updated_at=result.counter.updated_at,
-        )
+        return replaced_response(await counter_service.set(CounterId.default(name), data.count))
 
     @delete(
         "/{name:str}",
@@ -354,8 +354,9 @@ class CounterController(ExactAllowController):
         self, counter_service: NamedDependency[CounterService], name: CounterNameParam
     ) -> CounterResponse:
         """Removes the counter (it reads 0 afterwards) and returns its last value."""
-        deleted = await counter_service.delete(name)
-        return counter_response(deleted) if deleted is not None else CounterResponse(name=name, count=0)
+        return deleted_response(
+            CounterId.default(name), await counter_service.delete(CounterId.default(name))
+        )
 
 
 class HealthController(ExactAllowController):
@@ -401,11 +402,33 @@ async def docs_redirect() -> Redirect:
     return Redirect(path="/schema/swagger")
 
 
-def _encode_cursor(name: str) -> str:
-    return base64.urlsafe_b64encode(name.encode()).decode().rstrip("=")
+def counter_page(page: Page) -> CounterPage:
+    return CounterPage(
+        counters=[counter_response(c) for c in page.counters],
+        next_cursor=None if page.next_after is None else _encode_cursor(page.next_after),
+    )
 
 
-def _decode_cursor(cursor: str | None) -> str | None:
+def replaced_response(result: Replaced) -> ReplacedResponse:
+    return ReplacedResponse(
+        namespace=result.counter.namespace,
+        name=result.counter.key,
+        count=result.counter.count,
+        previous=result.previous,
+        created_at=result.counter.created_at,
+        updated_at=result.counter.updated_at,
+    )
+
+
+def deleted_response(counter: CounterId, deleted: Counter | None) -> CounterResponse:
+    return counter_response(deleted if deleted is not None else Counter(counter, 0))
+
+
+def _encode_cursor(key: str) -> str:
+    return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> str | None:
     if cursor is None:
         return None
     try:

@@ -30,6 +30,7 @@ from domain.errors import (
     StoreFullError,
     StoreUnavailableError,
 )
+from domain.model import DEFAULT_NAMESPACE
 from entrypoints.http.schemas import ProblemDetails
 
 logger = logging.getLogger("counter.http")
@@ -123,9 +124,11 @@ def handle_domain_error(request: Request[Any, Any, Any], exc: Exception) -> Resp
 def _counter_of(request: Request[Any, Any, Any]) -> str | None:
     """The counter a request is about: its `{name}`, or the one its route is fixed to (the
     `counter` of the route's `opt`, as /counter sets it), or None (a listing, a health check)."""
-    name = request.scope.get("path_params", {}).get("name")
+    params = request.scope.get("path_params", {})
+    name = params.get("key", params.get("name"))
     if isinstance(name, str):
-        return name
+        namespace = params.get("namespace", DEFAULT_NAMESPACE)
+        return name if namespace == DEFAULT_NAMESPACE else f"{namespace}/{name}"
     handler = request.scope.get("route_handler")
     counter = handler.opt.get("counter") if handler is not None else None
     return counter if isinstance(counter, str) else None

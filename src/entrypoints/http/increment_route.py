@@ -1,4 +1,5 @@
-"""The lean layer of the two increment routes: `POST /counter` and `POST /counters/{name}`.
+"""The lean layer of the increment routes: `POST /counter`, `POST /counters/{name}` and
+`POST /namespaces/{namespace}/counters/{key}`.
 
 Why: these are the service's hot routes, and the handler's own pipeline (request object,
 signature model, dependency resolution, response object) costs about as much as the rest of the
@@ -34,7 +35,7 @@ from litestar import types as litestar_types
 from litestar._asgi.utils import wrap_in_exception_handler
 from litestar.handlers import HTTPRouteHandler
 
-from domain.model import DEFAULT_COUNTER
+from domain.model import DEFAULT_KEY, DEFAULT_NAMESPACE, CounterId
 from domain.services import CounterService
 from entrypoints.http.bodies import InvalidBodyError, decode, is_json, strict_decoder
 from entrypoints.http.dependencies import FAST_PATH_STATE_KEY, SERVICE_STATE_KEY
@@ -144,9 +145,14 @@ class IncrementRoute:
             await self.app(scope, _replay(body, receive), send)
             return
         service: CounterService = scope["litestar_app"].state[SERVICE_STATE_KEY]
-        name: str = scope["path_params"].get("name", DEFAULT_COUNTER)
+        params = scope["path_params"]
         try:
-            result = await service.increment(name, by, idempotency_key)
+            # `/counter`: no parameters; `/counters/{name}`: a key of `default`.
+            counter = CounterId(
+                params.get("namespace", DEFAULT_NAMESPACE),
+                params.get("key") or params.get("name", DEFAULT_KEY),
+            )
+            result = await service.increment(counter, by, idempotency_key)
         except Exception as error:  # noqa: BLE001 (answered by the app's exception handlers)
             await _answer_error(error, scope, receive, send)
             return

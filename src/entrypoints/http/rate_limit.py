@@ -39,6 +39,7 @@ from litestar.stores.base import StorageObject, Store
 from litestar.stores.memory import MemoryStore
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from domain.model import DEFAULT_NAMESPACE
 from entrypoints.http.head import without_body
 from entrypoints.setting_formats import rate_parts
 from entrypoints.settings import Settings
@@ -231,14 +232,17 @@ WRITES_OPT = "writes"
 
 def written_counter(request: Request[Any, Any, Any]) -> str | None:
     """The counter a request writes, if it is a write (a POST, PUT or DELETE, or a route marked
-    with `opt={WRITES_OPT: True}`): the `{name}` of its path, or the counter its route is fixed
-    to (`/counter`: the `counter` in its controller's `opt`)."""
+    with `opt={WRITES_OPT: True}`): `{namespace}/{key}` of its path, the `{name}` of a path in the
+    default namespace, or the counter its route is fixed to (`/counter`: the `counter` in its
+    controller's `opt`). The label of domain.model.CounterId: the key alone in the default
+    namespace, so one counter has one limit on either route."""
     opt = request.scope["route_handler"].opt
     if request.scope["method"] not in WRITE_METHODS and not opt.get(WRITES_OPT):
         return None
-    name = request.scope.get("path_params", {}).get("name")
+    params = request.scope.get("path_params", {})
+    name, namespace = params.get("key", params.get("name")), params.get("namespace", DEFAULT_NAMESPACE)
     if isinstance(name, str):
-        return name
+        return name if namespace == DEFAULT_NAMESPACE else f"{namespace}/{name}"
     counter = opt.get("counter")
     return counter if isinstance(counter, str) else None
 

@@ -12,13 +12,13 @@ from domain.model import INT64_MAX, INT64_MIN, Counter
 REPLAYED_HEADER = "Idempotent-Replayed"  # on the recorded answer of an Idempotency-Key repeat
 
 # The rules the domain enforces, as the OpenAPI document states them (a unit test holds them to
-# domain.model.check_name and domain.idempotency).
-COUNTER_NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
-COUNTER_NAME_MAX_LENGTH = 63
+# domain.model.check_name and domain.idempotency). A namespace and a key follow the same rule.
+COUNTER_NAME_PATTERN = "^(?:[A-Za-z0-9_.-]{3,64}|[A-Za-z0-9][A-Za-z0-9_.-]{0,62})$"
+COUNTER_NAME_MAX_LENGTH = 64
 # 1-255 printable ASCII characters once the spaces and tabs around them are taken off.
 IDEMPOTENCY_KEY_PATTERN = r"^[ \t]*[!-~](?:[ -~]{0,253}[!-~])?[ \t]*$"
-# What `next_cursor` is made of (unpadded base64url of a counter name).
-CURSOR_PATTERN = "^[A-Za-z0-9_-]{2,84}$"
+# What `next_cursor` is made of (unpadded base64url of a counter key, 1-64 characters).
+CURSOR_PATTERN = "^[A-Za-z0-9_-]{2,86}$"
 
 Int64 = Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]
 
@@ -45,8 +45,16 @@ class SetRequest(msgspec.Struct, forbid_unknown_fields=True):
     ]
 
 
+_NAMESPACE_DOC = msgspec.Meta(description="The counter's namespace (`default` on /counter and /counters).")
+_KEY_DOC = msgspec.Meta(
+    description="The counter's key within its namespace (named `name` since before namespaces).",
+    examples=["default"],
+)
+
+
 class CounterResponse(msgspec.Struct, omit_defaults=True):
-    name: Annotated[str, msgspec.Meta(examples=["default"])]
+    namespace: Annotated[str, _NAMESPACE_DOC]
+    name: Annotated[str, _KEY_DOC]
     count: Annotated[
         int,
         msgspec.Meta(ge=INT64_MIN, le=INT64_MAX, description="Current value (signed 64-bit).", examples=[3]),
@@ -60,7 +68,8 @@ class CounterResponse(msgspec.Struct, omit_defaults=True):
 
 
 class ReplacedResponse(msgspec.Struct, omit_defaults=True):
-    name: str
+    namespace: Annotated[str, _NAMESPACE_DOC]
+    name: Annotated[str, _KEY_DOC]
     count: Int64
     previous: Annotated[
         int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX, description="The value before this request.")
@@ -98,7 +107,8 @@ class ProblemDetails(msgspec.Struct, omit_defaults=True):
 
 def counter_response(counter: Counter) -> CounterResponse:
     return CounterResponse(
-        name=counter.name,
+        namespace=counter.namespace,
+        name=counter.key,
         count=counter.count,
         created_at=counter.created_at,
         updated_at=counter.updated_at,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from domain.errors import DomainError, StoreCorruptedError, StoreUnavailableError
 from domain.idempotency import Idempotency
-from domain.model import Counter, Incremented, Page, Replaced
+from domain.model import Counter, CounterId, Incremented, Page, Replaced
 from domain.ports import CounterRepository
 from entrypoints.observability.metrics import Metrics
 from entrypoints.observability.store_stats import stats_sync
@@ -47,7 +47,7 @@ class MeasuredRepository:
         self._list = (duration["list"].observe, errors["list"].inc)
         self._ping = (duration["ping"].observe, errors["ping"].inc)
 
-    async def get(self, name: str) -> Counter:
+    async def get(self, name: CounterId) -> Counter:
         observe, failed = self._get
         started = time.perf_counter()
         try:
@@ -59,7 +59,9 @@ class MeasuredRepository:
         finally:
             observe(time.perf_counter() - started)
 
-    async def increment(self, name: str, by: int, idempotency: Idempotency | None = None) -> Incremented:
+    async def increment(
+        self, name: CounterId, by: int, idempotency: Idempotency | None = None
+    ) -> Incremented:
         observe, failed = self._increment
         started = time.perf_counter()
         try:
@@ -74,7 +76,7 @@ class MeasuredRepository:
             self._increment_applied()
         return result
 
-    async def set(self, name: str, count: int) -> Replaced:
+    async def set(self, name: CounterId, count: int) -> Replaced:
         observe, failed = self._set
         started = time.perf_counter()
         try:
@@ -86,7 +88,7 @@ class MeasuredRepository:
         finally:
             observe(time.perf_counter() - started)
 
-    async def delete(self, name: str) -> Counter | None:
+    async def delete(self, name: CounterId) -> Counter | None:
         observe, failed = self._delete
         started = time.perf_counter()
         try:
@@ -98,11 +100,11 @@ class MeasuredRepository:
         finally:
             observe(time.perf_counter() - started)
 
-    async def list(self, after: str | None, limit: int) -> Page:
+    async def list(self, namespace: str, after: str | None, limit: int) -> Page:
         observe, failed = self._list
         started = time.perf_counter()
         try:
-            return await self.inner.list(after, limit)
+            return await self.inner.list(namespace, after, limit)
         except Exception as error:
             if is_store_failure(error):
                 failed()
@@ -134,32 +136,34 @@ class TracedRepository:
         self._kind = SpanKind.CLIENT
         self._attributes = {"db.system.name": store, "counter.store": store}
 
-    def _span(self, operation: str, name: str | None = None) -> AbstractContextManager[Span]:
+    def _span(self, operation: str, name: CounterId | None = None) -> AbstractContextManager[Span]:
         attributes = {**self._attributes, "db.operation.name": operation}
         if name is not None:
-            attributes["counter.name"] = name
+            attributes["counter.name"] = str(name)  # the key alone in the default namespace
         span_name = f"store {operation}"
         return self._tracer.start_as_current_span(span_name, kind=self._kind, attributes=attributes)
 
-    async def get(self, name: str) -> Counter:
+    async def get(self, name: CounterId) -> Counter:
         with self._span("get", name):
             return await self.inner.get(name)
 
-    async def increment(self, name: str, by: int, idempotency: Idempotency | None = None) -> Incremented:
+    async def increment(
+        self, name: CounterId, by: int, idempotency: Idempotency | None = None
+    ) -> Incremented:
         with self._span("increment", name):
             return await self.inner.increment(name, by, idempotency)
 
-    async def set(self, name: str, count: int) -> Replaced:
+    async def set(self, name: CounterId, count: int) -> Replaced:
         with self._span("set", name):
             return await self.inner.set(name, count)
 
-    async def delete(self, name: str) -> Counter | None:
+    async def delete(self, name: CounterId) -> Counter | None:
         with self._span("delete", name):
             return await self.inner.delete(name)
 
-    async def list(self, after: str | None, limit: int) -> Page:
+    async def list(self, namespace: str, after: str | None, limit: int) -> Page:
         with self._span("list"):
-            return await self.inner.list(after, limit)
+            return await self.inner.list(namespace, after, limit)
 
     async def ping(self) -> None:
         with self._span("ping"):

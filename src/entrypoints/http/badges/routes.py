@@ -17,7 +17,7 @@ from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
 
-from domain.model import DEFAULT_COUNTER
+from domain.model import DEFAULT_COUNTER, CounterId
 from domain.services import CounterService
 from entrypoints.http.badges.query import DEFAULT_COLOR, BadgeQuery, provide_badge_query
 from entrypoints.http.badges.render import clean_text, render_badge
@@ -161,7 +161,9 @@ class DefaultCounterBadges(ExactAllowController):
     async def badge(
         self, counter_service: NamedDependency[CounterService], badge: NamedDependency[BadgeQuery]
     ) -> Response[bytes]:
-        return _svg(badge, DEFAULT_LABEL, (await counter_service.get(DEFAULT_COUNTER)).count)
+        return _svg(
+            badge, DEFAULT_LABEL, (await counter_service.get(CounterId.default(DEFAULT_COUNTER))).count
+        )
 
     @get(
         "/hit.svg",
@@ -175,7 +177,7 @@ class DefaultCounterBadges(ExactAllowController):
     async def hit(
         self, counter_service: NamedDependency[CounterService], badge: NamedDependency[BadgeQuery]
     ) -> Response[bytes]:
-        incremented = await counter_service.increment(DEFAULT_COUNTER)
+        incremented = await counter_service.increment(CounterId.default(DEFAULT_COUNTER))
         return _svg(badge, DEFAULT_LABEL, incremented.counter.count)
 
     @get(
@@ -189,7 +191,9 @@ class DefaultCounterBadges(ExactAllowController):
     async def shields(
         self, counter_service: NamedDependency[CounterService], badge: NamedDependency[BadgeQuery]
     ) -> Response[ShieldsEndpoint]:
-        return _shields(badge, DEFAULT_LABEL, (await counter_service.get(DEFAULT_COUNTER)).count)
+        return _shields(
+            badge, DEFAULT_LABEL, (await counter_service.get(CounterId.default(DEFAULT_COUNTER))).count
+        )
 
 
 class CounterBadges(ExactAllowController):
@@ -212,7 +216,7 @@ class CounterBadges(ExactAllowController):
         name: CounterNameParam,
         badge: NamedDependency[BadgeQuery],
     ) -> Response[bytes]:
-        return _svg(badge, name, (await counter_service.get(name)).count)
+        return _svg(badge, name, (await counter_service.get(CounterId.default(name))).count)
 
     @get(
         "/{name:str}/hit.svg",
@@ -229,7 +233,7 @@ class CounterBadges(ExactAllowController):
         name: CounterNameParam,
         badge: NamedDependency[BadgeQuery],
     ) -> Response[bytes]:
-        incremented = await counter_service.increment(name)
+        incremented = await counter_service.increment(CounterId.default(name))
         return _svg(badge, name, incremented.counter.count)
 
     @get(
@@ -246,7 +250,7 @@ class CounterBadges(ExactAllowController):
         name: CounterNameParam,
         badge: NamedDependency[BadgeQuery],
     ) -> Response[ShieldsEndpoint]:
-        return _shields(badge, name, (await counter_service.get(name)).count)
+        return _shields(badge, name, (await counter_service.get(CounterId.default(name))).count)
 
 
 BADGE_CONTROLLERS = [DefaultCounterBadges, CounterBadges]
