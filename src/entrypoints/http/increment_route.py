@@ -115,7 +115,7 @@ class IncrementRoute:
             try:
                 await scope["route_handler"].authorize_connection(Request(scope, receive, send))
             except Exception as error:  # noqa: BLE001 (answered by the app's exception handlers)
-                await _answer_error(error, scope, receive, send)
+                await answer_error(error, scope, receive, send)
                 return
         idempotency_key: str | None = None
         content_type: bytes | None = None
@@ -154,7 +154,7 @@ class IncrementRoute:
             )
             result = await service.increment(counter, by, idempotency_key)
         except Exception as error:  # noqa: BLE001 (answered by the app's exception handlers)
-            await _answer_error(error, scope, receive, send)
+            await answer_error(error, scope, receive, send)
             return
         body = _encode(counter_response(result.counter))
         headers = [_REPLAYED, _JSON] if result.replayed else [_JSON]
@@ -163,7 +163,7 @@ class IncrementRoute:
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-async def _answer_error(error: Exception, scope: Scope, receive: Receive, send: Send) -> None:
+async def answer_error(error: Exception, scope: Scope, receive: Receive, send: Send) -> None:
     """Answer `error` the way Litestar wraps a route's own app when middleware is around it, so
     that the answer comes from the app's exception handlers and passes every middleware's
     `send`, as the handler's own errors do."""

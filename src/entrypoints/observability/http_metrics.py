@@ -11,8 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from litestar._asgi.utils import wrap_in_exception_handler
-
+from entrypoints.http.increment_route import answer_error
 from entrypoints.http.middleware import ASGIApp, Message
 from entrypoints.observability.buffered import BufferedCounter, BufferedHistogram
 from entrypoints.observability.metrics import Metrics
@@ -45,10 +44,7 @@ class RequestMetrics:
     per route, so its table of children stays small."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        # An error raised by a middleware inside (a rate limit's 429) becomes its answer here,
-        # from the app's exception handlers, so it is counted with its status; Litestar would
-        # otherwise answer it outside every middleware, and this one would see only the raise.
-        self.app: ASGIApp = wrap_in_exception_handler(app)  # type: ignore[arg-type,assignment]
+        self.app = app
         self._metrics = metrics
         self._routes: dict[tuple[str, str], _Route] = {}
 
@@ -58,7 +54,7 @@ class RequestMetrics:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500  # what the client gets if the answer never starts
+        status = 0  # none yet: the answer has not started
 
         async def send_noting_status(message: Message) -> None:
             nonlocal status
@@ -68,10 +64,20 @@ class RequestMetrics:
 
         try:
             await self.app(scope, receive, send_noting_status)
+        except Exception as error:
+            # An error raised by a middleware inside (a rate limit's 429) becomes its answer
+            # here, from the app's exception handlers, so it is counted with its status; Litestar
+            # would otherwise answer it outside every middleware, and this one would see only the
+            # raise. Answered only when raised: a wrapping exception middleware would cost a call
+            # level and a `send` wrapper on every request. After the answer started, Litestar's
+            # outer handling reports it, as it does for any route.
+            if status:
+                raise
+            await answer_error(error, scope, receive, send_noting_status)
         finally:
             key = (scope["path_template"], scope["method"])
             route = self._routes.get(key)
             if route is None:
                 route = self._routes[key] = _Route(self._metrics, *key)
             route.duration.observe(time.perf_counter() - started)
-            route.count(status)
+            route.count(status or 500)  # 500: what the client gets if the answer never starts
