@@ -26,6 +26,7 @@ COUNTER_FAST_PATH=false hands every request to them.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any, Final
 
@@ -50,6 +51,10 @@ _JSON_TYPE: Final = b"application/json"
 _JSON: Final = (b"content-type", _JSON_TYPE)
 _REPLAYED: Final = (REPLAYED_HEADER.lower().encode(), b"true")
 _DIGITS: Final = 18  # of a Content-Length this layer reads; longer ones go to the handler
+# A CounterId checks both of its names with a regular expression when it is made (0.6 us, the
+# dearest step of this layer); it is a frozen value, so the ids of the counters in use are kept
+# and shared. An invalid name raises every time: nothing is kept for it.
+_counter_id = functools.lru_cache(maxsize=4096)(CounterId)
 
 
 class _HandOn(Exception):  # noqa: N818 (a signal, not an error)
@@ -148,7 +153,7 @@ class IncrementRoute:
         params = scope["path_params"]
         try:
             # `/counter`: no parameters; `/counters/{name}`: a key of `default`.
-            counter = CounterId(
+            counter = _counter_id(
                 params.get("namespace", DEFAULT_NAMESPACE),
                 params.get("key") or params.get("name", DEFAULT_KEY),
             )
