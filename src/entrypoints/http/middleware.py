@@ -59,12 +59,14 @@ class RequestContext:
         started = time.perf_counter()
         status = 500
 
-        async def send_with_id(message: Message) -> None:
+        # Not a coroutine function: it hands on the server's awaitable, so each message costs a
+        # call here, not a coroutine of its own (about 0.1 us each, two per request).
+        def send_with_id(message: Message) -> Awaitable[None]:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", ()), (_HEADER, request_id)]
-            await send(message)
+            return send(message)  # type: ignore[no-any-return]
 
         try:
             await super().__call__(scope, receive, send_with_id)  # type: ignore[misc]
