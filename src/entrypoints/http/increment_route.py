@@ -26,6 +26,7 @@ COUNTER_FAST_PATH=false hands every request to them.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any, Final
 
@@ -50,6 +51,10 @@ _JSON_TYPE: Final = b"application/json"
 _JSON: Final = (b"content-type", _JSON_TYPE)
 _REPLAYED: Final = (REPLAYED_HEADER.lower().encode(), b"true")
 _DIGITS: Final = 18  # of a Content-Length this layer reads; longer ones go to the handler
+# A CounterId checks both of its names with a regular expression when it is made (0.6 us, the
+# dearest step of this layer); it is a frozen value, so the ids of the counters in use are kept
+# and shared. An invalid name raises every time: nothing is kept for it.
+_counter_id = functools.lru_cache(maxsize=4096)(CounterId)
 
 
 class _HandOn(Exception):  # noqa: N818 (a signal, not an error)
@@ -115,7 +120,7 @@ class IncrementRoute:
             try:
                 await scope["route_handler"].authorize_connection(Request(scope, receive, send))
             except Exception as error:  # noqa: BLE001 (answered by the app's exception handlers)
-                await _answer_error(error, scope, receive, send)
+                await answer_error(error, scope, receive, send)
                 return
         idempotency_key: str | None = None
         content_type: bytes | None = None
@@ -148,13 +153,13 @@ class IncrementRoute:
         params = scope["path_params"]
         try:
             # `/counter`: no parameters; `/counters/{name}`: a key of `default`.
-            counter = CounterId(
+            counter = _counter_id(
                 params.get("namespace", DEFAULT_NAMESPACE),
                 params.get("key") or params.get("name", DEFAULT_KEY),
             )
             result = await service.increment(counter, by, idempotency_key)
         except Exception as error:  # noqa: BLE001 (answered by the app's exception handlers)
-            await _answer_error(error, scope, receive, send)
+            await answer_error(error, scope, receive, send)
             return
         body = _encode(counter_response(result.counter))
         headers = [_REPLAYED, _JSON] if result.replayed else [_JSON]
@@ -163,7 +168,7 @@ class IncrementRoute:
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-async def _answer_error(error: Exception, scope: Scope, receive: Receive, send: Send) -> None:
+async def answer_error(error: Exception, scope: Scope, receive: Receive, send: Send) -> None:
     """Answer `error` the way Litestar wraps a route's own app when middleware is around it, so
     that the answer comes from the app's exception handlers and passes every middleware's
     `send`, as the handler's own errors do."""

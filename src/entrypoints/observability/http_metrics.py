@@ -9,10 +9,10 @@ path, 405) never reach app-level middleware and are not counted here; the access
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 from typing import Any
 
-from litestar._asgi.utils import wrap_in_exception_handler
-
+from entrypoints.http.increment_route import answer_error
 from entrypoints.http.middleware import ASGIApp, Message
 from entrypoints.observability.buffered import BufferedCounter, BufferedHistogram
 from entrypoints.observability.metrics import Metrics
@@ -45,10 +45,7 @@ class RequestMetrics:
     per route, so its table of children stays small."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        # An error raised by a middleware inside (a rate limit's 429) becomes its answer here,
-        # from the app's exception handlers, so it is counted with its status; Litestar would
-        # otherwise answer it outside every middleware, and this one would see only the raise.
-        self.app: ASGIApp = wrap_in_exception_handler(app)  # type: ignore[arg-type,assignment]
+        self.app = app
         self._metrics = metrics
         self._routes: dict[tuple[str, str], _Route] = {}
 
@@ -58,20 +55,32 @@ class RequestMetrics:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500  # what the client gets if the answer never starts
+        status = 0  # none yet: the answer has not started
 
-        async def send_noting_status(message: Message) -> None:
+        # Not a coroutine function: it hands on the awaitable of `send` (a call per message
+        # instead of a coroutine, as the request context's wrapper does).
+        def send_noting_status(message: Message) -> Awaitable[None]:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-            await send(message)
+            return send(message)  # type: ignore[no-any-return]
 
         try:
             await self.app(scope, receive, send_noting_status)
+        except Exception as error:
+            # An error raised by a middleware inside (a rate limit's 429) becomes its answer
+            # here, from the app's exception handlers, so it is counted with its status; Litestar
+            # would otherwise answer it outside every middleware, and this one would see only the
+            # raise. Answered only when raised: a wrapping exception middleware would cost a call
+            # level and a `send` wrapper on every request. After the answer started, Litestar's
+            # outer handling reports it, as it does for any route.
+            if status:
+                raise
+            await answer_error(error, scope, receive, send_noting_status)
         finally:
             key = (scope["path_template"], scope["method"])
             route = self._routes.get(key)
             if route is None:
                 route = self._routes[key] = _Route(self._metrics, *key)
             route.duration.observe(time.perf_counter() - started)
-            route.count(status)
+            route.count(status or 500)  # 500: what the client gets if the answer never starts
