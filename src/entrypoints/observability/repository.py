@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from domain.errors import DomainError, StoreCorruptedError, StoreUnavailableError
 from domain.idempotency import Idempotency
 from domain.model import Counter, CounterId, Incremented, Page, Replaced
+from domain.rules import Rules
 from domain.ports import CounterRepository
 from entrypoints.observability.metrics import Metrics
 from entrypoints.observability.store_stats import stats_sync
@@ -47,11 +48,11 @@ class MeasuredRepository:
         self._list = (duration["list"].observe, errors["list"].inc)
         self._ping = (duration["ping"].observe, errors["ping"].inc)
 
-    async def get(self, name: CounterId) -> Counter:
+    async def get(self, name: CounterId, touch: bool = False) -> Counter:
         observe, failed = self._get
         started = time.perf_counter()
         try:
-            return await self.inner.get(name)
+            return await self.inner.get(name, touch)
         except Exception as error:
             if is_store_failure(error):
                 failed()
@@ -75,6 +76,19 @@ class MeasuredRepository:
         if not result.replayed:
             self._increment_applied()
         return result
+
+    async def create(self, name: CounterId, count: int, rules: Rules, admin_key_hash: str | None) -> Counter:
+        # Measured with the sets: both write a counter at a given value.
+        observe, failed = self._set
+        started = time.perf_counter()
+        try:
+            return await self.inner.create(name, count, rules, admin_key_hash)
+        except Exception as error:
+            if is_store_failure(error):
+                failed()
+            raise
+        finally:
+            observe(time.perf_counter() - started)
 
     async def set(self, name: CounterId, count: int) -> Replaced:
         observe, failed = self._set
@@ -143,9 +157,13 @@ class TracedRepository:
         span_name = f"store {operation}"
         return self._tracer.start_as_current_span(span_name, kind=self._kind, attributes=attributes)
 
-    async def get(self, name: CounterId) -> Counter:
+    async def get(self, name: CounterId, touch: bool = False) -> Counter:
         with self._span("get", name):
-            return await self.inner.get(name)
+            return await self.inner.get(name, touch)
+
+    async def create(self, name: CounterId, count: int, rules: Rules, admin_key_hash: str | None) -> Counter:
+        with self._span("create", name):
+            return await self.inner.create(name, count, rules, admin_key_hash)
 
     async def increment(
         self, name: CounterId, by: int, idempotency: Idempotency | None = None
