@@ -87,11 +87,14 @@ class Rules:
 
     @staticmethod
     def load(text: str | bytes) -> Rules:
-        """Rules from `dump`'s form; ValueError (or InvalidInputError) when it is not that."""
+        """Rules from `dump`'s form; ValueError when it is not that."""
         doc = json.loads(text)
         if not isinstance(doc, dict) or not set(doc) <= {"min_step", "max_step", "resettable", "ttl_seconds"}:
             raise ValueError("not a rules object")
-        return Rules(**doc)
+        try:
+            return Rules(**doc)
+        except InvalidInputError as error:
+            raise ValueError(str(error)) from None
 
 
 def expired(expires_at: datetime | None, now: datetime) -> bool:

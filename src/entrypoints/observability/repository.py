@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 from domain.errors import DomainError, StoreCorruptedError, StoreUnavailableError
 from domain.idempotency import Idempotency
 from domain.model import Counter, CounterId, Incremented, Page, Replaced
-from domain.rules import Rules
 from domain.ports import CounterRepository
+from domain.rules import Rules
 from entrypoints.observability.metrics import Metrics
 from entrypoints.observability.store_stats import stats_sync
 from entrypoints.observability.tracing import Tracing
