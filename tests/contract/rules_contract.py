@@ -132,10 +132,8 @@ class RulesContract:
         await asyncio.sleep(0.05)
         touched = await repository.get(counter, touch=True)
         stamps = [c.expires_at for c in (created, incremented, replaced, untouched, touched)]
-        assert None not in stamps
-        first, after_hit, after_set, read, after_touch = stamps
-        assert first is not None and after_hit is not None and after_set is not None
-        assert read is not None and after_touch is not None
+        first, after_hit, after_set, read, after_touch = (s for s in stamps if s is not None)
+        assert len([s for s in stamps if s is not None]) == len(stamps)
         assert first < after_hit < after_set
         assert abs((read - after_set).total_seconds()) < 0.01
         assert after_touch > after_set

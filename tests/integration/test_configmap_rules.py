@@ -16,10 +16,8 @@ from tests.integration.configmap_fixtures import KubeTarget, OpenRepo, seed, sto
 
 pytestmark = pytest.mark.integration
 
-TODAY = {
-    "visits": '{"count": 41, "created_at": "2026-01-02T03:04:05.000Z", "updated_at": "2026-01-02T03:04:06.000Z"}',
-    "-4-blogpost": '{"count": 7, "created_at": "2026-01-02T03:04:05.000Z", "updated_at": "2026-01-02T03:04:06.000Z"}',
-}
+STAMPS = '"created_at": "2026-01-02T03:04:05.000Z", "updated_at": "2026-01-02T03:04:06.000Z"'
+TODAY = {"visits": f'{{"count": 41, {STAMPS}}}', "-4-blogpost": f'{{"count": 7, {STAMPS}}}'}
 
 
 async def test_a_map_of_todays_format_keeps_working_next_to_counters_with_rules(

@@ -14,6 +14,7 @@ from domain.errors import CounterExistsError, StepOutOfRangeError
 from domain.model import CounterId
 from domain.rules import Rules
 
+_STAMPS = "'2026-01-02T03:04:05.000000+00:00', '2026-01-02T03:04:06.000000+00:00'"
 # The schema version 3 wrote, as it wrote it.
 _VERSION_3 = (
     """CREATE TABLE counters (
@@ -39,10 +40,8 @@ _VERSION_3 = (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         probed_at TEXT NOT NULL
     )""",
-    "INSERT INTO counters VALUES ('default', 'visits', 41, '2026-01-02T03:04:05.000000+00:00',"
-    " '2026-01-02T03:04:06.000000+00:00')",
-    "INSERT INTO counters VALUES ('blog', 'post', 7, '2026-01-02T03:04:05.000000+00:00',"
-    " '2026-01-02T03:04:06.000000+00:00')",
+    f"INSERT INTO counters VALUES ('default', 'visits', 41, {_STAMPS})",
+    f"INSERT INTO counters VALUES ('blog', 'post', 7, {_STAMPS})",
     "PRAGMA user_version = 3",
 )
 
