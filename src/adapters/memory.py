@@ -32,6 +32,8 @@ class InMemoryCounterRepository:
         self._counters: dict[CounterId, Counter] = {}
         self._keys: dict[str, list[str]] = {}  # namespace -> its keys, sorted, for listing
         self._records: dict[str, IdempotencyRecord] = {}  # by Idempotency.record_key
+        self._expiring: set[CounterId] = set()  # counters with an expiry, swept now and then
+        self._writes = 0
 
     async def get(self, counter: CounterId, touch: bool = False) -> Counter:
         now = time.time()
@@ -108,6 +110,7 @@ class InMemoryCounterRepository:
         return current
 
     def _remove(self, counter: CounterId) -> None:
+        self._expiring.discard(counter)
         del self._counters[counter]
         keys = self._keys[counter.namespace]
         del keys[bisect.bisect_left(keys, counter.key)]
@@ -134,8 +137,15 @@ class InMemoryCounterRepository:
         expires_at = None if rules is None else rules.expires_at(stamp)
         state = Counter(counter, count, created, stamp, rules, expires_at, admin_key_hash)
         self._counters[counter] = state
+        if expires_at is not None:
+            self._expiring.add(counter)
         if current is None:
             bisect.insort(self._keys.setdefault(counter.namespace, []), counter.key)
+        self._writes += 1
+        if self._writes % _SWEEP_EVERY == 0:
+            # Expired counters nobody touches again are pruned here, amortised over the writes.
+            for expiring in list(self._expiring):
+                self._live(expiring, now)
         return state
 
     def _sweep(self, now: float) -> None:
