@@ -161,12 +161,17 @@ class RedisCounterRepository:
         futures = [self._batcher.call(_pack_hmget(key)) for key in keys]
         replies = await asyncio.gather(*futures, return_exceptions=True)
         counters: list[Counter] = []
+        gone: list[tuple[CounterId, bytes]] = []
         for name, key, reply in zip(names, keys, replies, strict=True):
             if isinstance(reply, BaseException):
                 raise self._translate(reply, write=False) from reply
             counter = self._read_counter(name, key, reply)
-            if counter is not None:  # deleted since the listing
+            if counter is not None:
                 counters.append(counter)
+            else:  # deleted since the listing, or expired
+                gone.append((name, key))
+        if gone:
+            await self._prune(names_key, gone)
         more = len(raw_names) > limit
         return Page(counters=counters, next_after=names[-1].key if more and names else None)
 
@@ -180,6 +185,14 @@ class RedisCounterRepository:
             raise StoreUnavailableError(f"Redis answered PING with {reply!r}")
 
     # --- helpers ----------------------------------------------------------------------------
+
+    async def _prune(self, names_key: bytes, gone: Sequence[tuple[CounterId, bytes]]) -> None:
+        """Drop the names of expired counters from the index; a listing does not fail for it."""
+        futures = [
+            self._batcher.call(scripts.PRUNE.call([key, names_key], [name.key.encode()]), scripts.PRUNE)
+            for name, key in gone
+        ]
+        await asyncio.gather(*futures, return_exceptions=True)
 
     async def _increment(self, keys: Sequence[bytes], args: Sequence[bytes]) -> Any:
         return await self._call(scripts.INCREMENT.call(keys, args), scripts.INCREMENT, write=True)

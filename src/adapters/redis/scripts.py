@@ -204,6 +204,17 @@ return {0, full[1], full[2], full[3], full[4], full[5], full[6]}
 )
 
 
+# KEYS: counter hash, names zset; ARGV: name. -> 1 when the name was taken out of the index.
+# Redis deletes an expired counter's hash but not its name in the index: a listing that finds
+# the hash gone drops the name, unless the counter has been made again meanwhile.
+_PRUNE_LUA: Final = """
+if redis.call('EXISTS', KEYS[1]) == 0 and redis.call('TYPE', KEYS[2])['ok'] == 'zset' then
+  return redis.call('ZREM', KEYS[2], ARGV[1])
+end
+return 0
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Script:
     """A Lua script called by EVALSHA; `source` is sent with SCRIPT LOAD when Redis lacks it."""
@@ -233,3 +244,4 @@ SET: Final = Script.of(_SET_LUA)
 DELETE: Final = Script.of(_DELETE_LUA)
 CREATE: Final = Script.of(_CREATE_LUA)
 TOUCH: Final = Script.of(_TOUCH_LUA)
+PRUNE: Final = Script.of(_PRUNE_LUA)
