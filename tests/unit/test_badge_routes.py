@@ -18,14 +18,22 @@ from tests.unit.conftest import assert_problem, make_app, make_client
 
 Client = AsyncTestClient[Any]
 SVG_NS = "{http://www.w3.org/2000/svg}"
-READ_PATHS = ["/counter/badge.svg", "/counters/visits/badge.svg"]
-HIT_PATHS = ["/counter/hit.svg", "/counters/visits/hit.svg"]
-JSON_PATHS = ["/counter/shields.json", "/counters/visits/shields.json"]
+# The default counter, a counter of the namespace default, a counter of another namespace.
+COUNTERS = ["/counter", "/counters/visits", "/namespaces/site.example/counters/visits"]
+READ_PATHS = [f"{counter}/badge.svg" for counter in COUNTERS]
+HIT_PATHS = [f"{counter}/hit.svg" for counter in COUNTERS]
+JSON_PATHS = [f"{counter}/shields.json" for counter in COUNTERS]
 ALL_PATHS = READ_PATHS + HIT_PATHS + JSON_PATHS
 
 
 def _counter(path: str) -> str:
-    return "default" if path.startswith("/counter/") else "visits"
+    """The API path of the counter a badge path shows."""
+    return path.rsplit("/", 1)[0]
+
+
+def _label(counter: str) -> str:
+    """The label a badge of that counter has when the query names none: its key, or "count"."""
+    return "count" if counter == "/counter" else counter.rsplit("/", 1)[1]
 
 
 def title(response: Any) -> str:
@@ -36,17 +44,13 @@ def title(response: Any) -> str:
 
 # Counts are set and read over the HTTP API, not through the store's own methods: the badges
 # depend on what the API promises, not on how a store is called.
-def _api_path(name: str) -> str:
-    return "/counter" if name == "default" else f"/counters/{name}"
-
-
-async def add(client: Client, name: str, by: int) -> None:
-    answer = await client.post(_api_path(name), json={"by": by})
+async def add(client: Client, counter: str, by: int) -> None:
+    answer = await client.post(counter, json={"by": by})
     assert answer.status_code == 200, answer.text
 
 
-async def count(client: Client, name: str) -> int:
-    answer = await client.get(_api_path(name))
+async def count(client: Client, counter: str) -> int:
+    answer = await client.get(counter)
     assert answer.status_code == 200, answer.text
     value: int = answer.json()["count"]
     return value
@@ -62,7 +66,7 @@ async def test_a_read_badge_shows_the_count_and_never_counts(
         for _ in range(3):
             answer = await client.get(path)
             assert answer.status_code == 200, answer.text
-            assert title(answer) == f"{'count' if name == 'default' else name}: 41"
+            assert title(answer) == f"{_label(name)}: 41"
         head = await client.head(path)
         assert head.status_code == 200
         assert await count(client, name) == 41
@@ -150,7 +154,7 @@ async def test_shields_endpoint_json_has_shields_shape_and_never_counts(
         coloured = (await client.get(path, params={"labelColor": "red"})).json()
         cleaned = (await client.get(path, params={"label": "a\tb\x1b"})).json()
         assert await count(client, name) == 1234567
-    label = "count" if name == "default" else name
+    label = _label(name)
     assert plain == {"schemaVersion": 1, "label": label, "message": "1234567", "color": "blue"}
     assert asked == {"schemaVersion": 1, "label": "hits", "message": "1,234,567", "color": "ABC"}
     assert coloured["labelColor"] == "red"
@@ -167,7 +171,7 @@ async def test_the_query_shapes_the_badge(memory_store: InMemoryCounterRepositor
         "format": "short",
     }
     async with make_client(memory_store) as client:
-        await add(client, "visits", 1500)
+        await add(client, "/counters/visits", 1500)
         answer = await client.get("/counters/visits/badge.svg", params={**query, "labelColor": "#123"})
     assert title(answer) == "SEEN: ~1.5K TIMES"
     assert 'fill="#e05d44"' in answer.text
@@ -210,9 +214,12 @@ async def test_bad_query_is_a_400_naming_the_parameter_and_counts_nothing(
 
 
 @pytest.mark.parametrize("kind", ["badge.svg", "hit.svg", "shields.json"])
-async def test_a_bad_name_is_a_400(memory_store: InMemoryCounterRepository, kind: str) -> None:
+@pytest.mark.parametrize(
+    "counter", ["/counters/-b", "/namespaces/-b/counters/visits", "/namespaces/site/counters/-b"]
+)
+async def test_a_bad_name_is_a_400(memory_store: InMemoryCounterRepository, kind: str, counter: str) -> None:
     async with make_client(memory_store) as client:
-        answer = await client.get(f"/counters/-b/{kind}")
+        answer = await client.get(f"{counter}/{kind}")
     assert_problem(answer, 400, "-b")
 
 
@@ -237,12 +244,23 @@ async def test_a_store_that_is_down_is_a_503_with_retry_after(path: str) -> None
 
 def test_the_openapi_document_says_which_get_writes() -> None:
     paths = make_app(InMemoryCounterRepository()).openapi_schema.to_schema()["paths"]
-    for path in ("/counter/hit.svg", "/counters/{name}/hit.svg"):
+    for path in (
+        "/counter/hit.svg",
+        "/counters/{name}/hit.svg",
+        "/namespaces/{namespace}/counters/{key}/hit.svg",
+    ):
         operation = paths[path]["get"]
         assert "This GET writes" in operation["description"]
         assert "image/svg+xml; charset=utf-8" in operation["responses"]["200"]["content"]
         assert "Cache-Control" in operation["responses"]["200"]["headers"]
-    for path in ("/counter/badge.svg", "/counters/{name}/badge.svg"):
+    for path in (
+        "/counter/badge.svg",
+        "/counters/{name}/badge.svg",
+        "/namespaces/{namespace}/counters/{key}/badge.svg",
+    ):
         assert "never counts" in paths[path]["get"]["description"]
     parameters = {p["name"] for p in paths["/counters/{name}/badge.svg"]["get"]["parameters"]}
     assert {"name", "label", "color", "labelColor", "style", "prefix", "suffix", "format"} <= parameters
+    namespaced = paths["/namespaces/{namespace}/counters/{key}/badge.svg"]["get"]
+    assert {"namespace", "key", "label"} <= {p["name"] for p in namespaced["parameters"]}
+    assert namespaced["operationId"] == "namespaceCounterBadge"

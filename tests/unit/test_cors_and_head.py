@@ -143,7 +143,7 @@ async def test_head_answers_every_get_route_of_the_openapi_document_without_a_bo
         await client.post("/counters/visits")
         document = (await client.get("/schema/openapi.json")).json()
         get_paths = [path for path, operations in document["paths"].items() if "get" in operations]
-        assert len(get_paths) == 13  # 7 of the API, 6 of the badges
+        assert len(get_paths) == 16  # 7 of the API, 9 of the badges
         assert not any("head" in operations for operations in document["paths"].values())
         for template in get_paths:
             path = template.replace("{name}", "visits").replace("{key}", "visits")

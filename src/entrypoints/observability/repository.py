@@ -9,7 +9,8 @@ makes a child span of the request's span for each call.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, TypeVar
 
 from domain.errors import DomainError, StoreCorruptedError, StoreUnavailableError
 from domain.idempotency import Idempotency
@@ -19,6 +20,8 @@ from domain.rules import Rules
 from entrypoints.observability.metrics import Metrics
 from entrypoints.observability.store_stats import stats_sync
 from entrypoints.observability.tracing import Tracing
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -33,110 +36,67 @@ def is_store_failure(error: Exception) -> bool:
     return failure or not isinstance(error, DomainError)
 
 
+class _Probe:
+    """The duration histogram and failure counter of one operation, their children's bound
+    methods looked up once: the hot path pays for the updates only."""
+
+    __slots__ = ("failed", "observe")
+
+    def __init__(self, metrics: Metrics, operation: str) -> None:
+        self.observe = metrics.store_duration_of[operation].observe
+        self.failed = metrics.store_errors_of[operation].inc
+
+    async def measure(self, call: Awaitable[T]) -> T:
+        started = time.perf_counter()
+        try:
+            return await call
+        except Exception as error:
+            if is_store_failure(error):
+                self.failed()
+            raise
+        finally:
+            self.observe(time.perf_counter() - started)
+
+
 class MeasuredRepository:
     """Times, and counts the failures of, every call of `inner`."""
 
     def __init__(self, inner: CounterRepository, metrics: Metrics) -> None:
         self.inner = inner
         self._increment_applied = metrics.increment_applied
-        duration, errors = metrics.store_duration_of, metrics.store_errors_of
-        # The children's bound methods, looked up once: the hot path pays for the update only.
-        self._get = (duration["get"].observe, errors["get"].inc)
-        self._increment = (duration["increment"].observe, errors["increment"].inc)
-        self._set = (duration["set"].observe, errors["set"].inc)
-        self._delete = (duration["delete"].observe, errors["delete"].inc)
-        self._list = (duration["list"].observe, errors["list"].inc)
-        self._ping = (duration["ping"].observe, errors["ping"].inc)
+        self._get = _Probe(metrics, "get")
+        self._increment = _Probe(metrics, "increment")
+        self._set = _Probe(metrics, "set")
+        self._delete = _Probe(metrics, "delete")
+        self._list = _Probe(metrics, "list")
+        self._ping = _Probe(metrics, "ping")
 
     async def get(self, name: CounterId, touch: bool = False) -> Counter:
-        observe, failed = self._get
-        started = time.perf_counter()
-        try:
-            return await self.inner.get(name, touch)
-        except Exception as error:
-            if is_store_failure(error):
-                failed()
-            raise
-        finally:
-            observe(time.perf_counter() - started)
+        return await self._get.measure(self.inner.get(name, touch))
+
+    async def create(self, name: CounterId, count: int, rules: Rules, admin_key_hash: str | None) -> Counter:
+        # Measured with the sets: both write a counter at a given value.
+        return await self._set.measure(self.inner.create(name, count, rules, admin_key_hash))
 
     async def increment(
         self, name: CounterId, by: int, idempotency: Idempotency | None = None
     ) -> Incremented:
-        observe, failed = self._increment
-        started = time.perf_counter()
-        try:
-            result = await self.inner.increment(name, by, idempotency)
-        except Exception as error:
-            if is_store_failure(error):
-                failed()
-            raise
-        finally:
-            observe(time.perf_counter() - started)
+        result = await self._increment.measure(self.inner.increment(name, by, idempotency))
         if not result.replayed:
             self._increment_applied()
         return result
 
-    async def create(self, name: CounterId, count: int, rules: Rules, admin_key_hash: str | None) -> Counter:
-        # Measured with the sets: both write a counter at a given value.
-        observe, failed = self._set
-        started = time.perf_counter()
-        try:
-            return await self.inner.create(name, count, rules, admin_key_hash)
-        except Exception as error:
-            if is_store_failure(error):
-                failed()
-            raise
-        finally:
-            observe(time.perf_counter() - started)
-
     async def set(self, name: CounterId, count: int) -> Replaced:
-        observe, failed = self._set
-        started = time.perf_counter()
-        try:
-            return await self.inner.set(name, count)
-        except Exception as error:
-            if is_store_failure(error):
-                failed()
-            raise
-        finally:
-            observe(time.perf_counter() - started)
+        return await self._set.measure(self.inner.set(name, count))
 
     async def delete(self, name: CounterId) -> Counter | None:
-        observe, failed = self._delete
-        started = time.perf_counter()
-        try:
-            return await self.inner.delete(name)
-        except Exception as error:
-            if is_store_failure(error):
-                failed()
-            raise
-        finally:
-            observe(time.perf_counter() - started)
+        return await self._delete.measure(self.inner.delete(name))
 
     async def list(self, namespace: str, after: str | None, limit: int) -> Page:
-        observe, failed = self._list
-        started = time.perf_counter()
-        try:
-            return await self.inner.list(namespace, after, limit)
-        except Exception as error:
-            if is_store_failure(error):
-                failed()
-            raise
-        finally:
-            observe(time.perf_counter() - started)
+        return await self._list.measure(self.inner.list(namespace, after, limit))
 
     async def ping(self) -> None:
-        observe, failed = self._ping
-        started = time.perf_counter()
-        try:
-            await self.inner.ping()
-        except Exception as error:
-            if is_store_failure(error):
-                failed()
-            raise
-        finally:
-            observe(time.perf_counter() - started)
+        await self._ping.measure(self.inner.ping())
 
 
 class TracedRepository:

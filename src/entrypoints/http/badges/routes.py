@@ -1,5 +1,6 @@
 """The badge routes: an SVG of a counter (read only), the "count this view" SVG (the one GET
-that writes) and shields.io's endpoint JSON, for the default counter and for named ones.
+that writes) and shields.io's endpoint JSON: one set of handlers, under the default counter's
+path, a named counter's and a namespaced counter's.
 
 Every answer tells caches not to keep it: GitHub shows README images through its Camo proxy,
 which keeps an image as long as its headers allow, so a counter badge would freeze otherwise.
@@ -9,13 +10,17 @@ Errors are the app's problem details (JSON), from the one error table.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Response, get
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.types import OperationIDCreator
 
 from domain.model import DEFAULT_COUNTER, CounterId
 from domain.services import CounterService
@@ -23,6 +28,7 @@ from entrypoints.http.badges.query import DEFAULT_COLOR, BadgeQuery, provide_bad
 from entrypoints.http.badges.render import clean_text, render_badge
 from entrypoints.http.controllers import STORE_ERRORS, CounterNameParam, ExactAllowController
 from entrypoints.http.errors import PROBLEM_JSON
+from entrypoints.http.namespaced import KeyParam, NamespaceParam
 from entrypoints.http.openapi import DocumentedOperation
 from entrypoints.http.rate_limit import WRITES_OPT
 from entrypoints.http.schemas import ProblemDetails
@@ -140,71 +146,48 @@ _BADGE: dict[str, Any] = {
     "response_headers": _DOCUMENTED_HEADERS,
     "tags": ["badges"],
 }
-_DEPENDENCIES = {"badge": Provide(provide_badge_query, sync_to_thread=False)}
 
 
-class DefaultCounterBadges(ExactAllowController):
-    """Badges of the default counter (the one `POST /counter` counts)."""
+@dataclass(frozen=True, slots=True)
+class BadgeTarget:
+    """The counter a badge route shows, and the label it gets when the query names none."""
 
-    path = "/counter"
-    dependencies = _DEPENDENCIES
-    opt = {"counter": DEFAULT_COUNTER}  # noqa: RUF012 (the counter its errors name, see errors.py)
+    counter: CounterId
+    label: str
+
+
+def _default_target() -> BadgeTarget:
+    return BadgeTarget(CounterId.default(DEFAULT_COUNTER), DEFAULT_LABEL)
+
+
+def _named_target(name: CounterNameParam) -> BadgeTarget:
+    return BadgeTarget(CounterId.default(name), name)
+
+
+def _namespaced_target(namespace: NamespaceParam, key: KeyParam) -> BadgeTarget:
+    return BadgeTarget(CounterId(namespace, key), key)
+
+
+_PREFIX_OPT = "badge_operations"  # in a controller's `opt`: how its operation ids begin
+
+
+def _operation_id(action: str) -> OperationIDCreator:
+    """`<the controller's prefix><action>`: the handlers are shared by the controllers, their
+    operation ids are not (the controller's `opt` reaches its handlers' when they register)."""
+
+    def operation_id(handler: HTTPRouteHandler, _method: Any, _path: Any) -> str:
+        return f"{handler.opt[_PREFIX_OPT]}{action}"
+
+    return operation_id
+
+
+class _Badges(ExactAllowController):
+    """The three badge routes of one kind of counter path; each subclass says which counter
+    (the `target` dependency) and how its operation ids begin (`opt`)."""
 
     @get(
         "/badge.svg",
-        operation_id="defaultCounterBadge",
-        summary="Badge of the default counter (reads)",
-        description=_READ_DESCRIPTION,
-        responses=READ_ERRORS,
-        **_BADGE,
-    )
-    async def badge(
-        self, counter_service: NamedDependency[CounterService], badge: NamedDependency[BadgeQuery]
-    ) -> Response[bytes]:
-        return _svg(
-            badge, DEFAULT_LABEL, (await counter_service.get(CounterId.default(DEFAULT_COUNTER))).count
-        )
-
-    @get(
-        "/hit.svg",
-        operation_id="defaultCounterHit",
-        summary="Count a view of the default counter and show it",
-        responses=HIT_ERRORS,
-        description=_HIT_DESCRIPTION,
-        opt={WRITES_OPT: True},  # a write for the per-counter rate limit, though a GET
-        **_BADGE,
-    )
-    async def hit(
-        self, counter_service: NamedDependency[CounterService], badge: NamedDependency[BadgeQuery]
-    ) -> Response[bytes]:
-        incremented = await counter_service.increment(CounterId.default(DEFAULT_COUNTER))
-        return _svg(badge, DEFAULT_LABEL, incremented.counter.count)
-
-    @get(
-        "/shields.json",
-        operation_id="defaultCounterShields",
-        summary="shields.io endpoint JSON of the default counter",
-        description=_SHIELDS_DESCRIPTION,
-        responses=READ_ERRORS,
-        **{**_BADGE, "media_type": SHIELDS_JSON},
-    )
-    async def shields(
-        self, counter_service: NamedDependency[CounterService], badge: NamedDependency[BadgeQuery]
-    ) -> Response[ShieldsEndpoint]:
-        return _shields(
-            badge, DEFAULT_LABEL, (await counter_service.get(CounterId.default(DEFAULT_COUNTER))).count
-        )
-
-
-class CounterBadges(ExactAllowController):
-    """Badges of named counters."""
-
-    path = "/counters"
-    dependencies = _DEPENDENCIES
-
-    @get(
-        "/{name:str}/badge.svg",
-        operation_id="counterBadge",
+        operation_id=_operation_id("Badge"),
         summary="Badge of a counter (reads)",
         description=_READ_DESCRIPTION,
         responses=READ_ERRORS,
@@ -213,14 +196,14 @@ class CounterBadges(ExactAllowController):
     async def badge(
         self,
         counter_service: NamedDependency[CounterService],
-        name: CounterNameParam,
+        target: NamedDependency[BadgeTarget],
         badge: NamedDependency[BadgeQuery],
     ) -> Response[bytes]:
-        return _svg(badge, name, (await counter_service.get(CounterId.default(name))).count)
+        return _svg(badge, target.label, (await counter_service.get(target.counter)).count)
 
     @get(
-        "/{name:str}/hit.svg",
-        operation_id="counterHit",
+        "/hit.svg",
+        operation_id=_operation_id("Hit"),
         summary="Count a view of a counter and show it",
         responses=HIT_ERRORS,
         description=_HIT_DESCRIPTION,
@@ -230,15 +213,15 @@ class CounterBadges(ExactAllowController):
     async def hit(
         self,
         counter_service: NamedDependency[CounterService],
-        name: CounterNameParam,
+        target: NamedDependency[BadgeTarget],
         badge: NamedDependency[BadgeQuery],
     ) -> Response[bytes]:
-        incremented = await counter_service.increment(CounterId.default(name))
-        return _svg(badge, name, incremented.counter.count)
+        incremented = await counter_service.increment(target.counter)
+        return _svg(badge, target.label, incremented.counter.count)
 
     @get(
-        "/{name:str}/shields.json",
-        operation_id="counterShields",
+        "/shields.json",
+        operation_id=_operation_id("Shields"),
         summary="shields.io endpoint JSON of a counter",
         description=_SHIELDS_DESCRIPTION,
         responses=READ_ERRORS,
@@ -247,10 +230,42 @@ class CounterBadges(ExactAllowController):
     async def shields(
         self,
         counter_service: NamedDependency[CounterService],
-        name: CounterNameParam,
+        target: NamedDependency[BadgeTarget],
         badge: NamedDependency[BadgeQuery],
     ) -> Response[ShieldsEndpoint]:
-        return _shields(badge, name, (await counter_service.get(CounterId.default(name))).count)
+        return _shields(badge, target.label, (await counter_service.get(target.counter)).count)
 
 
-BADGE_CONTROLLERS = [DefaultCounterBadges, CounterBadges]
+def _dependencies(target: Callable[..., BadgeTarget]) -> dict[str, Provide]:
+    return {
+        "badge": Provide(provide_badge_query, sync_to_thread=False),
+        "target": Provide(target, sync_to_thread=False),
+    }
+
+
+class DefaultCounterBadges(_Badges):
+    """Badges of the default counter (the one `POST /counter` counts)."""
+
+    path = "/counter"
+    dependencies = _dependencies(_default_target)
+    # `counter`: the counter its errors name, see errors.py
+    opt = {"counter": DEFAULT_COUNTER, _PREFIX_OPT: "defaultCounter"}  # noqa: RUF012
+
+
+class CounterBadges(_Badges):
+    """Badges of named counters of the namespace `default`."""
+
+    path = "/counters/{name:str}"
+    dependencies = _dependencies(_named_target)
+    opt = {_PREFIX_OPT: "counter"}  # noqa: RUF012
+
+
+class NamespaceCounterBadges(_Badges):
+    """Badges of the counters of a namespace."""
+
+    path = "/namespaces/{namespace:str}/counters/{key:str}"
+    dependencies = _dependencies(_namespaced_target)
+    opt = {_PREFIX_OPT: "namespaceCounter"}  # noqa: RUF012
+
+
+BADGE_CONTROLLERS = [DefaultCounterBadges, CounterBadges, NamespaceCounterBadges]
