@@ -46,6 +46,12 @@ class SetRequest(msgspec.Struct, forbid_unknown_fields=True):
     ]
 
 
+# Litestar leaves a bound of 0 out of the document (it tests the bound for truth): stated again,
+# in the form Litestar passes on (`extra` of extra_json_schema).
+_LE_0 = {"extra": {"maximum": 0}}
+_GE_0 = {"extra": {"minimum": 0}}
+
+
 class CreateRequest(msgspec.Struct, forbid_unknown_fields=True):
     """An explicit create: the counter's start value and its rules, fixed for its lifetime."""
 
@@ -64,13 +70,25 @@ class CreateRequest(msgspec.Struct, forbid_unknown_fields=True):
     ] = 0
     min_step: (
         Annotated[
-            int, msgspec.Meta(ge=-STEP_LIMIT, le=0, description="The smallest `by` an increment may add.")
+            int,
+            msgspec.Meta(
+                ge=-STEP_LIMIT,
+                le=0,
+                description="The smallest `by` an increment may add.",
+                extra_json_schema=_LE_0,
+            ),
         ]
         | None
     ) = None
     max_step: (
         Annotated[
-            int, msgspec.Meta(ge=0, le=STEP_LIMIT, description="The largest `by` an increment may add.")
+            int,
+            msgspec.Meta(
+                ge=0,
+                le=STEP_LIMIT,
+                description="The largest `by` an increment may add.",
+                extra_json_schema=_GE_0,
+            ),
         ]
         | None
     ) = None
@@ -98,8 +116,8 @@ class RulesResponse(msgspec.Struct, omit_defaults=True):
     """The rules of a counter created explicitly; an absent bound is no bound."""
 
     resettable: bool
-    min_step: Annotated[int, msgspec.Meta(ge=-STEP_LIMIT, le=0)] | None = None
-    max_step: Annotated[int, msgspec.Meta(ge=0, le=STEP_LIMIT)] | None = None
+    min_step: Annotated[int, msgspec.Meta(ge=-STEP_LIMIT, le=0, extra_json_schema=_LE_0)] | None = None
+    max_step: Annotated[int, msgspec.Meta(ge=0, le=STEP_LIMIT, extra_json_schema=_GE_0)] | None = None
     ttl_seconds: Annotated[int, msgspec.Meta(ge=1, le=MAX_TTL_SECONDS)] | None = None
 
 
