@@ -47,6 +47,10 @@ _PURGE_RECORDS = (
     "DELETE FROM idempotency_records WHERE record_key IN"
     " (SELECT record_key FROM idempotency_records WHERE expires_at <= ? LIMIT ?)"
 )
+_PURGE_COUNTERS = (
+    "DELETE FROM counters WHERE (namespace, key) IN (SELECT namespace, key FROM counters"
+    " WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT ?)"
+)
 _PING = "SELECT 1 FROM counters LIMIT 1"  # touches the file and the schema, unlike a bare SELECT 1
 
 
@@ -171,8 +175,10 @@ class Transaction:
         self._cursor.execute(PUT_PROBE, (self.now_text,))
 
     def purge(self, limit: int) -> None:
-        """Delete at most `limit` expired Idempotency-Key records."""
+        """Delete at most `limit` expired Idempotency-Key records, and as many expired counters
+        (nobody sees them any more; a write to one deletes it anyway)."""
         self._cursor.execute(_PURGE_RECORDS, (self.now_epoch, limit))
+        self._cursor.execute(_PURGE_COUNTERS, (self.now_epoch, limit))
 
 
 def _stored_id(namespace: object, key: object) -> CounterId:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from adapters.sqlite import SqliteCounterRepository
+from adapters.sqlite import PURGE_EVERY, SqliteCounterRepository
 from adapters.sqlite_schema import SCHEMA_VERSION
 from domain.errors import CounterExistsError, StepOutOfRangeError
 from domain.model import CounterId
@@ -82,3 +83,16 @@ async def test_a_version_3_file_keeps_its_counters_and_takes_rules(version_3_fil
         ruled = await again.get(CounterId("blog", "ruled"))
         assert (ruled.count, ruled.rules, ruled.admin_key_hash) == (1, Rules(max_step=1, ttl_seconds=60), "h")
         assert (await again.get(CounterId.default("visits"))).count == 41
+
+
+async def test_expired_counters_nobody_touches_are_purged(tmp_path: Path) -> None:
+    path = tmp_path / "purge.db"
+    async with SqliteCounterRepository(path) as repository:
+        await repository.create(CounterId("ns", "brief"), 1, Rules(ttl_seconds=1), None)
+        await repository.create(CounterId("ns", "lasting"), 1, Rules(ttl_seconds=3600), None)
+        await asyncio.sleep(1.2)
+        for _ in range(PURGE_EVERY):  # one batch each: the housekeeping runs within them
+            await repository.increment(CounterId("ns", "busy"), 1)
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        keys = [row[0] for row in connection.execute("SELECT key FROM counters ORDER BY key")]
+    assert keys == ["busy", "lasting"]
