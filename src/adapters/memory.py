@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import bisect
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
+from domain.errors import CounterExistsError
 from domain.idempotency import Idempotency, IdempotencyRecord, decide
 from domain.model import Counter, CounterId, Incremented, Page, Replaced, add_checked
+from domain.rules import Rules, expired
 
 # Amortised clean-up of expired Idempotency-Key records: only look when the table has grown by
 # this much, so increments stay O(1).
@@ -29,9 +32,26 @@ class InMemoryCounterRepository:
         self._counters: dict[CounterId, Counter] = {}
         self._keys: dict[str, list[str]] = {}  # namespace -> its keys, sorted, for listing
         self._records: dict[str, IdempotencyRecord] = {}  # by Idempotency.record_key
+        self._expiring: set[CounterId] = set()  # counters with an expiry, swept now and then
+        self._writes = 0
 
-    async def get(self, counter: CounterId) -> Counter:
-        return self._counters.get(counter) or Counter(counter, 0)
+    async def get(self, counter: CounterId, touch: bool = False) -> Counter:
+        now = time.time()
+        current = self._live(counter, now)
+        if current is None:
+            return Counter(counter, 0)
+        if touch and current.rules is not None and current.rules.ttl_seconds is not None:
+            current = replace(current, expires_at=current.rules.expires_at(datetime.fromtimestamp(now, UTC)))
+            self._counters[counter] = current
+        return current
+
+    async def create(
+        self, counter: CounterId, count: int, rules: Rules, admin_key_hash: str | None
+    ) -> Counter:
+        now = time.time()
+        if self._live(counter, now) is not None:
+            raise CounterExistsError(f"counter {str(counter)!r} exists")
+        return self._write(counter, count, now, rules=rules, admin_key_hash=admin_key_hash)
 
     async def increment(
         self, counter: CounterId, by: int, idempotency: Idempotency | None = None
@@ -41,7 +61,9 @@ class InMemoryCounterRepository:
             replay = decide(idempotency, self._records.get(idempotency.record_key), now)
             if replay is not None:
                 return replay
-        current = self._counters.get(counter)
+        current = self._live(counter, now)
+        if current is not None and current.rules is not None:
+            current.rules.check_step(counter, by)
         state = self._write(counter, add_checked(counter, 0 if current is None else current.count, by), now)
         if idempotency is not None:
             self._records[idempotency.record_key] = idempotency.record(state, now)
@@ -49,41 +71,81 @@ class InMemoryCounterRepository:
         return Incremented(counter=state)
 
     async def set(self, counter: CounterId, count: int) -> Replaced:
-        current = self._counters.get(counter)
-        state = self._write(counter, count, time.time())
+        now = time.time()
+        current = self._live(counter, now)
+        state = self._write(counter, count, now)
         return Replaced(counter=state, previous=0 if current is None else current.count)
 
     async def delete(self, counter: CounterId) -> Counter | None:
-        current = self._counters.pop(counter, None)
+        current = self._live(counter, time.time())
         if current is not None:
-            keys = self._keys[counter.namespace]
-            del keys[bisect.bisect_left(keys, counter.key)]
-            if not keys:
-                del self._keys[counter.namespace]
+            self._remove(counter)
         return current
 
     async def list(self, namespace: str, after: str | None, limit: int) -> Page:
         keys = self._keys.get(namespace, [])
         start = 0 if after is None else bisect.bisect_right(keys, after)
-        page = keys[start : start + limit]
-        more = start + limit < len(keys)
-        return Page(
-            counters=[self._counters[CounterId(namespace, k)] for k in page],
-            next_after=page[-1] if more and page else None,
-        )
+        now = datetime.fromtimestamp(time.time(), UTC)
+        live = (self._counters[CounterId(namespace, k)] for k in keys[start:])
+        page: list[Counter] = []
+        more = False
+        for counter in live:
+            if expired(counter.expires_at, now):
+                continue
+            if len(page) == limit:
+                more = True
+                break
+            page.append(counter)
+        return Page(counters=page, next_after=page[-1].key if more and page else None)
 
     async def ping(self) -> None:
         return None
 
-    def _write(self, counter: CounterId, count: int, now: float) -> Counter:
+    def _live(self, counter: CounterId, now: float) -> Counter | None:
+        """The counter, or None when it does not exist; an expired one is removed here."""
+        current = self._counters.get(counter)
+        if current is not None and expired(current.expires_at, datetime.fromtimestamp(now, UTC)):
+            self._remove(counter)
+            return None
+        return current
+
+    def _remove(self, counter: CounterId) -> None:
+        self._expiring.discard(counter)
+        del self._counters[counter]
+        keys = self._keys[counter.namespace]
+        del keys[bisect.bisect_left(keys, counter.key)]
+        if not keys:
+            del self._keys[counter.namespace]
+
+    def _write(
+        self,
+        counter: CounterId,
+        count: int,
+        now: float,
+        *,
+        rules: Rules | None = None,
+        admin_key_hash: str | None = None,
+    ) -> Counter:
         """Store `count` for `counter` at `now`, creating the counter (and its place among the
-        sorted keys of its namespace) when it is new."""
+        sorted keys of its namespace) when it is new, with `rules`; an existing one keeps its
+        rules and has its expiry moved forward. Callers have removed an expired one (_live)."""
         current = self._counters.get(counter)
         stamp = datetime.fromtimestamp(now, UTC)
-        state = Counter(counter, count, stamp if current is None else current.created_at, stamp)
+        if current is not None:
+            rules, admin_key_hash = current.rules, current.admin_key_hash
+        created = stamp if current is None else current.created_at
+        expires_at = None if rules is None else rules.expires_at(stamp)
+        state = Counter(counter, count, created, stamp, rules, expires_at, admin_key_hash)
         self._counters[counter] = state
+        if expires_at is not None:
+            self._expiring.add(counter)
         if current is None:
             bisect.insort(self._keys.setdefault(counter.namespace, []), counter.key)
+        self._writes += 1
+        if self._writes % _SWEEP_EVERY == 0:
+            # Expired counters nobody touches again are pruned here, amortised over the writes.
+            for expiring in list(self._expiring):
+                self._live(expiring, now)
         return state
 
     def _sweep(self, now: float) -> None:

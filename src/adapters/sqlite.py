@@ -42,6 +42,7 @@ from adapters.sqlite_worker import Worker, store_error
 from domain.errors import DomainError, StoreUnavailableError
 from domain.idempotency import Idempotency
 from domain.model import Counter, CounterId, Incremented, Page, Replaced
+from domain.rules import Rules
 
 T = TypeVar("T")
 
@@ -141,8 +142,15 @@ class SqliteCounterRepository:
 
     # --- the port -------------------------------------------------------------------------
 
-    async def get(self, counter: CounterId) -> Counter:
+    async def get(self, counter: CounterId, touch: bool = False) -> Counter:
+        if touch:  # moves the expiry: a write
+            return await self._write(lambda tx: tx.touch(counter))
         return await self._read(lambda tx: tx.get(counter))
+
+    async def create(
+        self, counter: CounterId, count: int, rules: Rules, admin_key_hash: str | None
+    ) -> Counter:
+        return await self._write(lambda tx: tx.create(counter, count, rules, admin_key_hash))
 
     async def increment(
         self, counter: CounterId, by: int, idempotency: Idempotency | None = None

@@ -14,7 +14,8 @@ from domain.model import DEFAULT_NAMESPACE
 
 # 2: Idempotency-Key records are named by Idempotency.record_key, not by the raw key (migrate).
 # 3: counters are named by (namespace, key); older rows are the namespace `default` (migrate).
-SCHEMA_VERSION = 3
+# 4: counters created explicitly keep their rules (JSON), expiry and admin key hash (migrate).
+SCHEMA_VERSION = 4
 
 COUNTERS = """CREATE TABLE IF NOT EXISTS counters (
         namespace TEXT NOT NULL,
@@ -22,8 +23,13 @@ COUNTERS = """CREATE TABLE IF NOT EXISTS counters (
         count INTEGER NOT NULL CHECK (typeof(count) = 'integer'),
         created_at TEXT NOT NULL,
         updated_at TEXT NOT NULL,
+        rules TEXT,
+        expires_at REAL,
+        admin_key_hash TEXT,
         PRIMARY KEY (namespace, key)
     ) WITHOUT ROWID"""
+# The columns of version 4, NULL in every row of before: counters without rules.
+RULE_COLUMNS = ("rules TEXT", "expires_at REAL", "admin_key_hash TEXT")
 
 SCHEMA = (
     # WITHOUT ROWID: (namespace, key) is the only key, so one B-tree serves lookups and the
@@ -63,6 +69,7 @@ def migrate(connection: sqlite3.Connection, now: float) -> None:
     SCHEMA created what was missing."""
     _records_by_record_key(connection, now)
     _namespaces(connection)
+    _rules(connection)
 
 
 def _columns(connection: sqlite3.Connection, table: str) -> list[str]:
@@ -91,6 +98,20 @@ def _namespaces(connection: sqlite3.Connection) -> None:
             "ALTER TABLE idempotency_records ADD COLUMN namespace TEXT NOT NULL"
             f" DEFAULT '{DEFAULT_NAMESPACE}'"
         )
+
+
+def _rules(connection: sqlite3.Connection) -> None:
+    """Version 3 counters had no rules: they gain the columns, NULL, and stay as they were. A
+    version 3 process still on the file keeps working on them (it names its columns), but would
+    not enforce the rules of the counters created after the upgrade: upgrade every process."""
+    present = _columns(connection, "counters")
+    for column in RULE_COLUMNS:
+        if column.split()[0] not in present:
+            connection.execute(f"ALTER TABLE counters ADD COLUMN {column}")
+    # Only counters with an expiry are in it, so the purge of expired ones finds them cheaply.
+    connection.execute(
+        "CREATE INDEX IF NOT EXISTS counters_by_expiry ON counters (expires_at) WHERE expires_at IS NOT NULL"
+    )
 
 
 def _records_by_record_key(connection: sqlite3.Connection, now: float) -> None:

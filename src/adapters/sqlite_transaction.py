@@ -14,18 +14,29 @@ from datetime import UTC, datetime
 from typing import Any
 
 from adapters.sqlite_schema import PUT_PROBE, PUT_RECORD
-from domain.errors import InvalidCounterNameError, StoreCorruptedError
+from domain.errors import CounterExistsError, InvalidCounterNameError, StoreCorruptedError
 from domain.idempotency import Idempotency, IdempotencyRecord, decide
 from domain.model import Counter, CounterId, Incremented, Page, Replaced, add_checked, check_value
+from domain.rules import Rules
 
 # Constant SQL text: the sqlite3 module keeps each statement prepared in its statement cache.
-_GET = "SELECT count, created_at, updated_at FROM counters WHERE namespace = ? AND key = ?"
+_GET = (
+    "SELECT count, created_at, updated_at, rules, expires_at, admin_key_hash FROM counters"
+    " WHERE namespace = ? AND key = ?"
+)
 _INSERT = "INSERT INTO counters (namespace, key, count, created_at, updated_at) VALUES (?, ?, ?, ?, ?)"
-_UPDATE = "UPDATE counters SET count = ?, updated_at = ? WHERE namespace = ? AND key = ?"
+_CREATE = (
+    "INSERT INTO counters (namespace, key, count, created_at, updated_at, rules, expires_at,"
+    " admin_key_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# The expiry moves with every write: now + ttl_seconds, or NULL for a counter without a ttl.
+_UPDATE = "UPDATE counters SET count = ?, updated_at = ?, expires_at = ? WHERE namespace = ? AND key = ?"
+_TOUCH = "UPDATE counters SET expires_at = ? WHERE namespace = ? AND key = ?"
 _DELETE = "DELETE FROM counters WHERE namespace = ? AND key = ?"
 _LIST = (
-    "SELECT key, count, created_at, updated_at FROM counters WHERE namespace = ? AND key > ?"
-    " ORDER BY key LIMIT ?"
+    "SELECT key, count, created_at, updated_at, rules, expires_at, admin_key_hash FROM counters"
+    " WHERE namespace = ? AND key > ?"
+    " AND (expires_at IS NULL OR expires_at > ?) ORDER BY key LIMIT ?"
 )
 # Expired rows too: whether a record still counts is the domain's decision, not the query's.
 _GET_RECORD = (
@@ -35,6 +46,10 @@ _GET_RECORD = (
 _PURGE_RECORDS = (
     "DELETE FROM idempotency_records WHERE record_key IN"
     " (SELECT record_key FROM idempotency_records WHERE expires_at <= ? LIMIT ?)"
+)
+_PURGE_COUNTERS = (
+    "DELETE FROM counters WHERE (namespace, key) IN (SELECT namespace, key FROM counters"
+    " WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT ?)"
 )
 _PING = "SELECT 1 FROM counters LIMIT 1"  # touches the file and the schema, unlike a bare SELECT 1
 
@@ -53,9 +68,41 @@ class Transaction:
     def _row(self, sql: str, parameters: tuple[object, ...]) -> Any:
         return self._cursor.execute(sql, parameters).fetchone()
 
+    def _live(self, name: CounterId, *, prune: bool) -> Any:
+        """The counter's row, or None when it is missing or has expired. `prune` (writes only):
+        an expired row is deleted, so what follows writes as on a missing counter."""
+        row = self._row(_GET, (name.namespace, name.key))
+        if row is not None and isinstance(row[4], int | float) and row[4] <= self.now_epoch:
+            if prune:
+                self._cursor.execute(_DELETE, (name.namespace, name.key))
+            return None
+        return row
+
     def get(self, counter: CounterId) -> Counter:
-        row = self._row(_GET, (counter.namespace, counter.key))
+        row = self._live(counter, prune=False)
         return Counter(counter, 0) if row is None else _counter(counter, *row)
+
+    def touch(self, name: CounterId) -> Counter:
+        """The counter, its expiry moved forward when it has a ttl (a get with `touch`)."""
+        row = self._live(name, prune=True)
+        if row is None:
+            return Counter(name, 0)
+        current = _counter(name, *row)
+        expiry = _expiry(current.rules, self.now_epoch)
+        if expiry is None:
+            return current
+        self._cursor.execute(_TOUCH, (expiry, name.namespace, name.key))
+        return _counter(name, *row[:4], expiry, row[5])
+
+    def create(self, name: CounterId, count: int, rules: Rules, admin_key_hash: str | None) -> Counter:
+        check_value(count)
+        if self._live(name, prune=True) is not None:
+            raise CounterExistsError(f"counter {str(name)!r} exists")
+        expiry = _expiry(rules, self.now_epoch)
+        stamp = self.now_text
+        row = (count, stamp, stamp, rules.dump(), expiry, admin_key_hash)
+        self._cursor.execute(_CREATE, (name.namespace, name.key, *row))
+        return _counter(name, *row)
 
     def increment(self, name: CounterId, by: int, idempotency: Idempotency | None) -> Incremented:
         if idempotency is not None:
@@ -63,7 +110,7 @@ class Transaction:
             replay = decide(idempotency, None if stored is None else _record(stored), self.now_epoch)
             if replay is not None:
                 return replay
-        row = self._row(_GET, (name.namespace, name.key))
+        row = self._live(name, prune=True)
         if row is None:
             counter = Counter(name, add_checked(name, 0, by), self.now, self.now)
             self._cursor.execute(
@@ -71,8 +118,9 @@ class Transaction:
             )
         else:
             current = _counter(name, *row)
-            counter = Counter(name, add_checked(name, current.count, by), current.created_at, self.now)
-            self._cursor.execute(_UPDATE, (counter.count, self.now_text, name.namespace, name.key))
+            if current.rules is not None:
+                current.rules.check_step(name, by)
+            counter = self._updated(current, add_checked(name, current.count, by))
         if idempotency is not None:
             record = idempotency.record(counter, self.now_epoch)
             created = self.now_text if row is None else row[1]  # as read, and checked, above
@@ -84,18 +132,27 @@ class Transaction:
         """An admin overwrite, but not of unreadable data: that is left for a human to look at
         (delete removes it)."""
         check_value(count)  # a value SQLite cannot hold would fail the whole batch
-        row = self._row(_GET, (name.namespace, name.key))
+        row = self._live(name, prune=True)
         if row is None:
             self._cursor.execute(_INSERT, (name.namespace, name.key, count, self.now_text, self.now_text))
             return Replaced(counter=Counter(name, count, self.now, self.now), previous=0)
         current = _counter(name, *row)
-        self._cursor.execute(_UPDATE, (count, self.now_text, name.namespace, name.key))
-        return Replaced(counter=Counter(name, count, current.created_at, self.now), previous=current.count)
+        return Replaced(counter=self._updated(current, count), previous=current.count)
+
+    def _updated(self, current: Counter, count: int) -> Counter:
+        """Write `count` over `current`, its rules kept and its expiry moved forward."""
+        expiry = _expiry(current.rules, self.now_epoch)
+        name = current.id
+        self._cursor.execute(_UPDATE, (count, self.now_text, expiry, name.namespace, name.key))
+        moment = None if expiry is None else datetime.fromtimestamp(expiry, UTC)
+        return Counter(
+            name, count, current.created_at, self.now, current.rules, moment, current.admin_key_hash
+        )
 
     def delete(self, name: CounterId) -> Counter | None:
         """Remove the counter and return its last state. Unreadable data is refused here too, as
         in every store: it is reported and left for a human to look at, never silently dropped."""
-        row = self._row(_GET, (name.namespace, name.key))
+        row = self._live(name, prune=True)
         if row is None:
             return None
         counter = _counter(name, *row)  # raises StoreCorruptedError before anything is deleted
@@ -104,7 +161,7 @@ class Transaction:
 
     def list(self, namespace: str, after: str | None, limit: int) -> Page:
         # Keys are non-empty, so every key sorts after ''. One row more tells whether more follow.
-        rows = self._cursor.execute(_LIST, (namespace, after or "", limit + 1)).fetchall()
+        rows = self._cursor.execute(_LIST, (namespace, after or "", self.now_epoch, limit + 1)).fetchall()
         counters = [_counter(_stored_id(namespace, key), *rest) for key, *rest in rows[:limit]]
         more = len(rows) > limit
         return Page(counters=counters, next_after=counters[-1].key if more and counters else None)
@@ -118,8 +175,10 @@ class Transaction:
         self._cursor.execute(PUT_PROBE, (self.now_text,))
 
     def purge(self, limit: int) -> None:
-        """Delete at most `limit` expired Idempotency-Key records."""
+        """Delete at most `limit` expired Idempotency-Key records, and as many expired counters
+        (nobody sees them any more; a write to one deletes it anyway)."""
         self._cursor.execute(_PURGE_RECORDS, (self.now_epoch, limit))
+        self._cursor.execute(_PURGE_COUNTERS, (self.now_epoch, limit))
 
 
 def _stored_id(namespace: object, key: object) -> CounterId:
@@ -132,15 +191,45 @@ def _stored_id(namespace: object, key: object) -> CounterId:
         ) from None
 
 
-def _counter(counter: CounterId, count: object, created_at: object, updated_at: object) -> Counter:
-    """A Counter from a stored row, or StoreCorruptedError when the row cannot be read."""
+def _expiry(rules: Rules | None, now: float) -> float | None:
+    return None if rules is None else rules.expiry_epoch(now)
+
+
+def _counter(
+    counter: CounterId, count: object, created_at: object, updated_at: object, *rest: object
+) -> Counter:
+    """A Counter from a stored row, or StoreCorruptedError when the row cannot be read. `rest`:
+    rules, expires_at and admin_key_hash, when the row has them (Idempotency-Key records do not)."""
     name = str(counter)
+    rules, expires_at, admin_key_hash = (*rest, None, None, None)[:3]
     if type(count) is not int:
         raise StoreCorruptedError(
             f"counter {name!r} holds {_show(count)}, which is not an integer; it is left as it is",
             counter=name,
         )
-    return Counter(counter, count, _timestamp(name, created_at), _timestamp(name, updated_at))
+    try:
+        parsed = None if rules is None else Rules.load(rules)  # type: ignore[arg-type]
+    except (ValueError, TypeError):
+        parsed = None
+    if (rules is not None and parsed is None) or not (
+        (expires_at is None or isinstance(expires_at, int | float))
+        and (admin_key_hash is None or isinstance(admin_key_hash, str))
+    ):
+        raise StoreCorruptedError(
+            f"counter {name!r} has rules {_show(rules)}, expiry {_show(expires_at)} or an admin key"
+            " hash that cannot be read; it is left as it is",
+            counter=name,
+        )
+    moment = None if expires_at is None else datetime.fromtimestamp(float(expires_at), UTC)
+    return Counter(
+        counter,
+        count,
+        _timestamp(name, created_at),
+        _timestamp(name, updated_at),
+        parsed,
+        moment,
+        admin_key_hash,
+    )
 
 
 def _record(row: tuple[object, ...]) -> IdempotencyRecord:

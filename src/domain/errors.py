@@ -31,6 +31,24 @@ class InvalidIdempotencyKeyError(InvalidInputError):
     title = "Invalid Idempotency-Key"
 
 
+class StepOutOfRangeError(DomainError):
+    """An increment outside the counter's [min_step, max_step]; nothing was changed."""
+
+    title = "Step out of range"
+
+
+class CounterExistsError(DomainError):
+    """An explicit create of a counter that exists (and has not expired); nothing was changed."""
+
+    title = "Counter exists"
+
+
+class ForbiddenError(DomainError):
+    """The counter may not be set, reset or deleted without an admin token or its admin key."""
+
+    title = "Forbidden"
+
+
 class CounterOverflowError(DomainError):
     """The operation would leave the signed 64-bit range; nothing was changed."""
 

@@ -11,6 +11,7 @@ from domain.errors import (
     InvalidAmountError,
     InvalidCounterNameError,
 )
+from domain.rules import Rules
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -98,6 +99,11 @@ class Counter:
     count: int
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    # Only counters created explicitly have rules (None: a hit made it, anything goes), an
+    # expiry (when rules have a ttl_seconds) and the hash of a per-counter admin key.
+    rules: Rules | None = None
+    expires_at: datetime | None = None
+    admin_key_hash: str | None = None
 
     @property
     def namespace(self) -> str:

@@ -6,6 +6,7 @@ from typing import Protocol, runtime_checkable
 
 from domain.idempotency import Idempotency
 from domain.model import Counter, CounterId, Incremented, Page, Replaced
+from domain.rules import Rules
 
 
 @runtime_checkable
@@ -20,11 +21,24 @@ class CounterRepository(Protocol):
     - stored data it cannot read raises StoreCorruptedError and is never overwritten;
     - a store that cannot be reached raises StoreUnavailableError;
     - every valid CounterId is its own counter: two ids never share stored data, and no id
-      shares it with the store's own bookkeeping.
+      shares it with the store's own bookkeeping;
+    - a counter's rules, expiry and admin key hash are kept with it and never change: an
+      increment outside its step range raises StepOutOfRangeError and changes nothing, checked in
+      the same atomic step as the write; each write (and a get with `touch`) moves its expiry to
+      now + ttl_seconds; an expired counter is gone: it reads as missing, an increment or a set
+      makes it again as a plain counter (no rules), and `create` may make it again.
     """
 
-    async def get(self, counter: CounterId) -> Counter:
-        """The counter, or a counter at 0 (no timestamps) when it does not exist."""
+    async def get(self, counter: CounterId, touch: bool = False) -> Counter:
+        """The counter, or a counter at 0 (no timestamps) when it does not exist. `touch`
+        moves the expiry of a counter with a ttl forward, as a write would."""
+        ...
+
+    async def create(
+        self, counter: CounterId, count: int, rules: Rules, admin_key_hash: str | None
+    ) -> Counter:
+        """Create the counter at `count` with `rules` (and the hash of its admin key), or raise
+        CounterExistsError when it exists and has not expired."""
         ...
 
     async def increment(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from domain.errors import InvalidInputError
+from domain.errors import ForbiddenError, InvalidInputError
 from domain.idempotency import Idempotency
 from domain.model import (
     Counter,
@@ -17,6 +17,7 @@ from domain.model import (
     check_value,
 )
 from domain.ports import CounterRepository
+from domain.rules import Rules, admin_key_matches, new_admin_key
 
 MAX_PAGE_SIZE = 1000
 DEFAULT_IDEMPOTENCY_TTL_SECONDS = 24 * 3600.0
@@ -29,8 +30,25 @@ class CounterService:
     repository: CounterRepository
     idempotency_ttl_seconds: float = DEFAULT_IDEMPOTENCY_TTL_SECONDS
 
-    async def get(self, counter: CounterId) -> Counter:
-        return await self.repository.get(counter)
+    async def get(self, counter: CounterId, touch: bool = False) -> Counter:
+        return await self.repository.get(counter, touch)
+
+    async def create(
+        self, counter: CounterId, count: int = 0, rules: Rules | None = None, *, admin_key: bool = True
+    ) -> tuple[Counter, str | None]:
+        """Create the counter explicitly with its rules. Returns it and, when asked for, its
+        admin key: the one time the key is seen, as only its hash is kept."""
+        key, key_hash = new_admin_key() if admin_key else (None, None)
+        created = await self.repository.create(counter, check_value(count), rules or Rules(), key_hash)
+        return created, key
+
+    async def authorize(self, counter: CounterId, admin_key: str | None, *, reset: bool = False) -> bool:
+        """Whether a caller without the service admin token may change `counter`: it holds the
+        counter's admin key, or (`reset`: to set or reset it) the counter is resettable."""
+        current = await self.repository.get(counter)
+        if reset and current.rules is not None and current.rules.resettable:
+            return True
+        return admin_key_matches(admin_key, current.admin_key_hash)
 
     async def increment(
         self, counter: CounterId, by: int = 1, idempotency_key: str | None = None
@@ -43,10 +61,21 @@ class CounterService:
         )
         return await self.repository.increment(counter, by, idempotency)
 
-    async def set(self, counter: CounterId, count: int) -> Replaced:
-        return await self.repository.set(counter, check_value(count))
+    async def set(
+        self, counter: CounterId, count: int, *, admin: bool = True, admin_key: str | None = None
+    ) -> Replaced:
+        """`admin`: the caller holds the service admin token (checked by the entrypoint);
+        otherwise it needs the counter's admin key, or the counter must be resettable."""
+        check_value(count)
+        if not admin and not await self.authorize(counter, admin_key, reset=True):
+            raise ForbiddenError(f"counter {str(counter)!r} may only be set with its admin key")
+        return await self.repository.set(counter, count)
 
-    async def delete(self, counter: CounterId) -> Counter | None:
+    async def delete(
+        self, counter: CounterId, *, admin: bool = True, admin_key: str | None = None
+    ) -> Counter | None:
+        if not admin and not await self.authorize(counter, admin_key):
+            raise ForbiddenError(f"counter {str(counter)!r} may only be deleted with its admin key")
         return await self.repository.delete(counter)
 
     async def list(self, namespace: str, after: str | None = None, limit: int = 100) -> Page:

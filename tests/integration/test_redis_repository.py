@@ -19,6 +19,7 @@ from domain.errors import IdempotencyKeyReusedError, StoreCorruptedError, StoreU
 from domain.idempotency import REUSED_MESSAGE, Idempotency, IdempotencyRecord, decide
 from domain.model import CounterId, Incremented
 from domain.ports import CounterRepository
+from domain.rules import Rules
 from tests.contract.repository_contract import Reopen, RepositoryContract
 
 if TYPE_CHECKING:  # imported by tests/integration/conftest.py, which must come first for assert rewriting
@@ -477,3 +478,15 @@ async def test_keys_written_before_namespaces_are_the_namespace_default(
     assert await raw.hget(f"{redis_prefix}ns:blog:c:visits", "count") == b"5"
     assert await raw.zrange(f"{redis_prefix}ns:blog:names", 0, -1) == [b"visits"]
     assert await raw.zrange(f"{redis_prefix}names", 0, -1) == [b"visits"]
+
+
+async def test_a_listing_drops_the_names_of_expired_counters(
+    redis_repository: RedisCounterRepository, redis_prefix: str, raw: redis.asyncio.Redis
+) -> None:
+    await redis_repository.create(CounterId("ns", "brief"), 1, Rules(ttl_seconds=1), None)
+    await redis_repository.increment(CounterId("ns", "stays"), 1)
+    names_key = f"{redis_prefix}ns:ns:names"
+    assert await raw.zcard(names_key) == 2
+    await asyncio.sleep(1.2)
+    assert [c.key for c in (await redis_repository.list("ns", None, 10)).counters] == ["stays"]
+    assert await raw.zrange(names_key, 0, -1) == [b"stays"]

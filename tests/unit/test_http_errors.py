@@ -29,7 +29,7 @@ class BrokenStore(InMemoryCounterRepository):
         super().__init__()
         self.error = error
 
-    async def get(self, name: CounterId) -> Counter:
+    async def get(self, name: CounterId, touch: bool = False) -> Counter:
         raise self.error
 
     async def increment(self, *args: Any, **kwargs: Any) -> Any:

@@ -9,6 +9,7 @@ import pytest
 from adapters.memory import InMemoryCounterRepository
 from domain.idempotency import Idempotency
 from domain.model import CounterId
+from domain.rules import Rules
 from tests.contract.repository_contract import Reopen, RepositoryContract
 
 
@@ -38,3 +39,12 @@ async def test_expired_records_are_swept_and_live_ones_kept() -> None:
     await repository.increment(CounterId.default("c"), 1, last)
     assert sorted(repository._records) == sorted([live.record_key, last.record_key])
     assert (await repository.increment(CounterId.default("c"), 1, live)).replayed
+
+
+async def test_expired_counters_nobody_touches_are_pruned_by_later_writes() -> None:
+    repository = InMemoryCounterRepository()
+    await repository.create(CounterId("ns", "brief"), 1, Rules(ttl_seconds=1), None)
+    await asyncio.sleep(1.1)
+    for _ in range(1024):
+        await repository.increment(CounterId("ns", "busy"), 1)
+    assert CounterId("ns", "brief") not in repository._counters

@@ -34,21 +34,24 @@ from adapters.configmap.codec import (
 )
 from adapters.configmap.names import data_key
 from adapters.configmap.room import Footprint, entry_bytes, store_full, table_full
-from domain.errors import DomainError, StoreCorruptedError
+from domain.errors import CounterExistsError, DomainError, StoreCorruptedError
 from domain.idempotency import Idempotency, IdempotencyRecord, decide
 from domain.model import Counter, CounterId, Incremented, Replaced, add_checked
+from domain.rules import Rules
 
 Outcomes = list[Any]  # per operation: its result, or the DomainError it failed with
 
 
 @dataclass(slots=True)
 class Op:
-    kind: Literal["increment", "set", "delete"]
+    kind: Literal["increment", "set", "delete", "create", "touch"]
     name: CounterId
     amount: int
     idempotency: Idempotency | None
     future: asyncio.Future[Any]
     deadline: float = math.inf  # time.monotonic() after which it is refused, not written
+    rules: Rules | None = None  # create
+    admin_key_hash: str | None = None  # create
 
 
 @dataclass(slots=True)
@@ -64,8 +67,10 @@ def plan(ops: list[Op], snapshot: Snapshot, codec: Codec, *, force: bool) -> Pla
     """Apply `ops` to `snapshot`; `force` asks for a write even when nothing changes (a fence)."""
     batch = Batch(snapshot, codec)
     outcomes = [batch.apply(op) for op in ops]
+    must_write = bool(batch.changes()) or batch.records_changed or force
+    if must_write:
+        batch.prune()
     changes = batch.changes()
-    must_write = bool(changes) or batch.records_changed or force
     if must_write:
         records = codec.records_value(
             batch.records, snapshot.data, batch.epoch, changed=batch.records_changed
@@ -103,6 +108,10 @@ class Batch:
                 return self._increment(op.name, op.amount, op.idempotency)
             if op.kind == "set":
                 return self._set(op.name, op.amount)
+            if op.kind == "create":
+                return self._create(op.name, op.amount, op.rules or Rules(), op.admin_key_hash)
+            if op.kind == "touch":
+                return self._touch(op.name)
             return self._delete(op.name)
         except DomainError as error:
             return error
@@ -117,7 +126,9 @@ class Batch:
             replayed = decide(idem, self._recorded(counter_id, idem), self.epoch)
             if replayed is not None:
                 return replayed
-        old = self._current(name)
+        old = self._live(name)
+        if old is not None and old.rules is not None:
+            old.rules.check_step(counter_id, by)
         count = add_checked(counter_id, 0 if old is None else old.count, by)
         new = self._next(old, count)
         counter = new.counter(counter_id)
@@ -136,20 +147,67 @@ class Batch:
 
     def _set(self, counter_id: CounterId, count: int) -> Replaced:
         name = data_key(counter_id)
-        old = self._current(name)
+        old = self._live(name)
         new = self._next(old, count)
         self._put(name, new)
         return Replaced(counter=new.counter(counter_id), previous=0 if old is None else old.count)
 
+    def _create(self, counter_id: CounterId, count: int, rules: Rules, admin_key_hash: str | None) -> Counter:
+        name = data_key(counter_id)
+        if self._live(name) is not None:
+            raise CounterExistsError(f"counter {str(counter_id)!r} exists")
+        new = Value(count, self._stamp, self._stamp, {}, rules, self._expiry(rules), admin_key_hash)
+        self._put(name, new)
+        return new.counter(counter_id)
+
+    def _touch(self, counter_id: CounterId) -> Counter:
+        name = data_key(counter_id)
+        old = self._live(name)
+        if old is None:
+            return Counter(counter_id, 0)
+        if old.rules is None or old.rules.ttl_seconds is None:
+            return old.counter(counter_id)
+        new = Value(
+            old.count, old.created_at, old.updated_at, old.extra, old.rules, self._expiry(old.rules),
+            old.admin_key_hash,
+        )  # fmt: skip
+        self._put(name, new)
+        return new.counter(counter_id)
+
     def _delete(self, counter_id: CounterId) -> Counter | None:
         name = data_key(counter_id)
-        old = self._current(name)
+        old = self._live(name)
         if old is None:
             return None
+        self._remove(name)
+        return old.counter(counter_id)
+
+    def _remove(self, name: str) -> None:
         self._room = self._room.after(self._data_now(name), {name: None}, WRITERS_KEY)
         self._values[name] = None
         self._changes[name] = None
-        return old.counter(counter_id)
+
+    def _live(self, name: str) -> Value | None:
+        """The counter's value, None when it is missing or has expired; an expired one is
+        removed by this write."""
+        value = self._current(name)
+        if value is not None and value.expired(self.epoch):
+            self._remove(name)
+            return None
+        return value
+
+    def prune(self) -> None:
+        """Remove the expired counters this write can take with it. Only values that have an
+        expiry are parsed, so a ConfigMap of counters without one costs a substring search."""
+        for name, raw in self._snapshot.data.items():
+            if name in self._changes or '"expires_at"' not in raw:
+                continue
+            with contextlib.suppress(StoreCorruptedError):
+                self._live(name)
+
+    def _expiry(self, rules: Rules | None) -> str | None:
+        expiry = None if rules is None else rules.expiry_epoch(self.epoch)
+        return None if expiry is None else format_time(datetime.fromtimestamp(expiry, UTC))
 
     def _current(self, name: str) -> Value | None:
         if name not in self._values:
@@ -157,11 +215,18 @@ class Batch:
         return self._values[name]
 
     def _next(self, old: Value | None, count: int) -> Value:
+        """`count` written over `old` (an expired one is None here), its rules kept, its
+        expiry moved forward."""
+        if old is None:
+            return Value(count=count, created_at=self._stamp, updated_at=self._stamp, extra={})
         return Value(
             count=count,
-            created_at=self._stamp if old is None else old.created_at,
+            created_at=old.created_at,
             updated_at=self._stamp,
-            extra={} if old is None else old.extra,
+            extra=old.extra,
+            rules=old.rules,
+            expires_at=self._expiry(old.rules),
+            admin_key_hash=old.admin_key_hash,
         )
 
     def _put(self, name: str, new: Value, *, record_bytes: int = 0) -> None:

@@ -1,7 +1,10 @@
 """The stored document: what each data key of the ConfigMap holds, read strictly, written back whole.
 
 A counter is one data key (which one: names), whose value is `{"count": N, "created_at": ...,
-"updated_at": ...}`; fields this version does not know are kept as they were. Two reserved keys
+"updated_at": ...}`; a counter created explicitly has `rules` (Rules.dump's object), and, when
+they give it a ttl, `expires_at`, and the `admin_key_hash` of its admin key, each only where it
+has one, so a counter of before reads as one without rules. Fields this version does not know are
+kept as they were. Two reserved keys
 start with `_`, which no counter's data key does (names): `_idempotency` (one record per
 Idempotency-Key, named by `Idempotency.record_key`) and `_writers` (the last write sequence number
 of each writer and the second it wrote, which lets a writer recognise its own write after a
@@ -33,6 +36,7 @@ from adapters.configmap.room import MAX_WRITER_ID, MAX_WRITERS, Footprint
 from domain.errors import StoreCorruptedError
 from domain.idempotency import IdempotencyRecord
 from domain.model import DEFAULT_COUNTER, INT64_MAX, INT64_MIN, Counter, CounterId
+from domain.rules import Rules
 
 IDEMPOTENCY_KEY: Final = "_idempotency"
 WRITERS_KEY: Final = "_writers"
@@ -80,6 +84,9 @@ class Value:
     created_at: str | None
     updated_at: str | None
     extra: Mapping[str, Any]
+    rules: Rules | None = None
+    expires_at: str | None = None
+    admin_key_hash: str | None = None
 
     def counter(self, name: CounterId) -> Counter:
         return Counter(
@@ -87,14 +94,27 @@ class Value:
             count=self.count,
             created_at=None if self.created_at is None else parse_time(self.created_at),
             updated_at=None if self.updated_at is None else parse_time(self.updated_at),
+            rules=self.rules,
+            expires_at=None if self.expires_at is None else parse_time(self.expires_at),
+            admin_key_hash=self.admin_key_hash,
         )
 
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and parse_time(self.expires_at).timestamp() <= now
+
     def dump(self) -> str:
+        # The rule fields come after updated_at, so the start of the value stays what room reads.
         doc: dict[str, Any] = {"count": self.count}
         if self.created_at is not None:
             doc["created_at"] = self.created_at
         if self.updated_at is not None:
             doc["updated_at"] = self.updated_at
+        if self.rules is not None:
+            doc["rules"] = json.loads(self.rules.dump())
+        if self.expires_at is not None:
+            doc["expires_at"] = self.expires_at
+        if self.admin_key_hash is not None:
+            doc["admin_key_hash"] = self.admin_key_hash
         doc.update(self.extra)
         return json.dumps(doc)
 
@@ -110,15 +130,28 @@ def parse_value(raw: str) -> Value:
     if not INT64_MIN <= count <= INT64_MAX:
         raise ValueError("'count' is outside the signed 64-bit range")
     stamps: dict[str, str | None] = {}
-    for stamp in ("created_at", "updated_at"):
+    for stamp in ("created_at", "updated_at", "expires_at"):
         text = doc.get(stamp)
         if text is not None:
             if not isinstance(text, str):
                 raise ValueError(f"{stamp!r} is not a string")
             parse_time(text)  # raises ValueError when it is not ISO-8601
         stamps[stamp] = text
-    extra = {k: v for k, v in doc.items() if k not in {"count", "created_at", "updated_at"}}
-    return Value(count, stamps["created_at"], stamps["updated_at"], extra)
+    rules = doc.get("rules")
+    if rules is not None:
+        if not isinstance(rules, dict):
+            raise ValueError("'rules' is not an object")
+        rules = Rules.load(json.dumps(rules))  # raises ValueError (InvalidInputError) when wrong
+    admin_key_hash = doc.get("admin_key_hash")
+    if admin_key_hash is not None and not isinstance(admin_key_hash, str):
+        raise ValueError("'admin_key_hash' is not a string")
+    extra = {k: v for k, v in doc.items() if k not in _KNOWN}
+    return Value(
+        count, stamps["created_at"], stamps["updated_at"], extra, rules, stamps["expires_at"], admin_key_hash
+    )
+
+
+_KNOWN: Final = frozenset({"count", "created_at", "updated_at", "rules", "expires_at", "admin_key_hash"})
 
 
 # --- Idempotency-Key records ------------------------------------------------------------------

@@ -40,6 +40,7 @@ from adapters.configmap.stats import ConfigMapStats
 from domain.errors import StoreUnavailableError
 from domain.idempotency import Idempotency
 from domain.model import Counter, CounterId, Incremented, Page, Replaced
+from domain.rules import Rules
 
 DEFAULT_THREADS: Final = 8
 
@@ -129,10 +130,21 @@ class ConfigMapCounterRepository:
 
     # --- the port -------------------------------------------------------------------------------
 
-    async def get(self, name: CounterId) -> Counter:
+    async def get(self, name: CounterId, touch: bool = False) -> Counter:
         snapshot = await self._reader.read()
         value = self._codec.value(snapshot.data, data_key(name))
-        return Counter(name, 0) if value is None else value.counter(name)
+        if value is None or value.expired(time.time()):
+            return Counter(name, 0)
+        if touch and value.rules is not None and value.rules.ttl_seconds is not None:
+            touched: Counter = await self._submit("touch", name, 0, None)  # moves the expiry: a write
+            return touched
+        return value.counter(name)
+
+    async def create(self, name: CounterId, count: int, rules: Rules, admin_key_hash: str | None) -> Counter:
+        result: Counter = await self._submit(
+            "create", name, count, None, rules=rules, admin_key_hash=admin_key_hash
+        )
+        return result
 
     async def increment(
         self, name: CounterId, by: int, idempotency: Idempotency | None = None
@@ -156,14 +168,18 @@ class ConfigMapCounterRepository:
             for c, k in stored
             if c is not None and c.namespace == namespace and (after is None or c.key > after)
         )
-        chosen = names[:limit]
-        counters = []
-        for key, name in chosen:
+        now = time.time()
+        counters: list[Counter] = []
+        more = False
+        for key, name in names:  # expired counters are skipped, and only a page is read
             value = self._codec.value(snapshot.data, name)
-            if value is not None:
-                counters.append(value.counter(CounterId(namespace, key)))
-        more = len(names) > limit
-        return Page(counters=counters, next_after=chosen[-1][0] if more and chosen else None)
+            if value is None or value.expired(now):
+                continue
+            if len(counters) == limit:
+                more = True
+                break
+            counters.append(value.counter(CounterId(namespace, key)))
+        return Page(counters=counters, next_after=counters[-1].key if more and counters else None)
 
     async def ping(self) -> None:
         try:
@@ -195,15 +211,19 @@ class ConfigMapCounterRepository:
 
     async def _submit(
         self,
-        kind: Literal["increment", "set", "delete"],
+        kind: Literal["increment", "set", "delete", "create", "touch"],
         name: CounterId,
         amount: int,
         idem: Idempotency | None,
+        *,
+        rules: Rules | None = None,
+        admin_key_hash: str | None = None,
     ) -> Any:
         if self._closed:
             raise StoreUnavailableError("the ConfigMap store is closed")
         loop = asyncio.get_running_loop()
-        op = Op(kind, name, amount, idem, loop.create_future(), time.monotonic() + self._max_retry_seconds)
+        deadline = time.monotonic() + self._max_retry_seconds
+        op = Op(kind, name, amount, idem, loop.create_future(), deadline, rules, admin_key_hash)
         if not self.coalesce:
             # A writer recognises a lost write by its entry in `_writers`, which a concurrent write
             # under the same name would overwrite: each operation in flight writes as its own.

@@ -25,6 +25,7 @@ from adapters.redis.connection import (
 )
 from adapters.redis.protocol import describe, pack, parse_int64, parse_microseconds, parse_time
 from domain.errors import (
+    CounterExistsError,
     CounterOverflowError,
     InvalidCounterNameError,
     OutcomeUnknownError,
@@ -33,6 +34,7 @@ from domain.errors import (
 )
 from domain.idempotency import Idempotency, IdempotencyRecord, decide
 from domain.model import DEFAULT_NAMESPACE, Counter, CounterId, Incremented, Page, Replaced
+from domain.rules import Rules
 
 DEFAULT_TIMEOUT_SECONDS: Final = 5.0
 _PING: Final = pack(b"PING")
@@ -75,10 +77,34 @@ class RedisCounterRepository:
 
     # --- the port ---------------------------------------------------------------------------
 
-    async def get(self, name: CounterId) -> Counter:
+    async def get(self, name: CounterId, touch: bool = False) -> Counter:
         key = self._counter_key(name)
+        if touch:
+            reply = await self._call(scripts.TOUCH.call([key], []), scripts.TOUCH, write=True)
+            if reply[0] != scripts.APPLIED:
+                raise self._corrupted(reply)
+            return Counter(name, 0) if len(reply) == 1 else self._counter(name, key, *reply[1:])
         reply = await self._call(_pack_hmget(key), write=False)
         return self._read_counter(name, key, reply) or Counter(name, 0)
+
+    async def create(self, name: CounterId, count: int, rules: Rules, admin_key_hash: str | None) -> Counter:
+        keys = [self._counter_key(name), self._names_key_of(name.namespace)]
+        ttl_ms = b"" if rules.ttl_seconds is None else b"%d" % (rules.ttl_seconds * 1000)
+        args = [
+            b"%d" % count,
+            name.key.encode(),
+            rules.dump().encode(),
+            b"" if rules.min_step is None else b"%d" % rules.min_step,
+            b"" if rules.max_step is None else b"%d" % rules.max_step,
+            ttl_ms,
+            (admin_key_hash or "").encode(),
+        ]
+        reply = await self._call(scripts.CREATE.call(keys, args), scripts.CREATE, write=True)
+        if reply[0] == scripts.EXISTS:
+            raise CounterExistsError(f"counter {str(name)!r} exists")
+        if reply[0] != scripts.APPLIED:
+            raise self._corrupted(reply)
+        return self._counter(name, keys[0], *reply[1:])
 
     async def increment(
         self, name: CounterId, by: int, idempotency: Idempotency | None = None
@@ -112,7 +138,7 @@ class RedisCounterRepository:
         reply = await self._call(command, scripts.SET, write=True)
         if reply[0] != scripts.APPLIED:
             raise self._corrupted(reply)
-        counter = self._counter(name, keys[0], reply[2], reply[3], reply[4])
+        counter = self._counter(name, keys[0], *reply[2:])
         return Replaced(counter=counter, previous=parse_int64(reply[1], keys[0].decode()))
 
     async def delete(self, name: CounterId) -> Counter | None:
@@ -121,7 +147,7 @@ class RedisCounterRepository:
         if reply[0] == scripts.NOT_FOUND:
             return None
         if reply[0] == scripts.DELETED:
-            return self._counter(name, keys[0], reply[1], reply[2], reply[3])
+            return self._counter(name, keys[0], *reply[1:])
         raise self._corrupted(reply)
 
     async def list(self, namespace: str, after: str | None, limit: int) -> Page:
@@ -135,12 +161,17 @@ class RedisCounterRepository:
         futures = [self._batcher.call(_pack_hmget(key)) for key in keys]
         replies = await asyncio.gather(*futures, return_exceptions=True)
         counters: list[Counter] = []
+        gone: list[tuple[CounterId, bytes]] = []
         for name, key, reply in zip(names, keys, replies, strict=True):
             if isinstance(reply, BaseException):
                 raise self._translate(reply, write=False) from reply
             counter = self._read_counter(name, key, reply)
-            if counter is not None:  # deleted since the listing
+            if counter is not None:
                 counters.append(counter)
+            else:  # deleted since the listing, or expired
+                gone.append((name, key))
+        if gone:
+            await self._prune(names_key, gone)
         more = len(raw_names) > limit
         return Page(counters=counters, next_after=names[-1].key if more and names else None)
 
@@ -155,13 +186,26 @@ class RedisCounterRepository:
 
     # --- helpers ----------------------------------------------------------------------------
 
+    async def _prune(self, names_key: bytes, gone: Sequence[tuple[CounterId, bytes]]) -> None:
+        """Drop the names of expired counters from the index; a listing does not fail for it."""
+        futures = [
+            self._batcher.call(scripts.PRUNE.call([key, names_key], [name.key.encode()]), scripts.PRUNE)
+            for name, key in gone
+        ]
+        await asyncio.gather(*futures, return_exceptions=True)
+
     async def _increment(self, keys: Sequence[bytes], args: Sequence[bytes]) -> Any:
         return await self._call(scripts.INCREMENT.call(keys, args), scripts.INCREMENT, write=True)
 
     def _incremented(self, name: CounterId, by: int, key: bytes, reply: Sequence[Any]) -> Incremented:
         status = reply[0]
         if status == scripts.APPLIED:
-            return Incremented(counter=self._counter(name, key, *reply[1:4]))
+            return Incremented(counter=self._counter(name, key, *reply[1:]))
+        if status == scripts.STEP_REFUSED:
+            # The domain words the refusal; the script only found it outside the range.
+            rules = self._counter(name, key, b"0", None, None, None, reply[1]).rules
+            if rules is not None:
+                rules.check_step(name, by)
         if status == scripts.OVERFLOW:
             raise CounterOverflowError(
                 f"incrementing counter {str(name)!r} by {by} would leave the signed 64-bit range"
@@ -224,20 +268,31 @@ class RedisCounterRepository:
         return self._prefix + b"idem:" + idempotency.record_key.encode()
 
     def _read_counter(self, name: CounterId, key: bytes, fields: Sequence[Any]) -> Counter | None:
-        count, created_at, updated_at = fields
+        count, created_at, updated_at, *rest = fields
         if count is None and created_at is None and updated_at is None:
             return None
-        return self._counter(name, key, b"0" if count is None else count, created_at, updated_at)
+        return self._counter(name, key, b"0" if count is None else count, created_at, updated_at, *rest)
 
     @staticmethod
     def _counter(
-        name: CounterId, key: bytes, count: object, created_at: object, updated_at: object
+        name: CounterId, key: bytes, count: object, created_at: object, updated_at: object, *rest: object
     ) -> Counter:
+        """`rest`: expires_at, rules and admin_key_hash, where the reply has them."""
+        expires_at, rules, admin_key_hash = (*rest, None, None, None)[:3]
+        try:
+            parsed = None if rules is None else Rules.load(rules)  # type: ignore[arg-type]
+        except (ValueError, TypeError):
+            raise StoreCorruptedError(
+                f"{key.decode()} holds rules that cannot be read", counter=str(name)
+            ) from None
         return Counter(
             id=name,
             count=parse_int64(count, key.decode()),
             created_at=parse_time(created_at),
             updated_at=parse_time(updated_at),
+            rules=parsed,
+            expires_at=parse_time(expires_at),
+            admin_key_hash=admin_key_hash.decode() if isinstance(admin_key_hash, bytes) else None,
         )
 
     @staticmethod
@@ -249,7 +304,9 @@ class RedisCounterRepository:
 
 
 def _pack_hmget(key: bytes) -> bytes:
-    return pack(b"HMGET", key, b"count", b"created_at", b"updated_at")
+    return pack(
+        b"HMGET", key, b"count", b"created_at", b"updated_at", b"expires_at", b"rules", b"admin_key_hash"
+    )
 
 
 async def open_redis_repository(

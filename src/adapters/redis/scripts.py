@@ -26,6 +26,8 @@ APPLIED: Final = 0
 RECORDED: Final = 1  # increment: a record exists for the key; nothing was written
 OVERFLOW: Final = 3
 CORRUPTED: Final = 4
+STEP_REFUSED: Final = 5  # increment: outside the counter's [min_step, max_step]; nothing written
+EXISTS: Final = 6  # create: the counter exists; nothing written
 NOT_FOUND: Final = 0  # delete
 DELETED: Final = 1  # delete
 
@@ -55,13 +57,28 @@ local function now_us()
   local t = redis.call('TIME')
   return t[1] .. string.format('%06d', t[2])
 end
+-- A counter with a ttl lives ttl_ms past each write: the key's PEXPIRE, and `expires_at` (in
+-- microseconds, like the timestamps) for reads. Microseconds of today stay below 2^53.
+local function push_expiry(key, ttl_ms, now)
+  if not ttl_ms then return false end
+  redis.call('PEXPIRE', key, ttl_ms)
+  local expires = string.format('%.0f', tonumber(now) + tonumber(ttl_ms) * 1000)
+  redis.call('HSET', key, 'expires_at', expires)
+  return expires
+end
+local function state_of(key)
+  return redis.call('HMGET', key, 'count', 'created_at', 'updated_at', 'expires_at', 'rules',
+                    'admin_key_hash')
+end
 """
 
 # KEYS: counter hash, names zset[, idempotency record];
 # ARGV: by, name[, fingerprint, ttl ms[, updated_at of a record the domain judged expired]].
-# -> {0, count, created_at, updated_at}
+# -> {0, count, created_at, updated_at, expires_at, rules, admin_key_hash}
 #  | {1, fingerprint, count, created_at, updated_at, now, pttl}  (the record, untouched)
-#  | {3} | {4, message}
+#  | {3} | {4, message} | {5, rules}
+# The step range of a counter created with rules is in its hash (min_step, max_step: within
+# 2^53, so Lua's doubles compare them exactly) and checked before anything is written.
 # A record whose updated_at is ARGV[5] is the one Python was told to disregard: it is replaced
 # only if it is still that record, so two callers never both apply over one expired record.
 _INCREMENT_LUA: Final = (
@@ -76,6 +93,13 @@ if KEYS[3] then
 end
 local bad = names_unreadable()
 if bad then return bad end
+local limits = redis.pcall('HMGET', KEYS[1], 'min_step', 'max_step', 'ttl_ms')
+bad = refused(limits)
+if bad then return bad end
+local by = tonumber(ARGV[1])
+if (limits[1] and by < tonumber(limits[1])) or (limits[2] and by > tonumber(limits[2])) then
+  return {5, redis.call('HGET', KEYS[1], 'rules') or ''}
+end
 bad = refused(redis.pcall('HINCRBY', KEYS[1], 'count', ARGV[1]))
 if bad then return bad end
 local now = now_us()
@@ -87,17 +111,19 @@ else  -- a new counter
   redis.call('HSET', KEYS[1], 'created_at', now, 'updated_at', now)
   redis.call('ZADD', KEYS[2], 0, ARGV[2])
 end
+push_expiry(KEYS[1], limits[3], now)
 if KEYS[3] then
   redis.call('HSET', KEYS[3], 'fingerprint', ARGV[3], 'count', state[1],
              'created_at', state[2], 'updated_at', now)
   redis.call('PEXPIRE', KEYS[3], ARGV[4])
 end
-return {0, state[1], state[2], now}
+local full = state_of(KEYS[1])
+return {0, full[1], full[2], full[3], full[4], full[5], full[6]}
 """
 )
 
 # KEYS: counter hash, names zset; ARGV: count, name.
-# -> {0, previous, count, created_at, updated_at} | {4, message}
+# -> {0, previous, count, created_at, updated_at, expires_at, rules, admin_key_hash} | {4, message}
 # HINCRBY by 0 makes Redis itself check that the stored count is a 64-bit integer (and creates a
 # missing counter at 0, the "previous" value of a new counter) before anything is overwritten.
 _SET_LUA: Final = (
@@ -112,12 +138,15 @@ local now = now_us()
 redis.call('HSET', KEYS[1], 'count', ARGV[1], 'updated_at', now)
 redis.call('HSETNX', KEYS[1], 'created_at', now)
 redis.call('ZADD', KEYS[2], 0, ARGV[2])
-return {0, previous, ARGV[1], redis.call('HGET', KEYS[1], 'created_at'), now}
+push_expiry(KEYS[1], redis.call('HGET', KEYS[1], 'ttl_ms'), now)
+local full = state_of(KEYS[1])
+return {0, previous, full[1], full[2], full[3], full[4], full[5], full[6]}
 """
 )
 
 # KEYS: counter hash, names zset; ARGV: name.
-# -> {0} (did not exist) | {1, count, created_at, updated_at} | {4, message}
+# -> {0} (did not exist) | {1, count, created_at, updated_at, expires_at, rules, admin_key_hash}
+#  | {4, message}
 _DELETE_LUA: Final = (
     _LUA_PRELUDE
     + """
@@ -129,12 +158,61 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
 end
 bad = refused(redis.pcall('HINCRBY', KEYS[1], 'count', 0))
 if bad then return bad end
-local state = redis.call('HMGET', KEYS[1], 'count', 'created_at', 'updated_at')
+local state = state_of(KEYS[1])
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
-return {1, state[1], state[2], state[3]}
+return {1, state[1], state[2], state[3], state[4], state[5], state[6]}
 """
 )
+
+# KEYS: counter hash, names zset; ARGV: count, name, rules (JSON), min_step, max_step, ttl ms,
+# admin_key_hash ('' where there is none).
+# -> {0, count, created_at, updated_at, expires_at, rules, admin_key_hash} | {4, message} | {6}
+# An expired counter is a missing key (Redis deleted it), so it may be created again.
+_CREATE_LUA: Final = (
+    _LUA_PRELUDE
+    + """
+local bad = names_unreadable()
+if bad then return bad end
+if redis.call('EXISTS', KEYS[1]) == 1 then return {6} end
+local now = now_us()
+redis.call('HSET', KEYS[1], 'count', ARGV[1], 'created_at', now, 'updated_at', now, 'rules', ARGV[3])
+local optional = {min_step = ARGV[4], max_step = ARGV[5], ttl_ms = ARGV[6], admin_key_hash = ARGV[7]}
+for field, value in pairs(optional) do
+  if value ~= '' then redis.call('HSET', KEYS[1], field, value) end
+end
+if ARGV[6] ~= '' then push_expiry(KEYS[1], ARGV[6], now) end
+redis.call('ZADD', KEYS[2], 0, ARGV[2])
+local full = state_of(KEYS[1])
+return {0, full[1], full[2], full[3], full[4], full[5], full[6]}
+"""
+)
+
+# KEYS: counter hash. -> {0, count, created_at, updated_at, expires_at, rules, admin_key_hash}
+#  | {0} (missing) | {4, message}. A get that moves the expiry of a counter with a ttl.
+_TOUCH_LUA: Final = (
+    _LUA_PRELUDE
+    + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
+local ttl = redis.pcall('HGET', KEYS[1], 'ttl_ms')
+local bad = refused(ttl)
+if bad then return bad end
+push_expiry(KEYS[1], ttl, now_us())
+local full = state_of(KEYS[1])
+return {0, full[1], full[2], full[3], full[4], full[5], full[6]}
+"""
+)
+
+
+# KEYS: counter hash, names zset; ARGV: name. -> 1 when the name was taken out of the index.
+# Redis deletes an expired counter's hash but not its name in the index: a listing that finds
+# the hash gone drops the name, unless the counter has been made again meanwhile.
+_PRUNE_LUA: Final = """
+if redis.call('EXISTS', KEYS[1]) == 0 and redis.call('TYPE', KEYS[2])['ok'] == 'zset' then
+  return redis.call('ZREM', KEYS[2], ARGV[1])
+end
+return 0
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,3 +242,6 @@ class Script:
 INCREMENT: Final = Script.of(_INCREMENT_LUA)
 SET: Final = Script.of(_SET_LUA)
 DELETE: Final = Script.of(_DELETE_LUA)
+CREATE: Final = Script.of(_CREATE_LUA)
+TOUCH: Final = Script.of(_TOUCH_LUA)
+PRUNE: Final = Script.of(_PRUNE_LUA)

@@ -1,4 +1,8 @@
-"""The admin guard: `Authorization: Bearer <COUNTER_ADMIN_TOKEN>`, compared in constant time."""
+"""The admin guard: `Authorization: Bearer <COUNTER_ADMIN_TOKEN>`, compared in constant time.
+
+Setting and deleting one counter also take that counter's own admin key as the bearer token
+(`require_admin_or_counter_key`), and setting a resettable counter takes no token at all; the
+service judges the key (CounterService.authorize)."""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
+from domain.model import CounterId
+from domain.services import CounterService
 from entrypoints.http.errors import AdminDisabledError, UnauthorizedError
 
 ADMIN_TOKEN_STATE_KEY = "admin_token"  # noqa: S105 (a state key, not a secret)
@@ -25,3 +31,27 @@ def require_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHa
         raise UnauthorizedError("send the admin token as 'Authorization: Bearer <token>'")
     if not hmac.compare_digest(presented.strip().encode(), expected):
         raise UnauthorizedError("the admin token is wrong")
+
+
+def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    scheme, _sep, presented = connection.headers.get("authorization", "").partition(" ")
+    presented = presented.strip()
+    return presented if scheme.lower() == "bearer" and presented else None
+
+
+async def require_admin_or_counter_key(
+    connection: ASGIConnection[Any, Any, Any, Any],
+    service: CounterService,
+    counter: CounterId,
+    *,
+    reset: bool,
+) -> None:
+    """Let the request through with the service admin token, the counter's own admin key, or,
+    to set it (`reset`), none when the counter is resettable; else refuse as `require_admin`."""
+    expected: bytes = connection.app.state.get(ADMIN_TOKEN_STATE_KEY, b"")
+    presented = _bearer(connection)
+    if expected and presented is not None and hmac.compare_digest(presented.encode(), expected):
+        return
+    if await service.authorize(counter, presented, reset=reset):
+        return
+    require_admin(connection, connection.route_handler)

@@ -12,9 +12,9 @@ import base64
 import binascii
 from functools import cache
 from importlib.metadata import version
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, Response, delete, get, put, route
+from litestar import Controller, Request, Response, delete, get, put, route
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.enums import HttpMethod, MediaType
@@ -40,7 +40,7 @@ from domain.model import (
     check_name,
 )
 from domain.services import CounterService
-from entrypoints.http.auth import require_admin
+from entrypoints.http.auth import require_admin_or_counter_key
 from entrypoints.http.errors import PROBLEM_JSON
 from entrypoints.http.head import head_twin
 from entrypoints.http.increment_route import IncrementRoute
@@ -60,7 +60,13 @@ from entrypoints.http.schemas import (
     ReplacedResponse,
     SetRequest,
     counter_response,
+    rules_response,
 )
+
+
+def problem(description: str) -> ResponseSpec:
+    """A problem answer of an operation, for the route modules beside this one."""
+    return _problem(description)
 
 
 def _problem(description: str) -> ResponseSpec:
@@ -103,12 +109,19 @@ INCREMENT_ERRORS = {
     409: _problem("The result would leave the signed 64-bit range; nothing was changed."),
     422: _problem("`by` is 0, or the Idempotency-Key was used before with a different request."),
     507: _problem("The store has no room for a new counter or Idempotency-Key; existing counters count."),
+    403: _problem(
+        "Type `...:step-out-of-range`: `by` is outside the counter's `min_step`..`max_step`;"
+        " nothing was changed."
+    ),
 }
 ADMIN_ERRORS = {
     **STORE_ERRORS,
     **NAME_ERRORS,
     503: _WRITE_UNAVAILABLE,
-    401: _problem("Missing or wrong bearer token (`WWW-Authenticate: Bearer`)."),
+    401: _problem(
+        "Missing or wrong bearer token: neither the admin token nor the counter's own admin key"
+        " (`WWW-Authenticate: Bearer`)."
+    ),
     403: _problem("Admin operations are disabled: COUNTER_ADMIN_TOKEN is not set."),
 }
 ADMIN_SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
@@ -327,18 +340,21 @@ class CounterController(ExactAllowController):
         operation_id="setCounter",
         operation_class=DocumentedOperation,
         summary="Set a counter (admin)",
-        guards=[require_admin],
         security=ADMIN_SECURITY,
         responses=SET_ERRORS,
     )
     async def set_counter(
         self,
+        request: Request[Any, Any, Any],
         counter_service: NamedDependency[CounterService],
         name: CounterNameParam,
         data: JSONBody[SetRequest],
     ) -> ReplacedResponse:
-        """Sets the counter to `count` and returns the new value with the previous one."""
-        return replaced_response(await counter_service.set(CounterId.default(name), data.count))
+        """Sets the counter to `count` and returns the new value with the previous one. Takes the
+        admin token, the counter's own admin key, or nothing when the counter is resettable."""
+        counter = CounterId.default(name)
+        await require_admin_or_counter_key(request, counter_service, counter, reset=True)
+        return replaced_response(await counter_service.set(counter, data.count))
 
     @delete(
         "/{name:str}",
@@ -346,17 +362,20 @@ class CounterController(ExactAllowController):
         operation_class=DocumentedOperation,
         summary="Delete a counter (admin)",
         status_code=HTTP_200_OK,
-        guards=[require_admin],
         security=ADMIN_SECURITY,
         responses=ADMIN_ERRORS,
     )
     async def delete_counter(
-        self, counter_service: NamedDependency[CounterService], name: CounterNameParam
+        self,
+        request: Request[Any, Any, Any],
+        counter_service: NamedDependency[CounterService],
+        name: CounterNameParam,
     ) -> CounterResponse:
-        """Removes the counter (it reads 0 afterwards) and returns its last value."""
-        return deleted_response(
-            CounterId.default(name), await counter_service.delete(CounterId.default(name))
-        )
+        """Removes the counter (it reads 0 afterwards) and returns its last value. Takes the
+        admin token or the counter's own admin key."""
+        counter = CounterId.default(name)
+        await require_admin_or_counter_key(request, counter_service, counter, reset=False)
+        return deleted_response(counter, await counter_service.delete(counter))
 
 
 class HealthController(ExactAllowController):
@@ -417,6 +436,8 @@ def replaced_response(result: Replaced) -> ReplacedResponse:
         previous=result.previous,
         created_at=result.counter.created_at,
         updated_at=result.counter.updated_at,
+        rules=rules_response(result.counter.rules),
+        expires_at=result.counter.expires_at,
     )
 
 

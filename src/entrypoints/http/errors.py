@@ -17,8 +17,10 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from domain.errors import (
+    CounterExistsError,
     CounterOverflowError,
     DomainError,
+    ForbiddenError,
     IdempotencyKeyReusedError,
     IdempotencyTableFullError,
     InvalidAmountError,
@@ -26,6 +28,7 @@ from domain.errors import (
     InvalidIdempotencyKeyError,
     InvalidInputError,
     OutcomeUnknownError,
+    StepOutOfRangeError,
     StoreCorruptedError,
     StoreFullError,
     StoreUnavailableError,
@@ -62,6 +65,11 @@ _TABLE: tuple[tuple[type[Exception], int, str], ...] = (
     (InvalidAmountError, 422, "invalid-amount"),
     (InvalidInputError, 422, "invalid-input"),
     (CounterOverflowError, 409, "counter-overflow"),
+    (CounterExistsError, 409, "counter-exists"),
+    # 403, as CountAPI answers an update outside its bounds: the request is understood and
+    # well-formed, the counter's own rules forbid it.
+    (StepOutOfRangeError, 403, "step-out-of-range"),
+    (ForbiddenError, 403, "forbidden"),
     (IdempotencyKeyReusedError, 422, "idempotency-key-reused"),
     (OutcomeUnknownError, 503, "outcome-unknown"),
     (StoreFullError, 507, "store-full"),

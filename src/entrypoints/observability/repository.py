@@ -16,6 +16,7 @@ from domain.errors import DomainError, StoreCorruptedError, StoreUnavailableErro
 from domain.idempotency import Idempotency
 from domain.model import Counter, CounterId, Incremented, Page, Replaced
 from domain.ports import CounterRepository
+from domain.rules import Rules
 from entrypoints.observability.metrics import Metrics
 from entrypoints.observability.store_stats import stats_sync
 from entrypoints.observability.tracing import Tracing
@@ -70,8 +71,12 @@ class MeasuredRepository:
         self._list = _Probe(metrics, "list")
         self._ping = _Probe(metrics, "ping")
 
-    async def get(self, name: CounterId) -> Counter:
-        return await self._get.measure(self.inner.get(name))
+    async def get(self, name: CounterId, touch: bool = False) -> Counter:
+        return await self._get.measure(self.inner.get(name, touch))
+
+    async def create(self, name: CounterId, count: int, rules: Rules, admin_key_hash: str | None) -> Counter:
+        # Measured with the sets: both write a counter at a given value.
+        return await self._set.measure(self.inner.create(name, count, rules, admin_key_hash))
 
     async def increment(
         self, name: CounterId, by: int, idempotency: Idempotency | None = None
@@ -112,9 +117,13 @@ class TracedRepository:
         span_name = f"store {operation}"
         return self._tracer.start_as_current_span(span_name, kind=self._kind, attributes=attributes)
 
-    async def get(self, name: CounterId) -> Counter:
+    async def get(self, name: CounterId, touch: bool = False) -> Counter:
         with self._span("get", name):
-            return await self.inner.get(name)
+            return await self.inner.get(name, touch)
+
+    async def create(self, name: CounterId, count: int, rules: Rules, admin_key_hash: str | None) -> Counter:
+        with self._span("create", name):
+            return await self.inner.create(name, count, rules, admin_key_hash)
 
     async def increment(
         self, name: CounterId, by: int, idempotency: Idempotency | None = None
