@@ -190,3 +190,9 @@ async def test_native_counters_are_the_same_counters(api: Any) -> None:
     await call(api, "/hit/shared", 200)
     native = await api.get("/namespaces/default/counters/shared")
     assert native.json()["count"] == 1
+
+
+async def test_plain_gets_stay_open_when_the_native_api_restricts_origins() -> None:
+    async with make_client(InMemoryCounterRepository(), cors_allow_origins="https://allowed.example") as api:
+        response = await call(api, "/hit/test", 200, Origin="https://other.example")
+        assert "access-control-allow-credentials" not in response.headers

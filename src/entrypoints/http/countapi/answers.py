@@ -30,7 +30,7 @@ CORS_HEADERS = {
 }
 PREFLIGHT_HEADERS = {
     **CORS_HEADERS,
-    "access-control-allow-methods": "GET, OPTIONS",
+    "access-control-allow-methods": "GET, HEAD, OPTIONS",
     "access-control-allow-headers": "*",
     "access-control-max-age": "86400",
 }
@@ -67,7 +67,7 @@ class OpenCors(ASGIMiddleware):
     scopes = (ScopeType.HTTP,)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        if scope["type"] == ScopeType.HTTP and scope["method"] == "OPTIONS":
+        if scope["type"] == ScopeType.HTTP and scope["method"] == "OPTIONS" and _preflight(scope):
             await ASGIResponse(status_code=204, headers=PREFLIGHT_HEADERS)(scope, receive, send)
             return
 
@@ -84,3 +84,8 @@ class OpenCors(ASGIMiddleware):
 
 def _raw(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
     return [(name.encode(), value.encode()) for name, value in headers.items()]
+
+
+def _preflight(scope: Scope) -> bool:
+    # A plain OPTIONS goes on to the handler Litestar adds, which lists the route's methods.
+    return any(name == b"access-control-request-method" for name, _ in scope["headers"])

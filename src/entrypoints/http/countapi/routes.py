@@ -23,6 +23,7 @@ from domain.services import CounterService
 from entrypoints.http.controllers import service_version
 from entrypoints.http.countapi.answers import BadRequestError, OpenCors, answer
 from entrypoints.http.countapi.names import MalformedNameError, check, counter_id
+from entrypoints.http.head import serving_head
 
 TTL_SECONDS = 15_770_000  # CountAPI's "six months" (its own sample ttl was 15 769 998 014 ms)
 HIT_RULES = Rules(min_step=0, max_step=1, resettable=False, ttl_seconds=TTL_SECONDS)
@@ -254,7 +255,7 @@ def countapi_router() -> Router:
 
     return Router(
         "/countapi",
-        route_handlers=[hit, update, get_value, set_value, info, create, stats],
+        route_handlers=[serving_head(h) for h in (hit, update, get_value, set_value, info, create, stats)],
         dependencies={"countapi_stats": Provide(provide_stats, sync_to_thread=False)},
         before_request=count_request,
         exception_handlers={BadRequestError: _bad_request, MalformedNameError: _bad_request},
