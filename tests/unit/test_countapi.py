@@ -120,6 +120,8 @@ async def test_create_an_existing_key_is_409_with_null_fields(api: Any) -> None:
         ("/info/test/x", "Malformed Namespace/Key"),
         ("/update/test?amount=1.5", "amount must be an integer"),
         ("/update/test", "amount must be an integer"),
+        ("/update/test?amount=1_0", "amount must be an integer"),
+        ("/update/test?amount=%201", "amount must be an integer"),
         ("/set/test", "value must be an integer"),
         ("/set/test?value=99999999999999999999", "value must be an integer from"),
     ],

@@ -7,6 +7,7 @@ whether `/set` is allowed. Every counter made here expires six months after its 
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from entrypoints.http.head import serving_head
 TTL_SECONDS = 15_770_000  # CountAPI's "six months" (its own sample ttl was 15 769 998 014 ms)
 HIT_RULES = Rules(min_step=0, max_step=1, resettable=False, ttl_seconds=TTL_SECONDS)
 MALFORMED = "Malformed Namespace/Key"
+INTEGER_RE = re.compile(r"[+-]?[0-9]{1,20}")
 INFO_FIELDS = (
     "namespace",
     "key",
@@ -61,10 +63,9 @@ def _integer(
     text = request.query_params.get(name)
     if text is None and default is not None:
         return default
-    try:
-        number = int(text or "")
-    except ValueError:
-        raise BadRequestError(f"{name} must be an integer") from None
+    if text is None or INTEGER_RE.fullmatch(text) is None:  # int() would take " 1" and "1_0"
+        raise BadRequestError(f"{name} must be an integer")
+    number = int(text)
     if not low <= number <= high:
         raise BadRequestError(f"{name} must be an integer from {low} to {high}")
     return number
