@@ -36,6 +36,7 @@ from entrypoints.http.controllers import (
     docs_redirect,
 )
 from entrypoints.http.cors import cors_config
+from entrypoints.http.countapi import countapi_router
 from entrypoints.http.dependencies import (
     BACKEND_STATE_KEY,
     FAST_PATH_STATE_KEY,
@@ -172,6 +173,7 @@ def create_app(
             DefaultCounterController,
             CounterController,
             NamespaceCounterController,
+            countapi_router(),
             HealthController,
             *BADGE_CONTROLLERS,
             docs_redirect,

@@ -1,0 +1,58 @@
+"""CountAPI's names: its stricter rule, the one-segment default namespace and the `:HOST:` /
+`:PATHNAME:` placeholders, which a page's script sends literally for the server to fill in."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from domain.model import DEFAULT_NAMESPACE, CounterId
+
+NAME_RE = re.compile(r"[A-Za-z0-9_.-]{3,64}")
+_OUTSIDE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+HOST_PLACEHOLDER = ":HOST:"
+PATHNAME_PLACEHOLDER = ":PATHNAME:"
+FALLBACK_HOST = "localhost"
+
+
+class MalformedNameError(Exception):
+    """A namespace or key outside CountAPI's rule (answered 400 in CountAPI's own body)."""
+
+
+def _fit(text: str) -> str:
+    # CountAPI keeps what is allowed, then pads short results with dots on the left.
+    return _OUTSIDE_NAME.sub("", text)[:64].rjust(3, ".")
+
+
+def _host(headers: Mapping[str, str]) -> str:
+    for header in ("origin", "referer"):
+        hostname = urlsplit(headers.get(header, "")).hostname
+        if hostname:
+            return hostname
+    host = headers.get("host", "").rsplit(":", 1)[0]
+    return host or FALLBACK_HOST
+
+
+def _resolve(part: str, headers: Mapping[str, str]) -> str:
+    if part == HOST_PLACEHOLDER:
+        return _fit(_host(headers))
+    if part == PATHNAME_PLACEHOLDER:
+        return _fit(urlsplit(headers.get("referer", "")).path)
+    return part
+
+
+def check(name: str) -> str:
+    if NAME_RE.fullmatch(name) is None:
+        raise MalformedNameError(name)
+    return name
+
+
+def counter_id(headers: Mapping[str, str], first: str, second: str | None) -> CounterId:
+    """`/op/key` is the key in namespace `default`; `/op/namespace/key` names both."""
+    namespace, key = (DEFAULT_NAMESPACE, first) if second is None else (first, second)
+    return CounterId(check(_resolve(namespace, headers)), check(_resolve(key, headers)))
+
+
+def x_path(counter: CounterId) -> str:
+    return f"{counter.namespace}/{counter.key}"
