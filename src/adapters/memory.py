@@ -135,7 +135,8 @@ class InMemoryCounterRepository:
             rules, admin_key_hash = current.rules, current.admin_key_hash
         created = stamp if current is None else current.created_at
         expires_at = None if rules is None else rules.expires_at(stamp)
-        state = Counter(counter, count, created, stamp, rules, expires_at, admin_key_hash)
+        version = 1 if current is None else current.version + 1
+        state = Counter(counter, count, created, stamp, rules, expires_at, admin_key_hash, version)
         self._counters[counter] = state
         if expires_at is not None:
             self._expiring.add(counter)

@@ -104,6 +104,10 @@ class Counter:
     rules: Rules | None = None
     expires_at: datetime | None = None
     admin_key_hash: str | None = None
+    # Grows by at least one with every change of the counter, atomically with the change, in
+    # every store: 0 for a counter that does not exist, 1 once it is made. It is the counter's
+    # ETag, the `If-Match` of a compare-and-set and the event id of live updates.
+    version: int = 0
 
     @property
     def namespace(self) -> str:
