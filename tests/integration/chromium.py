@@ -102,13 +102,17 @@ class DevTools:
         received: dict[str, Any] = json.loads(message)
         return received
 
-    def open(self, url: str) -> None:
+    def open(self, url: str, *, intercept: tuple[str, ...] = ()) -> None:
         """Open `url` in a new page, attached to it, and wait until it has loaded; the network
-        requests and the exceptions of its scripts are recorded from the start."""
+        requests and the exceptions of its scripts are recorded from the start. Requests whose
+        URL matches a pattern of `intercept` wait for the test to answer them (`take` their
+        `Fetch.requestPaused` events, then `Fetch.fulfillRequest`)."""
         target = self.send("Target.createTarget", url="about:blank")["targetId"]
         self._session = self.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
         self.send("Network.enable")
         self.send("Runtime.enable")
+        if intercept:
+            self.send("Fetch.enable", patterns=[{"urlPattern": pattern} for pattern in intercept])
         self.send("Page.navigate", url=url)
         loaded = self.wait_for("[location.href, document.readyState]", lambda v: v == [url, "complete"])
         if loaded != [url, "complete"]:
@@ -128,20 +132,37 @@ class DevTools:
             raise DevToolsError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    def wait_for(self, expression: str, until: Callable[[Any], bool], timeout: float = 20.0) -> Any:
-        """The expression's value once `until` holds for it, read again every 0.1 s; the last value
-        read if it never does within `timeout` (the caller's assertion then shows it)."""
+    def wait_for(
+        self,
+        expression: str,
+        until: Callable[[Any], bool],
+        timeout: float = 20.0,
+        between: Callable[[], None] | None = None,
+    ) -> Any:
+        """The expression's value once `until` holds for it, read again every 0.1 s (calling
+        `between` before each read); the last value read if it never does within `timeout` (the
+        caller's assertion then shows it)."""
         deadline = time.monotonic() + timeout
         while True:
+            if between is not None:
+                between()
             value = self.evaluate(expression)
             if until(value) or time.monotonic() > deadline:
                 return value
             time.sleep(0.1)
 
+    def take(self, method: str) -> list[dict[str, Any]]:
+        """The parameters of the events of `method` received so far, removed from `events`."""
+        taken = [e["params"] for e in self.events if e["method"] == method]
+        self.events = [e for e in self.events if e["method"] != method]
+        return taken
+
     def requested_urls(self) -> list[str]:
         # Drain what arrived since the last command first.
         self.send("Runtime.evaluate", expression="0")
-        return [e["params"]["request"]["url"] for e in self.events if e["method"] == "Network.requestWillBeSent"]
+        return [
+            e["params"]["request"]["url"] for e in self.events if e["method"] == "Network.requestWillBeSent"
+        ]
 
     def exceptions(self) -> list[dict[str, Any]]:
         return [e["params"] for e in self.events if e["method"] == "Runtime.exceptionThrown"]
@@ -160,7 +181,8 @@ def devtools(profile: Path, log_path: Path) -> Iterator[DevTools]:
     answers_read, answers_write = os.pipe()
     # The browser's ends moved above 4, so that giving them numbers 3 and 4 overwrites neither.
     commands_read, answers_write = (_above_four(fd) for fd in (commands_read, answers_write))
-    # bash (whose redirections take fd numbers above 9) gives the browser the two pipe ends as its fds 3 and 4, then becomes it.
+    # bash (its redirections take fd numbers above 9) gives the browser the two pipe ends as
+    # its fds 3 and 4, then becomes it.
     wrapper = f'exec "$@" 3<&{commands_read} 4>&{answers_write} {commands_read}<&- {answers_write}>&-'
     with log_path.open("ab") as log:
         process = subprocess.Popen(

@@ -127,7 +127,9 @@ class PageController(ExactAllowController):
         return _page(namespace)
 
     @get(f"{ASSETS_PATH}/{{name:str}}", operation_id="pageAsset", sync_to_thread=False)
-    def page_asset(self, name: str) -> Response[bytes]:
+    def page_asset(
+        self, name: Annotated[str, PathParameter(description="`page.js` or `page.css`.")]
+    ) -> Response[bytes]:
         """The page's script or style sheet."""
         found = asset(name)
         if found is None:
