@@ -229,10 +229,13 @@
       for (const counter of page.counters) addRow(counter);
       if (page.counters.length > 0) lastKey = page.counters.at(-1).name;
       nextCursor = page.next_cursor;
+      more.textContent = "More counters";
       more.hidden = nextCursor === null;
       say(summary());
     } catch (error) {
       say(`Could not load the counters: ${error.message}`);
+      more.textContent = "Try again";
+      more.hidden = false;
     } finally {
       more.disabled = false;
     }
