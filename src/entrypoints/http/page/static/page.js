@@ -118,7 +118,8 @@
       const button = element("button", { type: "button", textContent: "Copy" });
       button.setAttribute("aria-label", `Copy the ${what}`);
       button.addEventListener("click", () => copy(input, what));
-      cell.append(element("div", {}, [element("label", {}, [format, " ", input]), " ", button]));
+      const name = element("span", { className: "format", textContent: format });
+      cell.append(element("div", {}, [element("label", {}, [name, input]), button]));
     }
     return cell;
   }
