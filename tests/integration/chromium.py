@@ -114,7 +114,9 @@ class DevTools:
         if intercept:
             self.send("Fetch.enable", patterns=[{"urlPattern": pattern} for pattern in intercept])
         self.send("Page.navigate", url=url)
-        loaded = self.wait_for("[location.href, document.readyState]", lambda v: v == [url, "complete"])
+        loaded = self.wait_for(
+            "[location.href, document.readyState]", lambda v: v == [url, "complete"], timeout=60
+        )
         if loaded != [url, "complete"]:
             raise DevToolsError(f"{url} did not load: {loaded}")
 
