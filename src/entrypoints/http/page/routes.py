@@ -22,8 +22,9 @@ from litestar import Response, get
 from litestar.exceptions import NotFoundException
 from litestar.params import PathParameter
 
-from domain.model import DEFAULT_NAMESPACE, NAME_RULE, check_name
-from entrypoints.http.controllers import NAME_SCHEMA, ExactAllowController
+from domain.model import DEFAULT_NAMESPACE, check_name
+from entrypoints.http.controllers import ExactAllowController
+from entrypoints.http.namespaced import NamespaceParam
 
 PAGE_PATH = "/page"
 ASSETS_PATH = f"{PAGE_PATH}/assets"
@@ -99,11 +100,6 @@ def _page(namespace: str) -> Response[bytes]:
     return Response(body, media_type=HTML, headers=PAGE_HEADERS)
 
 
-PageNamespaceParam = Annotated[
-    str, PathParameter(description=f"The namespace to show: {NAME_RULE}.", schema_extra=NAME_SCHEMA)
-]
-
-
 class PageController(ExactAllowController):
     """The live page of a namespace's counters, and its assets."""
 
@@ -121,7 +117,7 @@ class PageController(ExactAllowController):
         media_type=HTML,
         sync_to_thread=False,
     )
-    def namespace_page(self, namespace: PageNamespaceParam) -> Response[bytes]:
+    def namespace_page(self, namespace: NamespaceParam) -> Response[bytes]:
         """The counters of a namespace, their live values, badges and embed snippets; an invalid
         namespace is a 400 problem."""
         return _page(namespace)
