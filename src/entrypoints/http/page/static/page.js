@@ -160,7 +160,13 @@
     let heard = false;
     source.addEventListener("message", (event) => {
       heard = true;
-      show(row, parseJson(event.data).value);
+      let value;
+      try {
+        value = parseJson(event.data).value;
+      } catch {
+        // not the contract's JSON: the event is left out
+      }
+      if (typeof value === "string" || typeof value === "number") show(row, value);
     });
     source.addEventListener("error", () => {
       // After a message the browser reconnects by itself (sending the last event's id); before
