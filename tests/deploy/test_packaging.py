@@ -99,6 +99,8 @@ def test_service_wheel_holds_only_domain_adapters_and_entrypoints(service_wheel:
         assert f"{package}/__init__.py" in names, f"{package} is missing from {service_wheel.name}"
     assert unexpected_in_wheel(service_wheel, SERVICE_PACKAGES) == []
     assert not [name for name in names if "kube_emulator" in name or name.startswith("tests/")]
+    # Package data the page serves (pyproject.toml's package-data)
+    assert {f"entrypoints/http/page/static/page.{kind}" for kind in ("html", "js", "css")} <= set(names)
     assert console_scripts(service_wheel) == ["counter"]
 
 
@@ -175,6 +177,8 @@ def test_the_wheel_alone_serves_in_a_fresh_virtual_environment(service_wheel: Pa
         answer = httpx.post(f"{url}/counter", timeout=5)
         assert answer.status_code == 200, answer.text
         assert answer.json()["count"] == 1
+        page = httpx.get(f"{url}/page", timeout=5)  # its HTML is package data
+        assert page.status_code == 200, page.text
     finally:
         stop(process)
     assert (tmp_path / "data" / "counter.db").is_file()

@@ -10,13 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.integration.chromium import CHROMIUM, SKIP_REASON, dump_dom
 from tests.integration.server_process import running_server
-from tests.integration.test_docs_render import CHROMIUM, render
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)"),
-]
+pytestmark = [pytest.mark.integration, pytest.mark.skipif(CHROMIUM is None, reason=SKIP_REASON)]
 
 BADGES = {
     "hit": "/counters/readme/hit.svg",
@@ -43,7 +40,7 @@ def test_badges_load_as_images_and_a_view_counts_once(tmp_path: Path) -> None:
     with running_server({"COUNTER_BACKEND": "memory"}, tmp_path / "server.log") as server:
         page = tmp_path / "readme.html"
         page.write_text(_page(server.url), encoding="utf-8")
-        dom = render(page.as_uri(), tmp_path / "profile")
+        dom = dump_dom(page.as_uri(), tmp_path / "profile")
         count = httpx.get(f"{server.url}/counters/readme", timeout=5).json()["count"]
         sizes = {
             key: httpx.get(f"{server.url}{path}", timeout=5).text
@@ -65,7 +62,7 @@ def test_badges_load_as_images_and_a_view_counts_once(tmp_path: Path) -> None:
 
 def test_a_badge_opened_alone_is_a_well_formed_svg_document(tmp_path: Path) -> None:
     with running_server({"COUNTER_BACKEND": "memory"}, tmp_path / "server.log") as server:
-        dom = render(f"{server.url}/counters/readme/badge.svg?label=a%26b", tmp_path / "profile")
+        dom = dump_dom(f"{server.url}/counters/readme/badge.svg?label=a%26b", tmp_path / "profile")
     assert "<svg" in dom
     assert "error on line" not in dom  # Chromium's XML parse error page
     assert "a&amp;b: 0" in dom

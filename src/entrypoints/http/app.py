@@ -49,6 +49,7 @@ from entrypoints.http.head import HeadRouter, serving_head
 from entrypoints.http.middleware import RequestContext
 from entrypoints.http.namespaced import NamespaceCounterController
 from entrypoints.http.openapi import StrictStructSchemaPlugin
+from entrypoints.http.page.routes import PageController
 from entrypoints.http.rate_limit import rate_limits
 from entrypoints.logs import configure_logging, line_writer
 from entrypoints.observability.endpoint import METRICS_STATE_KEY, metrics_endpoint
@@ -176,6 +177,7 @@ def create_app(
             countapi_router(),
             HealthController,
             *BADGE_CONTROLLERS,
+            PageController,
             docs_redirect,
             serving_head(metrics_endpoint),
             create_static_files_router(path=DOCS_ASSETS_PATH, directories=[_DOCS_ASSETS_DIR]),
