@@ -10,6 +10,7 @@ StoreCorruptedError and is never overwritten.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from adapters.sqlite_schema import PUT_PROBE, PUT_RECORD
 from domain.errors import CounterExistsError, InvalidCounterNameError, StoreCorruptedError
 from domain.idempotency import Idempotency, IdempotencyRecord, decide
 from domain.model import Counter, CounterId, Incremented, Page, Replaced, add_checked, check_value
+from domain.restore import Restored, decide_restore, state_to_restore
 from domain.rules import Rules
 
 # Constant SQL text: the sqlite3 module keeps each statement prepared in its statement cache.
@@ -51,6 +53,12 @@ _PURGE_COUNTERS = (
     "DELETE FROM counters WHERE (namespace, key) IN (SELECT namespace, key FROM counters"
     " WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT ?)"
 )
+# The primary key's B-tree is sorted by namespace first, so this walks it without sorting.
+_NAMESPACES = "SELECT DISTINCT namespace FROM counters WHERE namespace > ? ORDER BY namespace LIMIT ?"
+_RESTORE = (
+    "INSERT OR REPLACE INTO counters (namespace, key, count, created_at, updated_at, rules, expires_at,"
+    " admin_key_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
 _PING = "SELECT 1 FROM counters LIMIT 1"  # touches the file and the schema, unlike a bare SELECT 1
 
 
@@ -63,7 +71,7 @@ class Transaction:
         self._cursor = cursor
         self.now_epoch = now_epoch
         self.now = datetime.fromtimestamp(now_epoch, UTC)
-        self.now_text = self.now.isoformat(timespec="microseconds")
+        self.now_text = _text(self.now)
 
     def _row(self, sql: str, parameters: tuple[object, ...]) -> Any:
         return self._cursor.execute(sql, parameters).fetchone()
@@ -166,6 +174,35 @@ class Transaction:
         more = len(rows) > limit
         return Page(counters=counters, next_after=counters[-1].key if more and counters else None)
 
+    def namespaces(self, after: str | None, limit: int) -> Sequence[str]:
+        return [row[0] for row in self._cursor.execute(_NAMESPACES, (after or "", limit)).fetchall()]
+
+    def restore(self, wanted: Counter, replace: bool) -> Restored:
+        """Write `wanted` where domain.restore says so, judged on the row read here, under the
+        write lock: the check and the write are one transaction."""
+        name = wanted.id
+        row = self._live(name, prune=True)
+        existing = None if row is None else _counter(name, *row)  # unreadable data is never replaced
+        outcome = decide_restore(existing, wanted, replace, self.now)
+        if not outcome.writes:
+            return Restored(outcome, existing or wanted)
+        state = state_to_restore(wanted, existing, self.now)
+        assert state.created_at is not None and state.updated_at is not None  # noqa: S101 - filled
+        self._cursor.execute(
+            _RESTORE,
+            (
+                name.namespace,
+                name.key,
+                check_value(state.count),
+                _text(state.created_at),
+                _text(state.updated_at),
+                None if state.rules is None else state.rules.dump(),
+                None if state.expires_at is None else state.expires_at.timestamp(),
+                state.admin_key_hash,
+            ),
+        )
+        return Restored(outcome, state)
+
     def ping(self) -> None:
         self._cursor.execute(_PING).fetchall()
 
@@ -189,6 +226,10 @@ def _stored_id(namespace: object, key: object) -> CounterId:
         raise StoreCorruptedError(
             f"a row names the counter {_show(key)} of namespace {_show(namespace)}, which is no counter name"
         ) from None
+
+
+def _text(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _expiry(rules: Rules | None, now: float) -> float | None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from domain.idempotency import Idempotency
 from domain.model import Counter, CounterId, Incremented, Page, Replaced
+from domain.restore import Restored
 from domain.rules import Rules
 
 
@@ -26,7 +28,9 @@ class CounterRepository(Protocol):
       increment outside its step range raises StepOutOfRangeError and changes nothing, checked in
       the same atomic step as the write; each write (and a get with `touch`) moves its expiry to
       now + ttl_seconds; an expired counter is gone: it reads as missing, an increment or a set
-      makes it again as a plain counter (no rules), and `create` may make it again.
+      makes it again as a plain counter (no rules), and `create` may make it again;
+    - `restore` writes a counter with exactly the given state, in one atomic step with the
+      reading of what it holds, as `domain.restore` decides.
     """
 
     async def get(self, counter: CounterId, touch: bool = False) -> Counter:
@@ -57,6 +61,18 @@ class CounterRepository(Protocol):
 
     async def list(self, namespace: str, after: str | None, limit: int) -> Page:
         """Up to `limit` counters of `namespace` with keys greater than `after`, sorted by key."""
+        ...
+
+    async def namespaces(self, after: str | None, limit: int) -> Sequence[str]:
+        """Up to `limit` namespaces greater than `after` that hold counters, sorted; fewer than
+        `limit` when no more follow. A namespace whose counters have all expired may be listed."""
+        ...
+
+    async def restore(self, counter: Counter, replace: bool = False) -> Restored:
+        """Write `counter` as it is given (value, times, rules, expiry, admin key hash and, where
+        the store keeps versions, the version) when `decide_restore` says so, as it judges the
+        live counter read in the same atomic step; missing times become the store's now, as
+        `state_to_restore` makes them."""
         ...
 
     async def ping(self) -> None:

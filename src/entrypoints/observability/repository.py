@@ -9,13 +9,14 @@ makes a child span of the request's span for each call.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from domain.errors import DomainError, StoreCorruptedError, StoreUnavailableError
 from domain.idempotency import Idempotency
 from domain.model import Counter, CounterId, Incremented, Page, Replaced
 from domain.ports import CounterRepository
+from domain.restore import Restored
 from domain.rules import Rules
 from entrypoints.observability.metrics import Metrics
 from entrypoints.observability.store_stats import stats_sync
@@ -95,6 +96,13 @@ class MeasuredRepository:
     async def list(self, namespace: str, after: str | None, limit: int) -> Page:
         return await self._list.measure(self.inner.list(namespace, after, limit))
 
+    async def namespaces(self, after: str | None, limit: int) -> Sequence[str]:
+        return await self._list.measure(self.inner.namespaces(after, limit))
+
+    async def restore(self, counter: Counter, replace: bool = False) -> Restored:
+        # Measured with the sets, like create: a counter written at a given value.
+        return await self._set.measure(self.inner.restore(counter, replace))
+
     async def ping(self) -> None:
         await self._ping.measure(self.inner.ping())
 
@@ -142,6 +150,14 @@ class TracedRepository:
     async def list(self, namespace: str, after: str | None, limit: int) -> Page:
         with self._span("list"):
             return await self.inner.list(namespace, after, limit)
+
+    async def namespaces(self, after: str | None, limit: int) -> Sequence[str]:
+        with self._span("namespaces"):
+            return await self.inner.namespaces(after, limit)
+
+    async def restore(self, counter: Counter, replace: bool = False) -> Restored:
+        with self._span("restore", counter.id):
+            return await self.inner.restore(counter, replace)
 
     async def ping(self) -> None:
         with self._span("ping"):
