@@ -62,7 +62,7 @@ _PURGE_COUNTERS = (
 _NAMESPACES = "SELECT DISTINCT namespace FROM counters WHERE namespace > ? ORDER BY namespace LIMIT ?"
 _RESTORE = (
     "INSERT OR REPLACE INTO counters (namespace, key, count, created_at, updated_at, rules, expires_at,"
-    " admin_key_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " admin_key_hash, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _PING = "SELECT 1 FROM counters LIMIT 1"  # touches the file and the schema, unlike a bare SELECT 1
 
@@ -195,18 +195,18 @@ class Transaction:
         if not outcome.writes:
             return Restored(outcome, existing or wanted)
         state = state_to_restore(wanted, existing, self.now)
-        assert state.created_at is not None and state.updated_at is not None  # noqa: S101 - filled
         self._cursor.execute(
             _RESTORE,
             (
                 name.namespace,
                 name.key,
                 check_value(state.count),
-                _text(state.created_at),
-                _text(state.updated_at),
+                _text(state.created_at or self.now),  # filled by state_to_restore
+                _text(state.updated_at or self.now),
                 None if state.rules is None else state.rules.dump(),
                 None if state.expires_at is None else state.expires_at.timestamp(),
                 state.admin_key_hash,
+                state.version,
             ),
         )
         return Restored(outcome, state)

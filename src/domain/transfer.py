@@ -59,6 +59,23 @@ def _time(doc: dict[str, Any], field: str) -> datetime | None:
     return moment
 
 
+def _rules(doc: object) -> Rules | None:
+    if doc is None:
+        return None
+    if not isinstance(doc, dict):
+        raise LineError("'rules' must be an object")
+    try:
+        return Rules.load(json.dumps(doc))
+    except ValueError as error:
+        raise LineError(f"'rules' are invalid: {error}") from None
+
+
+def _version(version: object) -> int:
+    if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version < 2**63:
+        raise LineError(f"'version' must be a non-negative integer, not {version!r:.40}")
+    return version
+
+
 def parse_line(text: str) -> tuple[Counter, str | None]:
     """The counter a line describes and its `source`, or LineError saying what is wrong."""
     try:
@@ -77,20 +94,11 @@ def parse_line(text: str) -> tuple[Counter, str | None]:
     if isinstance(value, bool) or not isinstance(value, int):
         raise LineError(f"'value' must be an integer, not {value!r:.40}")
     check_value(value)
-    rules = doc.get("rules")
-    if rules is not None:
-        if not isinstance(rules, dict):
-            raise LineError("'rules' must be an object")
-        try:
-            rules = Rules.load(json.dumps(rules))
-        except ValueError as error:
-            raise LineError(f"'rules' are invalid: {error}") from None
+    rules = _rules(doc.get("rules"))
     key_hash = doc.get("admin_key_hash")
     if key_hash is not None and (not isinstance(key_hash, str) or _SHA256_HEX.fullmatch(key_hash) is None):
         raise LineError("'admin_key_hash' must be a SHA-256 in lowercase hex (64 characters)")
-    version = doc.get("version", 0)
-    if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version < 2**63:
-        raise LineError(f"'version' must be a non-negative integer, not {version!r:.40}")
+    version = _version(doc.get("version", 0))
     source = doc.get("source")
     if source is not None and (not isinstance(source, str) or _SOURCE.fullmatch(source) is None):
         raise LineError("'source' must be 1-64 printable ASCII characters")

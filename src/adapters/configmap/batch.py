@@ -37,6 +37,7 @@ from adapters.configmap.room import Footprint, entry_bytes, store_full, table_fu
 from domain.errors import CounterExistsError, DomainError, StoreCorruptedError
 from domain.idempotency import Idempotency, IdempotencyRecord, decide
 from domain.model import Counter, CounterId, Incremented, Replaced, add_checked
+from domain.restore import Restored, decide_restore, state_to_restore
 from domain.rules import Rules
 
 Outcomes = list[Any]  # per operation: its result, or the DomainError it failed with
@@ -44,7 +45,7 @@ Outcomes = list[Any]  # per operation: its result, or the DomainError it failed 
 
 @dataclass(slots=True)
 class Op:
-    kind: Literal["increment", "set", "delete", "create", "touch"]
+    kind: Literal["increment", "set", "delete", "create", "touch", "restore"]
     name: CounterId
     amount: int
     idempotency: Idempotency | None
@@ -52,6 +53,8 @@ class Op:
     deadline: float = math.inf  # time.monotonic() after which it is refused, not written
     rules: Rules | None = None  # create
     admin_key_hash: str | None = None  # create
+    restored: Counter | None = None  # restore: the state to write
+    replace: bool = False  # restore
 
 
 @dataclass(slots=True)
@@ -102,7 +105,7 @@ class Batch:
         self._table_bytes = 0  # what the `_idempotency` entry takes, once the table is loaded
         self.records_changed = False
 
-    def apply(self, op: Op) -> Any:
+    def apply(self, op: Op) -> Any:  # noqa: PLR0911 - one return per kind of operation
         try:
             if op.kind == "increment":
                 return self._increment(op.name, op.amount, op.idempotency)
@@ -112,6 +115,8 @@ class Batch:
                 return self._create(op.name, op.amount, op.rules or Rules(), op.admin_key_hash)
             if op.kind == "touch":
                 return self._touch(op.name)
+            if op.kind == "restore" and op.restored is not None:
+                return self._restore(op.restored, op.replace)
             return self._delete(op.name)
         except DomainError as error:
             return error
@@ -173,6 +178,29 @@ class Batch:
         )  # fmt: skip
         self._put(name, new)
         return new.counter(counter_id)
+
+    def _restore(self, wanted: Counter, replace: bool) -> Restored:
+        """`wanted` written where domain.restore says so, judged on this snapshot: the check and
+        the write are one compare-and-swap. A replaced counter keeps no field of before."""
+        name = data_key(wanted.id)
+        old = self._live(name)
+        existing = None if old is None else old.counter(wanted.id)
+        now = datetime.fromtimestamp(self.epoch, UTC)
+        outcome = decide_restore(existing, wanted, replace, now)
+        if not outcome.writes:
+            return Restored(outcome, existing or wanted)
+        state = state_to_restore(wanted, existing, now)
+        new = Value(
+            state.count,
+            format_time(state.created_at or now),  # filled by state_to_restore
+            format_time(state.updated_at or now),
+            {},
+            state.rules,
+            None if state.expires_at is None else format_time(state.expires_at),
+            state.admin_key_hash,
+        )
+        self._put(name, new)
+        return Restored(outcome, new.counter(wanted.id))
 
     def _delete(self, counter_id: CounterId) -> Counter | None:
         name = data_key(counter_id)

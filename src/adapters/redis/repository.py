@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import math
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from adapters.redis import scripts
@@ -23,7 +24,14 @@ from adapters.redis.connection import (
     configured_timeout,
     new_client,
 )
-from adapters.redis.protocol import describe, pack, parse_int64, parse_microseconds, parse_time
+from adapters.redis.protocol import (
+    describe,
+    microseconds,
+    pack,
+    parse_int64,
+    parse_microseconds,
+    parse_time,
+)
 from domain.errors import (
     CounterExistsError,
     CounterOverflowError,
@@ -33,7 +41,8 @@ from domain.errors import (
     StoreUnavailableError,
 )
 from domain.idempotency import Idempotency, IdempotencyRecord, decide
-from domain.model import DEFAULT_NAMESPACE, Counter, CounterId, Incremented, Page, Replaced
+from domain.model import DEFAULT_NAMESPACE, NAME_RE, Counter, CounterId, Incremented, Page, Replaced
+from domain.restore import Restored, decide_restore, state_to_restore
 from domain.rules import Rules
 
 DEFAULT_TIMEOUT_SECONDS: Final = 5.0
@@ -41,6 +50,9 @@ _PING: Final = pack(b"PING")
 # How often one increment may find a record that the domain calls expired before giving up.
 # Redis deletes a record when its TTL ends, so this takes a clock that disagrees with itself.
 _EXPIRED_RECORD_ATTEMPTS: Final = 3
+# How often one restore may find the counter changed between its judgement and its write.
+_RESTORE_ATTEMPTS: Final = 5
+_SCAN_COUNT: Final = b"1000"
 
 
 class RedisCounterRepository:
@@ -89,16 +101,7 @@ class RedisCounterRepository:
 
     async def create(self, name: CounterId, count: int, rules: Rules, admin_key_hash: str | None) -> Counter:
         keys = [self._counter_key(name), self._names_key_of(name.namespace)]
-        ttl_ms = b"" if rules.ttl_seconds is None else b"%d" % (rules.ttl_seconds * 1000)
-        args = [
-            b"%d" % count,
-            name.key.encode(),
-            rules.dump().encode(),
-            b"" if rules.min_step is None else b"%d" % rules.min_step,
-            b"" if rules.max_step is None else b"%d" % rules.max_step,
-            ttl_ms,
-            (admin_key_hash or "").encode(),
-        ]
+        args = [b"%d" % count, name.key.encode(), *_rule_fields(rules), (admin_key_hash or "").encode()]
         reply = await self._call(scripts.CREATE.call(keys, args), scripts.CREATE, write=True)
         if reply[0] == scripts.EXISTS:
             raise CounterExistsError(f"counter {str(name)!r} exists")
@@ -174,6 +177,57 @@ class RedisCounterRepository:
             await self._prune(names_key, gone)
         more = len(raw_names) > limit
         return Page(counters=counters, next_after=names[-1].key if more and names else None)
+
+    async def namespaces(self, after: str | None, limit: int) -> Sequence[str]:
+        """The namespaces whose names index exists: `default`'s, and those SCAN finds by the
+        pattern of the others (glob characters of the prefix escaped). A pattern's `*` also
+        matches a `:`, which no namespace holds, so what holds one is some other key."""
+        escaped = b"".join(b"\\" + bytes([c]) if c in b"*?[]\\" else bytes([c]) for c in self._prefix)
+        pattern = escaped + b"ns:*:names"
+        start, end = len(self._prefix) + len(b"ns:"), -len(b":names")
+        found: set[str] = set()
+        cursor = b"0"
+        while True:
+            cursor, keys = await self._call(
+                pack(b"SCAN", cursor, b"MATCH", pattern, b"COUNT", _SCAN_COUNT), write=False
+            )
+            for raw in keys:
+                middle = raw[start:end]
+                if isinstance(raw, bytes) and middle.isascii() and NAME_RE.fullmatch(middle.decode()):
+                    found.add(middle.decode())
+            if cursor in (b"0", 0):
+                break
+        if await self._call(pack(b"EXISTS", self._names_key), write=False):
+            found.add(DEFAULT_NAMESPACE)
+        return sorted(name for name in found if after is None or name > after)[:limit]
+
+    async def restore(self, counter: Counter, replace: bool = False) -> Restored:
+        name = counter.id
+        keys = [self._counter_key(name), self._names_key_of(name.namespace)]
+        existing: Counter | None = None
+        seen: tuple[bytes, bytes] | None = None  # the count and updated_at of `existing`, raw
+        for _ in range(_RESTORE_ATTEMPTS):
+            now = datetime.now(UTC)
+            outcome = decide_restore(existing, counter, replace, now)
+            if not outcome.writes:
+                return Restored(outcome, existing or counter)
+            state = state_to_restore(counter, existing, now)
+            mode = [b"absent", b"", b""] if seen is None else [b"replace", *seen]
+            reply = await self._call(
+                scripts.RESTORE.call(keys, [*mode, *_restore_fields(state, now)]), scripts.RESTORE, write=True
+            )
+            if reply[0] == scripts.APPLIED:
+                return Restored(outcome, state)
+            if reply[0] != scripts.EXISTING:
+                raise self._corrupted(reply)
+            if len(reply) == 1:  # deleted since it was judged
+                existing, seen = None, None
+                continue
+            existing = self._counter(name, keys[0], *reply[1:])
+            seen = (reply[1], reply[3] or b"")
+        raise StoreUnavailableError(
+            f"counter {str(name)!r} kept changing while it was restored; nothing was changed"
+        )
 
     async def ping(self) -> None:
         try:
@@ -301,6 +355,34 @@ class RedisCounterRepository:
             with contextlib.suppress(InvalidCounterNameError):
                 return CounterId(namespace, raw.decode())
         raise StoreCorruptedError(f"{names_key.decode()} holds {raw!r}, which is not a counter name")
+
+
+def _rule_fields(rules: Rules | None) -> list[bytes]:
+    """The rules as a counter's hash keeps them: their JSON, min_step, max_step and ttl_ms, which
+    the scripts read ('' where there is none)."""
+    if rules is None:
+        return [b"", b"", b"", b""]
+    return [
+        rules.dump().encode(),
+        b"" if rules.min_step is None else b"%d" % rules.min_step,
+        b"" if rules.max_step is None else b"%d" % rules.max_step,
+        b"" if rules.ttl_seconds is None else b"%d" % (rules.ttl_seconds * 1000),
+    ]
+
+
+def _restore_fields(state: Counter, now: datetime) -> list[bytes]:
+    """`now`: for the times state_to_restore has filled already, as far as mypy knows."""
+    expires = state.expires_at
+    return [
+        b"%d" % state.count,
+        state.key.encode(),
+        microseconds(state.created_at or now),
+        microseconds(state.updated_at or now),
+        *_rule_fields(state.rules),
+        (state.admin_key_hash or "").encode(),
+        b"" if expires is None else microseconds(expires),
+        b"" if expires is None else b"%d" % (int(microseconds(expires)) // 1000),
+    ]
 
 
 def _pack_hmget(key: bytes) -> bytes:

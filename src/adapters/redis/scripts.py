@@ -28,6 +28,7 @@ OVERFLOW: Final = 3
 CORRUPTED: Final = 4
 STEP_REFUSED: Final = 5  # increment: outside the counter's [min_step, max_step]; nothing written
 EXISTS: Final = 6  # create: the counter exists; nothing written
+EXISTING: Final = 7  # restore: the counter is there (or no longer as seen); nothing written
 NOT_FOUND: Final = 0  # delete
 DELETED: Final = 1  # delete
 
@@ -204,6 +205,41 @@ return {0, full[1], full[2], full[3], full[4], full[5], full[6]}
 )
 
 
+# KEYS: counter hash, names zset; ARGV: mode ('absent', or 'replace' the state seen), the count
+# and updated_at seen (replace), count, name, created_at, updated_at, rules, min_step, max_step,
+# ttl ms, admin_key_hash, expires_at (microseconds), expiry (Unix ms) ('' where there is none).
+# -> {0} | {7, count, created_at, updated_at, expires_at, rules, admin_key_hash} (it is there:
+# Python judges it, domain.restore) | {7} (replace: it is gone) | {4, message}
+# Only the state Python judged is replaced: the count and updated_at seen must still be there.
+_RESTORE_LUA: Final = (
+    _LUA_PRELUDE
+    + """
+local bad = names_unreadable()
+if bad then return bad end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local state = redis.pcall('HMGET', KEYS[1], 'count', 'created_at', 'updated_at', 'expires_at',
+                            'rules', 'admin_key_hash')
+  bad = refused(state)
+  if bad then return bad end
+  if ARGV[1] ~= 'replace' or state[1] ~= ARGV[2] or state[3] ~= ARGV[3] then
+    return {7, state[1], state[2], state[3], state[4], state[5], state[6]}
+  end
+  redis.call('DEL', KEYS[1])
+elseif ARGV[1] == 'replace' then
+  return {7}
+end
+redis.call('HSET', KEYS[1], 'count', ARGV[4], 'created_at', ARGV[6], 'updated_at', ARGV[7])
+local optional = {rules = ARGV[8], min_step = ARGV[9], max_step = ARGV[10], ttl_ms = ARGV[11],
+                  admin_key_hash = ARGV[12], expires_at = ARGV[13]}
+for field, value in pairs(optional) do
+  if value ~= '' then redis.call('HSET', KEYS[1], field, value) end
+end
+if ARGV[14] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[14]) end
+redis.call('ZADD', KEYS[2], 0, ARGV[5])
+return {0}
+"""
+)
+
 # KEYS: counter hash, names zset; ARGV: name. -> 1 when the name was taken out of the index.
 # Redis deletes an expired counter's hash but not its name in the index: a listing that finds
 # the hash gone drops the name, unless the counter has been made again meanwhile.
@@ -245,3 +281,4 @@ DELETE: Final = Script.of(_DELETE_LUA)
 CREATE: Final = Script.of(_CREATE_LUA)
 TOUCH: Final = Script.of(_TOUCH_LUA)
 PRUNE: Final = Script.of(_PRUNE_LUA)
+RESTORE: Final = Script.of(_RESTORE_LUA)
