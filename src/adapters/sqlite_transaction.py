@@ -17,7 +17,16 @@ from typing import Any
 from adapters.sqlite_schema import PUT_PROBE, PUT_RECORD
 from domain.errors import CounterExistsError, InvalidCounterNameError, StoreCorruptedError
 from domain.idempotency import Idempotency, IdempotencyRecord, decide
-from domain.model import Counter, CounterId, Incremented, Page, Replaced, add_checked, check_value
+from domain.model import (
+    Counter,
+    CounterId,
+    Incremented,
+    Page,
+    Replaced,
+    add_checked,
+    check_value,
+    check_version,
+)
 from domain.restore import Restored, decide_restore, state_to_restore
 from domain.rules import Rules
 
@@ -143,15 +152,17 @@ class Transaction:
             )
         return Incremented(counter=counter)
 
-    def set(self, name: CounterId, count: int) -> Replaced:
+    def set(self, name: CounterId, count: int, expected_version: int | None) -> Replaced:
         """An admin overwrite, but not of unreadable data: that is left for a human to look at
         (delete removes it)."""
         check_value(count)  # a value SQLite cannot hold would fail the whole batch
         row = self._live(name, prune=True)
         if row is None:
+            check_version(name, expected_version, 0)
             self._cursor.execute(_INSERT, (name.namespace, name.key, count, self.now_text, self.now_text))
             return Replaced(counter=Counter(name, count, self.now, self.now, version=1), previous=0)
         current = _counter(name, *row)
+        check_version(name, expected_version, current.version)
         return Replaced(counter=self._updated(current, count), previous=current.count)
 
     def _updated(self, current: Counter, count: int) -> Counter:
@@ -165,13 +176,15 @@ class Transaction:
             name, count, current.created_at, self.now, current.rules, moment, current.admin_key_hash, version
         )
 
-    def delete(self, name: CounterId) -> Counter | None:
+    def delete(self, name: CounterId, expected_version: int | None) -> Counter | None:
         """Remove the counter and return its last state. Unreadable data is refused here too, as
         in every store: it is reported and left for a human to look at, never silently dropped."""
         row = self._live(name, prune=True)
         if row is None:
+            check_version(name, expected_version, 0)
             return None
         counter = _counter(name, *row)  # raises StoreCorruptedError before anything is deleted
+        check_version(name, expected_version, counter.version)
         self._cursor.execute(_DELETE, (name.namespace, name.key))
         return counter
 
