@@ -111,7 +111,7 @@ class InMemoryCounterRepository:
         now = time.time()
         stamp = datetime.fromtimestamp(now, UTC)
         existing = self._live(counter.id, now)
-        outcome = decide_restore(existing, counter, replace, stamp)
+        outcome = decide_restore(existing, counter, replace=replace, now=stamp)
         if not outcome.writes:
             return Restored(outcome, existing or counter)
         state = state_to_restore(counter, existing, stamp)

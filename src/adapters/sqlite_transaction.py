@@ -204,7 +204,7 @@ class Transaction:
         name = wanted.id
         row = self._live(name, prune=True)
         existing = None if row is None else _counter(name, *row)  # unreadable data is never replaced
-        outcome = decide_restore(existing, wanted, replace, self.now)
+        outcome = decide_restore(existing, wanted, replace=replace, now=self.now)
         if not outcome.writes:
             return Restored(outcome, existing or wanted)
         state = state_to_restore(wanted, existing, self.now)

@@ -61,7 +61,9 @@ def same_state(stored: Counter, wanted: Counter) -> bool:
     )
 
 
-def decide_restore(existing: Counter | None, wanted: Counter, replace: bool, now: datetime) -> RestoreOutcome:
+def decide_restore(
+    existing: Counter | None, wanted: Counter, *, replace: bool, now: datetime
+) -> RestoreOutcome:
     """What restoring `wanted` over `existing` (the live counter, None when there is none) does."""
     if expired(wanted.expires_at, now):
         return RestoreOutcome.EXPIRED

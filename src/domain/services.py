@@ -204,7 +204,7 @@ class CounterService:
         """What restore would do, from a read (a dry run: not atomic with anything)."""
         stored = await self.repository.get(counter.id)
         existing = None if stored.created_at is None else stored
-        outcome = decide_restore(existing, counter, replace, datetime.now(UTC))
+        outcome = decide_restore(existing, counter, replace=replace, now=datetime.now(UTC))
         return Restored(outcome, existing or counter)
 
 

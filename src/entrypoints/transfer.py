@@ -21,7 +21,7 @@ from domain.errors import DomainError
 from domain.restore import Restored, RestoreOutcome
 from domain.services import CounterService, ImportFailedError, ImportReport
 from domain.transfer import dump_line
-from entrypoints.container import build_container, start_service
+from entrypoints.container import Container, build_container, start_service
 from entrypoints.settings import Settings
 
 PROGRESS_LINES = 10_000
@@ -73,14 +73,17 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     imported.add_argument("--dry-run", action="store_true", help="read the store and report, write nothing")
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    if args.command == "export":
-        return asyncio.run(_with_service(settings, lambda service: export(service, args)))
-    return asyncio.run(_with_service(settings, lambda service: import_(service, args)))
+def run(args: argparse.Namespace, settings: Settings, container: Container | None = None) -> int:
+    """Run `counter export` or `counter import` on the store of `container` (tests override its
+    store), by default the one `settings` select."""
+    command = export if args.command == "export" else import_
+    container = container or build_container(settings)
+    return asyncio.run(_with_service(container, settings, lambda service: command(service, args)))
 
 
-async def _with_service(settings: Settings, work: Callable[[CounterService], Awaitable[int]]) -> int:
-    container = build_container(settings)
+async def _with_service(
+    container: Container, settings: Settings, work: Callable[[CounterService], Awaitable[int]]
+) -> int:
     try:
         try:
             service = await start_service(container)

@@ -186,7 +186,7 @@ class Batch:
         old = self._live(name)
         existing = None if old is None else old.counter(wanted.id)
         now = datetime.fromtimestamp(self.epoch, UTC)
-        outcome = decide_restore(existing, wanted, replace, now)
+        outcome = decide_restore(existing, wanted, replace=replace, now=now)
         if not outcome.writes:
             return Restored(outcome, existing or wanted)
         state = state_to_restore(wanted, existing, now)

@@ -208,7 +208,7 @@ class RedisCounterRepository:
         seen: tuple[bytes, bytes] | None = None  # the count and updated_at of `existing`, raw
         for _ in range(_RESTORE_ATTEMPTS):
             now = datetime.now(UTC)
-            outcome = decide_restore(existing, counter, replace, now)
+            outcome = decide_restore(existing, counter, replace=replace, now=now)
             if not outcome.writes:
                 return Restored(outcome, existing or counter)
             state = state_to_restore(counter, existing, now)
