@@ -174,8 +174,10 @@ def test_counter_export_piped_into_counter_import(tmp_path: Path, redis_url: str
         [
             '{"key": "visits", "value": 1234, "updated_at": "2024-05-01T00:00:00Z", "source": "countapi"}',
             '{"namespace": "blog", "key": "hits", "value": -5, "rules": {"ttl_seconds": 86400}}',
-            '{"namespace": "blog", "key": "ruled", "value": 9, "rules": {"max_step": 1},'
-            f' "admin_key_hash": "{hash_admin_key("k")}", "created_at": "2020-01-01T00:00:00Z"}}',
+            (
+                '{"namespace": "blog", "key": "ruled", "value": 9, "rules": {"max_step": 1},'
+                f' "admin_key_hash": "{hash_admin_key("k")}", "created_at": "2020-01-01T00:00:00Z"}}'
+            ),
         ]
     )
     run = subprocess.run
@@ -238,7 +240,7 @@ def test_counter_export_piped_into_counter_import(tmp_path: Path, redis_url: str
     assert "1 written" in failed.stderr
 
 
-async def test_an_export_that_fails_leaves_no_file(tmp_path: Path) -> None:
+def test_an_export_that_fails_leaves_no_file(tmp_path: Path) -> None:
     """The store cannot be opened: no backup file appears (and nothing half-written would)."""
     target = tmp_path / "backup.jsonl"
     blocked = tmp_path / "not-a-dir"
