@@ -35,6 +35,8 @@ _SOURCE: Final = re.compile(r"[\x20-\x7e]{1,64}")
 # takes besides (week dates, no offset) is refused.
 _RFC3339: Final = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)  # every store keeps times from here on
+# What every store keeps exactly (Redis's scripts count versions in Lua's doubles).
+MAX_VERSION: Final = 2**53 - 1
 
 
 class LineError(InvalidInputError):
@@ -71,8 +73,8 @@ def _rules(doc: object) -> Rules | None:
 
 
 def _version(version: object) -> int:
-    if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version < 2**63:
-        raise LineError(f"'version' must be a non-negative integer, not {version!r:.40}")
+    if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version <= MAX_VERSION:
+        raise LineError(f"'version' must be an integer from 0 to {MAX_VERSION}, not {version!r:.40}")
     return version
 
 
