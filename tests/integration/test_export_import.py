@@ -6,6 +6,7 @@ redis-server on a free port, the ConfigMap store on the emulated Kubernetes API;
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -19,12 +20,12 @@ import pytest
 
 from adapters.redis import open_redis_repository
 from adapters.sqlite import open_sqlite_repository
-from domain.errors import StepOutOfRangeError
+from domain.errors import StepOutOfRangeError, StoreFullError
 from domain.model import INT64_MAX, INT64_MIN, Counter, CounterId
 from domain.ports import CounterRepository
 from domain.restore import TIME_RESOLUTION, RestoreOutcome
 from domain.rules import Rules, hash_admin_key
-from domain.services import CounterService
+from domain.services import CounterService, ImportFailedError
 from domain.transfer import dump_line, parse_line
 
 if TYPE_CHECKING:
@@ -264,3 +265,38 @@ async def test_expired_lines_are_skipped(open_store: Open) -> None:
         report = await CounterService(store).import_([line])
         assert report.outcomes == {RestoreOutcome.EXPIRED: 1}
         assert (await store.get(CounterId.default("old"))).created_at is None
+
+
+async def test_redis_lists_the_namespaces_of_its_own_prefix_only(redis_url: str) -> None:
+    """SCAN's pattern escapes the prefix's glob characters, and a key of another prefix, or a
+    counter key that looks like an index, is no namespace."""
+    async with contextlib.AsyncExitStack() as stack:
+        opened = [
+            await stack.enter_async_context(
+                contextlib.asynccontextmanager(open_redis_repository)(redis_url, prefix)
+            )
+            for prefix in ("t*[x]?:", "tz[x]a:", "t*[x]?:ns:")
+        ]
+        glob, lookalike, nested = opened
+        await glob.increment(CounterId("blog", "a"), 1)
+        await glob.increment(CounterId("blog", "names"), 1)  # key `...ns:blog:c:names`
+        await glob.increment(CounterId.default("a"), 1)
+        await lookalike.increment(CounterId("other", "a"), 1)
+        await nested.increment(CounterId("deep", "a"), 1)  # `t*[x]?:ns:ns:deep:names`
+        assert await glob.namespaces(None, 10) == ["blog", "default"]
+        assert await lookalike.namespaces(None, 10) == ["other"]
+
+
+async def test_a_full_configmap_stops_the_import_after_the_lines_that_fit(open_store: Open) -> None:
+    """Lines go in windows of 256, one ConfigMap write each; the first line refused for room
+    stops the import, and every line before it is there."""
+    store = await open_store("configmap")
+    lines = [json.dumps({"namespace": "many", "key": f"counter-{i:05d}", "value": i}) for i in range(9000)]
+    with pytest.raises(ImportFailedError) as raised:
+        await CounterService(store).import_(lines)
+    failed = raised.value
+    assert isinstance(failed.cause, StoreFullError)
+    assert 3000 < failed.number < 9000
+    assert failed.report.count(RestoreOutcome.WRITTEN) == failed.number - 1
+    stored = [c.key async for c in CounterService(store).export("many")]
+    assert stored[: failed.number - 1] == [f"counter-{i:05d}" for i in range(failed.number - 1)]
