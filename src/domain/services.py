@@ -155,30 +155,35 @@ class CounterService:
         *,
         replace: bool = False,
         dry_run: bool = False,
-        each: Callable[[int, Restored], None] | None = None,
+        each: Callable[[int, Restored, ImportReport], None] | None = None,
     ) -> ImportReport:
         """Restore the counters of export lines, in order, each in one atomic step; `each` is told
-        the line number and outcome of every counter. The first malformed line stops the import:
-        every line before it has been applied, none after it (the report's `error` names it).
+        the line number and outcome of every counter, and the report so far. The first malformed
+        line stops the import: every line before it has been applied, none after it (the
+        report's `error` names it).
         Lines go to the store IMPORT_WINDOW at a time, a window ending before a counter that it
         holds already, so the lines of one counter apply in their order. `dry_run` reads and
         writes nothing."""
         report = ImportReport()
         window: Window = []
-        for number, text in enumerate(lines, 1):
-            report.lines = number
+        held: set[CounterId] = set()  # the counters of the window
+        read = 0
+        for read, text in enumerate(lines, 1):
             if not text.strip():
                 continue
             try:
                 counter, _source = parse_line(text)
             except InvalidInputError as error:
                 await self._restore_window(window, report, replace, dry_run, each)
-                report.error = f"line {number}: {error}"
+                report.lines, report.error = read, f"line {read}: {error}"
                 return report
-            if len(window) == IMPORT_WINDOW or any(counter.id == held.id for _, held in window):
+            if len(window) == IMPORT_WINDOW or counter.id in held:
                 await self._restore_window(window, report, replace, dry_run, each)
-            window.append((number, counter))
+                held.clear()
+            window.append((read, counter))
+            held.add(counter.id)
         await self._restore_window(window, report, replace, dry_run, each)
+        report.lines = read
         return report
 
     async def _restore_window(
@@ -187,7 +192,7 @@ class CounterService:
         report: ImportReport,
         replace: bool,
         dry_run: bool,
-        each: Callable[[int, Restored], None] | None,
+        each: Callable[[int, Restored, ImportReport], None] | None,
     ) -> None:
         restore = self._judge if dry_run else self.repository.restore
         results = await asyncio.gather(*(restore(c, replace) for _, c in window), return_exceptions=True)
@@ -195,9 +200,10 @@ class CounterService:
             if isinstance(result, BaseException):
                 window.clear()
                 raise ImportFailedError(number, report, result) from result
-            report.outcomes[result.outcome] = report.outcomes.get(result.outcome, 0) + 1
+            report.outcomes[result.outcome] = report.count(result.outcome) + 1
+            report.lines = number
             if each is not None:
-                each(number, result)
+                each(number, result, report)
         window.clear()
 
     async def _judge(self, counter: Counter, replace: bool) -> Restored:
@@ -210,8 +216,8 @@ class CounterService:
 
 @dataclass(slots=True)
 class ImportReport:
-    """How many lines were read and what became of their counters; `error`: the malformed line
-    that stopped the import, `line N: what is wrong`."""
+    """How many lines were read (so far: up to the last one applied) and what became of their
+    counters; `error`: the malformed line that stopped the import, `line N: what is wrong`."""
 
     lines: int = 0
     outcomes: dict[RestoreOutcome, int] = field(default_factory=dict)

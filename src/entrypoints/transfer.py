@@ -17,7 +17,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import IO, Self
 
-from domain.errors import DomainError
+from domain.errors import DomainError, InvalidInputError
+from domain.model import check_name
 from domain.restore import Restored, RestoreOutcome
 from domain.services import CounterService, ImportFailedError, ImportReport
 from domain.transfer import dump_line
@@ -51,7 +52,9 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         " times, rules, expiry, admin key hash, version) as one JSON object per line, by"
         " namespace then key.",
     )
-    export.add_argument("--namespace", metavar="NS", help="only the counters of this namespace")
+    export.add_argument(
+        "--namespace", metavar="NS", type=_namespace, help="only the counters of this namespace"
+    )
     export.add_argument(
         "--output",
         metavar="FILE",
@@ -71,6 +74,13 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--replace", action="store_true", help="overwrite counters that differ instead of leaving them"
     )
     imported.add_argument("--dry-run", action="store_true", help="read the store and report, write nothing")
+
+
+def _namespace(text: str) -> str:
+    try:
+        return check_name(text, "namespace")
+    except InvalidInputError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def run(args: argparse.Namespace, settings: Settings, container: Container | None = None) -> int:
@@ -142,13 +152,10 @@ async def import_(service: CounterService, args: argparse.Namespace) -> int:
 class _Progress:
     def __init__(self, started: float) -> None:
         self.shown = started
-        self.counts = ImportReport()
         self.conflicts = 0
 
-    def seen(self, number: int, restored: Restored) -> None:
-        outcome = restored.outcome
-        self.counts.outcomes[outcome] = self.counts.count(outcome) + 1
-        if outcome is RestoreOutcome.CONFLICT:
+    def seen(self, number: int, restored: Restored, report: ImportReport) -> None:
+        if restored.outcome is RestoreOutcome.CONFLICT:
             self.conflicts += 1
             if self.conflicts <= SHOWN_CONFLICTS:
                 there = restored.counter
@@ -158,8 +165,7 @@ class _Progress:
                 )
         if number % PROGRESS_LINES == 0 or time.monotonic() - self.shown >= PROGRESS_SECONDS:
             self.shown = time.monotonic()
-            self.counts.lines = number
-            _say(f"at line {number}: {_counts(self.counts)}")
+            _say(f"at line {number}: {_counts(report)}")
 
 
 _LABELS = {

@@ -74,7 +74,7 @@ async def test_lines_of_one_counter_apply_in_their_order() -> None:
     service = CounterService(InMemoryCounterRepository())
     lines = [json.dumps({"key": "c", "value": v, "updated_at": f"2024-01-0{v}T00:00:00Z"}) for v in (1, 2)]
     numbers: list[tuple[int, RestoreOutcome]] = []
-    report = await service.import_(lines, each=lambda n, r: numbers.append((n, r.outcome)))
+    report = await service.import_(lines, each=lambda n, r, _: numbers.append((n, r.outcome)))
     assert numbers == [(1, RestoreOutcome.WRITTEN), (2, RestoreOutcome.CONFLICT)]
     assert (await service.get(CounterId.default("c"))).count == 1
     report = await service.import_(lines, replace=True)
@@ -127,6 +127,13 @@ def test_a_file_that_cannot_be_read_is_named(
     monkeypatch.setenv("COUNTER_BACKEND", "memory")
     assert cli.main(["import", "/nonexistent/counters.jsonl"]) == transfer.EXIT_MALFORMED
     assert "cannot read /nonexistent/counters.jsonl: No such file or directory" in capsys.readouterr().err
+
+
+def test_an_invalid_namespace_is_refused_before_the_store_opens(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["export", "--namespace", "no/slash"])
+    assert exited.value.code == 2
+    assert "argument --namespace: the counter namespace 'no/slash' is invalid" in capsys.readouterr().err
 
 
 def test_both_commands_have_help(capsys: pytest.CaptureFixture[str]) -> None:
