@@ -75,8 +75,8 @@ class CounterRepository(Protocol):
         ...
 
     async def restore(self, counter: Counter, replace: bool = False) -> Restored:
-        """Write `counter` as it is given (value, times, rules, expiry, admin key hash and, where
-        the store keeps versions, the version) when `decide_restore` says so, as it judges the
+        """Write `counter` as it is given (value, times, rules, expiry, admin key hash, and the
+        version `state_to_restore` gives it) when `decide_restore` says so, as it judges the
         live counter read in the same atomic step; missing times become the store's now, as
         `state_to_restore` makes them."""
         ...
