@@ -226,8 +226,9 @@ class _input:  # noqa: N801 - used as a context manager, like open()
 
     def __enter__(self) -> Iterator[str]:
         self.file = sys.stdin.buffer if self.source == "-" else Path(self.source).open("rb")
-        # Bytes that are not UTF-8 become U+FFFD, which no field of a valid line holds.
-        return (raw.decode("utf-8", errors="replace") for raw in self.file)
+        # Bytes that are not UTF-8 become U+FFFD, which no field of a valid line holds; a byte
+        # order mark (as some editors save) is dropped.
+        return (raw.decode("utf-8-sig", errors="replace") for raw in self.file)
 
     def __exit__(self, *exc_info: object) -> None:
         if self.file is not None and self.source != "-":

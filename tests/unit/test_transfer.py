@@ -110,6 +110,20 @@ def test_import_through_main_reports_a_summary(
     assert "2 written, 0 replaced, 0 unchanged, 0 conflicts, 0 expired (skipped)" in err
 
 
+def test_progress_goes_to_stderr_and_a_byte_order_mark_is_no_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COUNTER_BACKEND", "memory")
+    monkeypatch.setattr(transfer, "PROGRESS_LINES", 2)
+    stdin_of(monkeypatch, "\ufeff" + "".join(f'{{"key": "k{i}", "value": {i}}}\r\n' for i in range(5)))
+    assert cli.main(["import", "-"]) == 0
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "at line 2: 2 written" in err
+    assert "at line 4: 4 written" in err
+    assert "read 5 lines" in err
+
+
 def test_a_malformed_line_exits_non_zero_with_its_number(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
