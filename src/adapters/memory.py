@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import bisect
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
 from domain.errors import CounterExistsError
 from domain.idempotency import Idempotency, IdempotencyRecord, decide
-from domain.model import Counter, CounterId, Incremented, Page, Replaced, add_checked
+from domain.model import Counter, CounterId, Incremented, Page, Replaced, add_checked, check_version
+from domain.restore import Restored, decide_restore, state_to_restore
 from domain.rules import Rules, expired
 
 # Amortised clean-up of expired Idempotency-Key records: only look when the table has grown by
@@ -70,14 +72,16 @@ class InMemoryCounterRepository:
             self._sweep(now)
         return Incremented(counter=state)
 
-    async def set(self, counter: CounterId, count: int) -> Replaced:
+    async def set(self, counter: CounterId, count: int, expected_version: int | None = None) -> Replaced:
         now = time.time()
         current = self._live(counter, now)
+        check_version(counter, expected_version, 0 if current is None else current.version)
         state = self._write(counter, count, now)
         return Replaced(counter=state, previous=0 if current is None else current.count)
 
-    async def delete(self, counter: CounterId) -> Counter | None:
+    async def delete(self, counter: CounterId, expected_version: int | None = None) -> Counter | None:
         current = self._live(counter, time.time())
+        check_version(counter, expected_version, 0 if current is None else current.version)
         if current is not None:
             self._remove(counter)
         return current
@@ -97,6 +101,28 @@ class InMemoryCounterRepository:
                 break
             page.append(counter)
         return Page(counters=page, next_after=page[-1].key if more and page else None)
+
+    async def namespaces(self, after: str | None, limit: int) -> Sequence[str]:
+        names = sorted(self._keys)
+        start = 0 if after is None else bisect.bisect_right(names, after)
+        return names[start : start + limit]
+
+    async def restore(self, counter: Counter, replace: bool = False) -> Restored:
+        now = time.time()
+        stamp = datetime.fromtimestamp(now, UTC)
+        existing = self._live(counter.id, now)
+        outcome = decide_restore(existing, counter, replace=replace, now=stamp)
+        if not outcome.writes:
+            return Restored(outcome, existing or counter)
+        state = state_to_restore(counter, existing, stamp)
+        self._counters[counter.id] = state
+        if state.expires_at is not None:
+            self._expiring.add(counter.id)
+        else:
+            self._expiring.discard(counter.id)
+        if existing is None:
+            bisect.insort(self._keys.setdefault(counter.namespace, []), counter.key)
+        return Restored(outcome, state)
 
     async def ping(self) -> None:
         return None

@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Literal, Self, TypeVar
 
@@ -42,6 +42,7 @@ from adapters.sqlite_worker import Worker, store_error
 from domain.errors import DomainError, StoreUnavailableError
 from domain.idempotency import Idempotency
 from domain.model import Counter, CounterId, Incremented, Page, Replaced
+from domain.restore import Restored
 from domain.rules import Rules
 
 T = TypeVar("T")
@@ -157,14 +158,20 @@ class SqliteCounterRepository:
     ) -> Incremented:
         return await self._write(lambda tx: tx.increment(counter, by, idempotency))
 
-    async def set(self, counter: CounterId, count: int) -> Replaced:
-        return await self._write(lambda tx: tx.set(counter, count))
+    async def set(self, counter: CounterId, count: int, expected_version: int | None = None) -> Replaced:
+        return await self._write(lambda tx: tx.set(counter, count, expected_version))
 
-    async def delete(self, counter: CounterId) -> Counter | None:
-        return await self._write(lambda tx: tx.delete(counter))
+    async def delete(self, counter: CounterId, expected_version: int | None = None) -> Counter | None:
+        return await self._write(lambda tx: tx.delete(counter, expected_version))
 
     async def list(self, namespace: str, after: str | None, limit: int) -> Page:
         return await self._read(lambda tx: tx.list(namespace, after, limit))
+
+    async def namespaces(self, after: str | None, limit: int) -> Sequence[str]:
+        return await self._read(lambda tx: tx.namespaces(after, limit))
+
+    async def restore(self, counter: Counter, replace: bool = False) -> Restored:
+        return await self._write(lambda tx: tx.restore(counter, replace))
 
     async def ping(self) -> None:
         """Ready means able to count: a write is committed (to no counter) and a read answers."""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
-from domain.errors import ForbiddenError, InvalidInputError
+from domain.errors import ForbiddenError, InvalidInputError, VersionMismatchError
 from domain.idempotency import Idempotency
 from domain.model import (
     Counter,
@@ -12,14 +15,20 @@ from domain.model import (
     Incremented,
     Page,
     Replaced,
+    VersionMatch,
     check_amount,
     check_name,
     check_value,
 )
 from domain.ports import CounterRepository
+from domain.restore import Restored, RestoreOutcome, decide_restore
 from domain.rules import Rules, admin_key_matches, new_admin_key
+from domain.transfer import parse_line
 
 MAX_PAGE_SIZE = 1000
+Window = list[tuple[int, Counter]]  # line numbers and their counters
+# Lines restored at once: the stores that group writes (SQLite, ConfigMap) commit them together.
+IMPORT_WINDOW = 256
 DEFAULT_IDEMPOTENCY_TTL_SECONDS = 24 * 3600.0
 
 
@@ -62,21 +71,50 @@ class CounterService:
         return await self.repository.increment(counter, by, idempotency)
 
     async def set(
-        self, counter: CounterId, count: int, *, admin: bool = True, admin_key: str | None = None
+        self,
+        counter: CounterId,
+        count: int,
+        *,
+        admin: bool = True,
+        admin_key: str | None = None,
+        match: VersionMatch | None = None,
     ) -> Replaced:
         """`admin`: the caller holds the service admin token (checked by the entrypoint);
-        otherwise it needs the counter's admin key, or the counter must be resettable."""
+        otherwise it needs the counter's admin key, or the counter must be resettable. `match`:
+        only when the counter is at one of those versions (VersionMismatchError otherwise)."""
         check_value(count)
         if not admin and not await self.authorize(counter, admin_key, reset=True):
             raise ForbiddenError(f"counter {str(counter)!r} may only be set with its admin key")
-        return await self.repository.set(counter, count)
+        return await self.repository.set(counter, count, await self._expected(counter, match))
 
     async def delete(
-        self, counter: CounterId, *, admin: bool = True, admin_key: str | None = None
+        self,
+        counter: CounterId,
+        *,
+        admin: bool = True,
+        admin_key: str | None = None,
+        match: VersionMatch | None = None,
     ) -> Counter | None:
         if not admin and not await self.authorize(counter, admin_key):
             raise ForbiddenError(f"counter {str(counter)!r} may only be deleted with its admin key")
-        return await self.repository.delete(counter)
+        return await self.repository.delete(counter, await self._expected(counter, match))
+
+    async def _expected(self, counter: CounterId, match: VersionMatch | None) -> int | None:
+        """The one version the store checks atomically with the write. Where `match` allows
+        several (`*`, a list), it is the version read now, if allowed: a change in between
+        makes the store's check fail, as a change just before the request would have."""
+        if match is None:
+            return None
+        if match.versions is not None and len(match.versions) == 1:
+            return next(iter(match.versions))
+        current = (await self.repository.get(counter)).version
+        if not match.matches(current):
+            raise VersionMismatchError(
+                f"counter {str(counter)!r} is at version {current}, which If-Match does not allow;"
+                " nothing was changed",
+                current=current,
+            )
+        return current
 
     async def list(self, namespace: str, after: str | None = None, limit: int = 100) -> Page:
         check_name(namespace, "namespace")
@@ -86,3 +124,119 @@ class CounterService:
 
     async def ping(self) -> None:
         await self.repository.ping()
+
+    async def export(self, namespace: str | None = None) -> AsyncIterator[Counter]:
+        """Every live counter of `namespace`, or of every namespace, by namespace then key, read
+        page by page (each page is consistent, the whole is not a snapshot)."""
+        spaces = self._namespaces() if namespace is None else _one(check_name(namespace, "namespace"))
+        async for space in spaces:
+            after = None
+            while True:
+                page = await self.repository.list(space, after, MAX_PAGE_SIZE)
+                for counter in page.counters:
+                    yield counter
+                if page.next_after is None:
+                    break
+                after = page.next_after
+
+    async def _namespaces(self) -> AsyncIterator[str]:
+        after = None
+        while True:
+            names = await self.repository.namespaces(after, MAX_PAGE_SIZE)
+            for name in names:
+                yield name
+            if len(names) < MAX_PAGE_SIZE:
+                return
+            after = names[-1]
+
+    async def import_(
+        self,
+        lines: Iterable[str],
+        *,
+        replace: bool = False,
+        dry_run: bool = False,
+        each: Callable[[int, Restored, ImportReport], None] | None = None,
+    ) -> ImportReport:
+        """Restore the counters of export lines, in order, each in one atomic step; `each` is told
+        the line number and outcome of every counter, and the report so far. The first malformed
+        line stops the import: every line before it has been applied, none after it (the
+        report's `error` names it).
+        Lines go to the store IMPORT_WINDOW at a time, a window ending before a counter that it
+        holds already, so the lines of one counter apply in their order. `dry_run` reads and
+        writes nothing."""
+        report = ImportReport()
+        window: Window = []
+        held: set[CounterId] = set()  # the counters of the window
+        read = 0
+        for read, text in enumerate(lines, 1):
+            if not text.strip():
+                continue
+            try:
+                counter, _source = parse_line(text)
+            except InvalidInputError as error:
+                await self._restore_window(window, report, replace, dry_run, each)
+                report.lines, report.error = read, f"line {read}: {error}"
+                return report
+            if len(window) == IMPORT_WINDOW or counter.id in held:
+                await self._restore_window(window, report, replace, dry_run, each)
+                held.clear()
+            window.append((read, counter))
+            held.add(counter.id)
+        await self._restore_window(window, report, replace, dry_run, each)
+        report.lines = read
+        return report
+
+    async def _restore_window(
+        self,
+        window: Window,
+        report: ImportReport,
+        replace: bool,
+        dry_run: bool,
+        each: Callable[[int, Restored, ImportReport], None] | None,
+    ) -> None:
+        restore = self._judge if dry_run else self.repository.restore
+        results = await asyncio.gather(*(restore(c, replace) for _, c in window), return_exceptions=True)
+        for (number, _), result in zip(window, results, strict=True):
+            if isinstance(result, BaseException):
+                window.clear()
+                raise ImportFailedError(number, report, result) from result
+            report.outcomes[result.outcome] = report.count(result.outcome) + 1
+            report.lines = number
+            if each is not None:
+                each(number, result, report)
+        window.clear()
+
+    async def _judge(self, counter: Counter, replace: bool) -> Restored:
+        """What restore would do, from a read (a dry run: not atomic with anything)."""
+        stored = await self.repository.get(counter.id)
+        existing = None if stored.created_at is None else stored
+        outcome = decide_restore(existing, counter, replace=replace, now=datetime.now(UTC))
+        return Restored(outcome, existing or counter)
+
+
+@dataclass(slots=True)
+class ImportReport:
+    """How many lines were read (so far: up to the last one applied) and what became of their
+    counters; `error`: the malformed line that stopped the import, `line N: what is wrong`."""
+
+    lines: int = 0
+    outcomes: dict[RestoreOutcome, int] = field(default_factory=dict)
+    error: str | None = None
+
+    def count(self, outcome: RestoreOutcome) -> int:
+        return self.outcomes.get(outcome, 0)
+
+
+class ImportFailedError(Exception):
+    """The store failed the counter of line `number`; the lines before it were applied (and
+    lines of its window after it may have been: importing again is safe)."""
+
+    def __init__(self, number: int, report: ImportReport, cause: BaseException) -> None:
+        super().__init__(f"line {number}: {cause}")
+        self.number = number
+        self.report = report
+        self.cause = cause
+
+
+async def _one(name: str) -> AsyncIterator[str]:
+    yield name

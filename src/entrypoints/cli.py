@@ -1,4 +1,4 @@
-"""`counter`: the command line.
+"""`counter`: the command line (`export` and `import`: entrypoints.transfer).
 
 Options of `counter serve` are the COUNTER_* environment variables under another name, made
 from the settings' declarations (name, help, default); an option given on the command line wins
@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import version
 
+from entrypoints import transfer
 from entrypoints.setting_sources import unknown_variables
 from entrypoints.settings import DECLARED, Declared, Settings, SettingsError, known_variables
 
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the effective settings (secrets hidden) and exit",
         description="Validate the COUNTER_* variables and print the settings as JSON.",
     )
+    transfer.add_commands(commands)
     secrets = []
     for declared in DECLARED:
         if declared.secret:
@@ -85,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stderr.write(f"counter: {unknown.message}\n")
         sys.stdout.write(json.dumps(settings.redacted(), indent=2) + "\n")
         return 0
+    if args.command in ("export", "import"):
+        return transfer.run(args, settings)
     return serve(settings)
 
 

@@ -36,7 +36,8 @@ from adapters.configmap.names import data_key
 from adapters.configmap.room import Footprint, entry_bytes, store_full, table_full
 from domain.errors import CounterExistsError, DomainError, StoreCorruptedError
 from domain.idempotency import Idempotency, IdempotencyRecord, decide
-from domain.model import Counter, CounterId, Incremented, Replaced, add_checked
+from domain.model import Counter, CounterId, Incremented, Replaced, add_checked, check_version
+from domain.restore import Restored, decide_restore, state_to_restore
 from domain.rules import Rules
 
 Outcomes = list[Any]  # per operation: its result, or the DomainError it failed with
@@ -44,7 +45,7 @@ Outcomes = list[Any]  # per operation: its result, or the DomainError it failed 
 
 @dataclass(slots=True)
 class Op:
-    kind: Literal["increment", "set", "delete", "create", "touch"]
+    kind: Literal["increment", "set", "delete", "create", "touch", "restore"]
     name: CounterId
     amount: int
     idempotency: Idempotency | None
@@ -52,6 +53,9 @@ class Op:
     deadline: float = math.inf  # time.monotonic() after which it is refused, not written
     rules: Rules | None = None  # create
     admin_key_hash: str | None = None  # create
+    expected_version: int | None = None  # set, delete: compare-and-set
+    restored: Counter | None = None  # restore: the state to write
+    replace: bool = False  # restore
 
 
 @dataclass(slots=True)
@@ -102,17 +106,19 @@ class Batch:
         self._table_bytes = 0  # what the `_idempotency` entry takes, once the table is loaded
         self.records_changed = False
 
-    def apply(self, op: Op) -> Any:
+    def apply(self, op: Op) -> Any:  # noqa: PLR0911 - one return per kind of operation
         try:
             if op.kind == "increment":
                 return self._increment(op.name, op.amount, op.idempotency)
             if op.kind == "set":
-                return self._set(op.name, op.amount)
+                return self._set(op.name, op.amount, op.expected_version)
             if op.kind == "create":
                 return self._create(op.name, op.amount, op.rules or Rules(), op.admin_key_hash)
             if op.kind == "touch":
                 return self._touch(op.name)
-            return self._delete(op.name)
+            if op.kind == "restore" and op.restored is not None:
+                return self._restore(op.restored, op.replace)
+            return self._delete(op.name, op.expected_version)
         except DomainError as error:
             return error
 
@@ -145,9 +151,10 @@ class Batch:
         self.records_changed = True
         return Incremented(counter=counter)
 
-    def _set(self, counter_id: CounterId, count: int) -> Replaced:
+    def _set(self, counter_id: CounterId, count: int, expected_version: int | None) -> Replaced:
         name = data_key(counter_id)
         old = self._live(name)
+        check_version(counter_id, expected_version, 0 if old is None else old.version)
         new = self._next(old, count)
         self._put(name, new)
         return Replaced(counter=new.counter(counter_id), previous=0 if old is None else old.count)
@@ -169,14 +176,39 @@ class Batch:
             return old.counter(counter_id)
         new = Value(
             old.count, old.created_at, old.updated_at, old.extra, old.rules, self._expiry(old.rules),
-            old.admin_key_hash,
+            old.admin_key_hash, old.version,
         )  # fmt: skip
         self._put(name, new)
         return new.counter(counter_id)
 
-    def _delete(self, counter_id: CounterId) -> Counter | None:
+    def _restore(self, wanted: Counter, replace: bool) -> Restored:
+        """`wanted` written where domain.restore says so, judged on this snapshot: the check and
+        the write are one compare-and-swap. A replaced counter keeps no field of before."""
+        name = data_key(wanted.id)
+        old = self._live(name)
+        existing = None if old is None else old.counter(wanted.id)
+        now = datetime.fromtimestamp(self.epoch, UTC)
+        outcome = decide_restore(existing, wanted, replace=replace, now=now)
+        if not outcome.writes:
+            return Restored(outcome, existing or wanted)
+        state = state_to_restore(wanted, existing, now)
+        new = Value(
+            state.count,
+            format_time(state.created_at or now),  # filled by state_to_restore
+            format_time(state.updated_at or now),
+            {},
+            state.rules,
+            None if state.expires_at is None else format_time(state.expires_at),
+            state.admin_key_hash,
+            state.version,
+        )
+        self._put(name, new)
+        return Restored(outcome, new.counter(wanted.id))
+
+    def _delete(self, counter_id: CounterId, expected_version: int | None) -> Counter | None:
         name = data_key(counter_id)
         old = self._live(name)
+        check_version(counter_id, expected_version, 0 if old is None else old.version)
         if old is None:
             return None
         self._remove(name)
@@ -216,7 +248,8 @@ class Batch:
 
     def _next(self, old: Value | None, count: int) -> Value:
         """`count` written over `old` (an expired one is None here), its rules kept, its
-        expiry moved forward."""
+        expiry moved forward, its version one more: k changes of a counter in one batch grow it
+        by k, so that each answer is a state of its own."""
         if old is None:
             return Value(count=count, created_at=self._stamp, updated_at=self._stamp, extra={})
         return Value(
@@ -227,6 +260,7 @@ class Batch:
             rules=old.rules,
             expires_at=self._expiry(old.rules),
             admin_key_hash=old.admin_key_hash,
+            version=old.version + 1,
         )
 
     def _put(self, name: str, new: Value, *, record_bytes: int = 0) -> None:

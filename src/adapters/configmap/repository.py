@@ -23,7 +23,7 @@ import math
 import secrets
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final, Literal, TypedDict, Unpack
 
 from kubernetes import client as k8s_client
@@ -40,6 +40,7 @@ from adapters.configmap.stats import ConfigMapStats
 from domain.errors import StoreUnavailableError
 from domain.idempotency import Idempotency
 from domain.model import Counter, CounterId, Incremented, Page, Replaced
+from domain.restore import Restored
 from domain.rules import Rules
 
 DEFAULT_THREADS: Final = 8
@@ -152,12 +153,14 @@ class ConfigMapCounterRepository:
         result: Incremented = await self._submit("increment", name, by, idempotency)
         return result
 
-    async def set(self, name: CounterId, count: int) -> Replaced:
-        result: Replaced = await self._submit("set", name, count, None)
+    async def set(self, name: CounterId, count: int, expected_version: int | None = None) -> Replaced:
+        result: Replaced = await self._submit("set", name, count, None, expected_version=expected_version)
         return result
 
-    async def delete(self, name: CounterId) -> Counter | None:
-        result: Counter | None = await self._submit("delete", name, 0, None)
+    async def delete(self, name: CounterId, expected_version: int | None = None) -> Counter | None:
+        result: Counter | None = await self._submit(
+            "delete", name, 0, None, expected_version=expected_version
+        )
         return result
 
     async def list(self, namespace: str, after: str | None, limit: int) -> Page:
@@ -180,6 +183,17 @@ class ConfigMapCounterRepository:
                 break
             counters.append(value.counter(CounterId(namespace, key)))
         return Page(counters=counters, next_after=counters[-1].key if more and counters else None)
+
+    async def namespaces(self, after: str | None, limit: int) -> Sequence[str]:
+        snapshot = await self._reader.read()
+        found = {c.namespace for c in map(counter_of, snapshot.data) if c is not None}
+        return sorted(n for n in found if after is None or n > after)[:limit]
+
+    async def restore(self, counter: Counter, replace: bool = False) -> Restored:
+        result: Restored = await self._submit(
+            "restore", counter.id, 0, None, restored=counter, replace=replace
+        )
+        return result
 
     async def ping(self) -> None:
         try:
@@ -211,19 +225,34 @@ class ConfigMapCounterRepository:
 
     async def _submit(
         self,
-        kind: Literal["increment", "set", "delete", "create", "touch"],
+        kind: Literal["increment", "set", "delete", "create", "touch", "restore"],
         name: CounterId,
         amount: int,
         idem: Idempotency | None,
         *,
         rules: Rules | None = None,
         admin_key_hash: str | None = None,
+        expected_version: int | None = None,
+        restored: Counter | None = None,
+        replace: bool = False,
     ) -> Any:
         if self._closed:
             raise StoreUnavailableError("the ConfigMap store is closed")
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + self._max_retry_seconds
-        op = Op(kind, name, amount, idem, loop.create_future(), deadline, rules, admin_key_hash)
+        op = Op(
+            kind,
+            name,
+            amount,
+            idem,
+            loop.create_future(),
+            deadline,
+            rules,
+            admin_key_hash,
+            expected_version,
+            restored,
+            replace,
+        )
         if not self.coalesce:
             # A writer recognises a lost write by its entry in `_writers`, which a concurrent write
             # under the same name would overwrite: each operation in flight writes as its own.

@@ -53,6 +53,11 @@ def parse_time(raw: object) -> datetime | None:
     return None if microseconds is None else _EPOCH + timedelta(microseconds=microseconds)
 
 
+def microseconds(moment: datetime) -> bytes:
+    """A time as the scripts write it: microseconds since the Unix epoch, exactly."""
+    return b"%d" % ((moment - _EPOCH) // timedelta(microseconds=1))
+
+
 def describe(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

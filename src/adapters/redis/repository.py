@@ -12,8 +12,10 @@ import asyncio
 import contextlib
 import math
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 from typing import Any, Final
 
+from adapters.redis import keys as names
 from adapters.redis import scripts
 from adapters.redis.batcher import Batcher, UnreachableError
 from adapters.redis.connection import (
@@ -23,7 +25,14 @@ from adapters.redis.connection import (
     configured_timeout,
     new_client,
 )
-from adapters.redis.protocol import describe, pack, parse_int64, parse_microseconds, parse_time
+from adapters.redis.protocol import (
+    describe,
+    microseconds,
+    pack,
+    parse_int64,
+    parse_microseconds,
+    parse_time,
+)
 from domain.errors import (
     CounterExistsError,
     CounterOverflowError,
@@ -33,7 +42,17 @@ from domain.errors import (
     StoreUnavailableError,
 )
 from domain.idempotency import Idempotency, IdempotencyRecord, decide
-from domain.model import DEFAULT_NAMESPACE, Counter, CounterId, Incremented, Page, Replaced
+from domain.model import (
+    DEFAULT_NAMESPACE,
+    NAME_RE,
+    Counter,
+    CounterId,
+    Incremented,
+    Page,
+    Replaced,
+    check_version,
+)
+from domain.restore import Restored, decide_restore, state_to_restore
 from domain.rules import Rules
 
 DEFAULT_TIMEOUT_SECONDS: Final = 5.0
@@ -41,6 +60,10 @@ _PING: Final = pack(b"PING")
 # How often one increment may find a record that the domain calls expired before giving up.
 # Redis deletes a record when its TTL ends, so this takes a clock that disagrees with itself.
 _EXPIRED_RECORD_ATTEMPTS: Final = 3
+# How often one restore may find the counter changed between its judgement and its write.
+_RESTORE_ATTEMPTS: Final = 5
+_SCAN_COUNT: Final = b"1000"
+_VERSION_DIGITS: Final = 15  # below 2^53: what the scripts' Lua numbers hold exactly
 
 
 class RedisCounterRepository:
@@ -57,7 +80,6 @@ class RedisCounterRepository:
         self._client = client
         self._timeout = timeout
         self._prefix = prefix.encode()
-        self._names_key = self._prefix + b"names"
         self._batcher = Batcher(DedicatedConnection(client), timeout)
 
     @property
@@ -89,15 +111,12 @@ class RedisCounterRepository:
 
     async def create(self, name: CounterId, count: int, rules: Rules, admin_key_hash: str | None) -> Counter:
         keys = [self._counter_key(name), self._names_key_of(name.namespace)]
-        ttl_ms = b"" if rules.ttl_seconds is None else b"%d" % (rules.ttl_seconds * 1000)
         args = [
             b"%d" % count,
             name.key.encode(),
-            rules.dump().encode(),
-            b"" if rules.min_step is None else b"%d" % rules.min_step,
-            b"" if rules.max_step is None else b"%d" % rules.max_step,
-            ttl_ms,
+            *_rule_fields(rules),
             (admin_key_hash or "").encode(),
+            names.changes_channel(self._prefix, name),
         ]
         reply = await self._call(scripts.CREATE.call(keys, args), scripts.CREATE, write=True)
         if reply[0] == scripts.EXISTS:
@@ -110,7 +129,7 @@ class RedisCounterRepository:
         self, name: CounterId, by: int, idempotency: Idempotency | None = None
     ) -> Incremented:
         keys = [self._counter_key(name), self._names_key_of(name.namespace)]
-        args = [b"%d" % by, name.key.encode()]
+        args = [b"%d" % by, name.key.encode(), names.changes_channel(self._prefix, name)]
         if idempotency is None:  # the hot path: one call level fewer
             reply = await self._call(scripts.INCREMENT.call(keys, args), scripts.INCREMENT, write=True)
             return self._incremented(name, by, keys[0], reply)
@@ -132,23 +151,25 @@ class RedisCounterRepository:
             " kept it; nothing was changed"
         )
 
-    async def set(self, name: CounterId, count: int) -> Replaced:
+    async def set(self, name: CounterId, count: int, expected_version: int | None = None) -> Replaced:
         keys = [self._counter_key(name), self._names_key_of(name.namespace)]
-        command = scripts.SET.call(keys, [b"%d" % count, name.key.encode()])
+        args = [b"%d" % count, name.key.encode(), names.changes_channel(self._prefix, name)]
+        command = scripts.SET.call(keys, [*args, _expected(expected_version)])
         reply = await self._call(command, scripts.SET, write=True)
         if reply[0] != scripts.APPLIED:
-            raise self._corrupted(reply)
+            raise self._refused(name, expected_version, reply)
         counter = self._counter(name, keys[0], *reply[2:])
         return Replaced(counter=counter, previous=parse_int64(reply[1], keys[0].decode()))
 
-    async def delete(self, name: CounterId) -> Counter | None:
+    async def delete(self, name: CounterId, expected_version: int | None = None) -> Counter | None:
         keys = [self._counter_key(name), self._names_key_of(name.namespace)]
-        reply = await self._call(scripts.DELETE.call(keys, [name.key.encode()]), scripts.DELETE, write=True)
+        args = [name.key.encode(), names.changes_channel(self._prefix, name), _expected(expected_version)]
+        reply = await self._call(scripts.DELETE.call(keys, args), scripts.DELETE, write=True)
         if reply[0] == scripts.NOT_FOUND:
             return None
         if reply[0] == scripts.DELETED:
             return self._counter(name, keys[0], *reply[1:])
-        raise self._corrupted(reply)
+        raise self._refused(name, expected_version, reply)
 
     async def list(self, namespace: str, after: str | None, limit: int) -> Page:
         start = b"-" if after is None else b"(" + after.encode()
@@ -174,6 +195,58 @@ class RedisCounterRepository:
             await self._prune(names_key, gone)
         more = len(raw_names) > limit
         return Page(counters=counters, next_after=names[-1].key if more and names else None)
+
+    async def namespaces(self, after: str | None, limit: int) -> Sequence[str]:
+        """The namespaces whose names index exists: `default`'s, and those SCAN finds by the
+        pattern of the others (glob characters of the prefix escaped). A pattern's `*` also
+        matches a `:`, which no namespace holds, so what holds one is some other key."""
+        escaped = b"".join(b"\\" + bytes([c]) if c in b"*?[]\\" else bytes([c]) for c in self._prefix)
+        pattern = escaped + b"ns:*:names"
+        start, end = len(self._prefix) + len(b"ns:"), -len(b":names")
+        found: set[str] = set()
+        cursor = b"0"
+        while True:
+            cursor, keys = await self._call(
+                pack(b"SCAN", cursor, b"MATCH", pattern, b"COUNT", _SCAN_COUNT), write=False
+            )
+            for raw in keys:
+                middle = raw[start:end]
+                if isinstance(raw, bytes) and middle.isascii() and NAME_RE.fullmatch(middle.decode()):
+                    found.add(middle.decode())
+            if cursor in (b"0", 0):
+                break
+        if await self._call(pack(b"EXISTS", self._names_key_of(DEFAULT_NAMESPACE)), write=False):
+            found.add(DEFAULT_NAMESPACE)
+        return sorted(name for name in found if after is None or name > after)[:limit]
+
+    async def restore(self, counter: Counter, replace: bool = False) -> Restored:
+        name = counter.id
+        keys = [self._counter_key(name), self._names_key_of(name.namespace)]
+        existing: Counter | None = None
+        seen: tuple[bytes, bytes] | None = None  # the count and updated_at of `existing`, raw
+        for _ in range(_RESTORE_ATTEMPTS):
+            now = datetime.now(UTC)
+            outcome = decide_restore(existing, counter, replace=replace, now=now)
+            if not outcome.writes:
+                return Restored(outcome, existing or counter)
+            state = state_to_restore(counter, existing, now)
+            mode = [b"absent", b"", b""] if seen is None else [b"replace", *seen]
+            fields = [*_restore_fields(state, now), names.changes_channel(self._prefix, name)]
+            reply = await self._call(
+                scripts.RESTORE.call(keys, [*mode, *fields]), scripts.RESTORE, write=True
+            )
+            if reply[0] == scripts.APPLIED:
+                return Restored(outcome, state)
+            if reply[0] != scripts.EXISTING:
+                raise self._corrupted(reply)
+            if len(reply) == 1:  # deleted since it was judged
+                existing, seen = None, None
+                continue
+            existing = self._counter(name, keys[0], *reply[1:])
+            seen = (reply[1], reply[3] or b"")
+        raise StoreUnavailableError(
+            f"counter {str(name)!r} kept changing while it was restored; nothing was changed"
+        )
 
     async def ping(self) -> None:
         try:
@@ -214,7 +287,7 @@ class RedisCounterRepository:
 
     def _record(self, name: CounterId, key: bytes, reply: Sequence[Any]) -> tuple[IdempotencyRecord, float]:
         """The record the increment script handed back, and the server's time (Unix seconds)."""
-        fingerprint, count, created_at, updated_at, now_us, ttl_ms = reply[1:7]
+        fingerprint, count, created_at, updated_at, now_us, ttl_ms, version = reply[1:8]
         now_microseconds = parse_microseconds(now_us)
         if not isinstance(fingerprint, bytes) or now_microseconds is None or not isinstance(ttl_ms, int):
             raise StoreCorruptedError(f"{key.decode()} holds an Idempotency-Key record that cannot be read")
@@ -223,7 +296,7 @@ class RedisCounterRepository:
         # which this adapter never writes; it is kept until someone deletes it.
         expires_at = math.inf if ttl_ms < 0 else now + ttl_ms / 1000
         # The fingerprint covers the counter's name, so a record that matches was made for `name`.
-        counter = self._counter(name, key, count, created_at, updated_at)
+        counter = self._counter(name, key, count, created_at, updated_at, None, None, None, version)
         return IdempotencyRecord(fingerprint.decode(errors="replace"), counter, expires_at), now
 
     async def _call(self, command: bytes, script: scripts.Script | None = None, *, write: bool) -> Any:
@@ -249,23 +322,27 @@ class RedisCounterRepository:
             return StoreUnavailableError(f"Redis refused the command: {message}")
         return StoreUnavailableError(describe(exc))
 
+    @classmethod
+    def _refused(cls, name: CounterId, expected: int | None, reply: Sequence[Any]) -> Exception:
+        """The error of a conditional write the script refused: a version mismatch, or data it
+        cannot read."""
+        if reply[0] == scripts.VERSION_MISMATCH and isinstance(reply[1], int):
+            check_version(name, expected, reply[1])
+        return cls._corrupted(reply)
+
     @staticmethod
     def _corrupted(reply: Sequence[Any]) -> StoreCorruptedError:
         detail = reply[1].decode(errors="replace") if len(reply) > 1 else "unexpected reply"
         return StoreCorruptedError(f"unreadable data in Redis: {detail}")
 
     def _counter_key(self, name: CounterId) -> bytes:
-        if name.namespace == DEFAULT_NAMESPACE:
-            return self._prefix + b"c:" + name.key.encode()
-        return b"%bns:%b:c:%b" % (self._prefix, name.namespace.encode(), name.key.encode())
+        return names.counter_key(self._prefix, name)
 
     def _names_key_of(self, namespace: str) -> bytes:
-        if namespace == DEFAULT_NAMESPACE:
-            return self._names_key
-        return b"%bns:%b:names" % (self._prefix, namespace.encode())
+        return names.names_key(self._prefix, namespace)
 
     def _record_key(self, idempotency: Idempotency) -> bytes:
-        return self._prefix + b"idem:" + idempotency.record_key.encode()
+        return names.record_key(self._prefix, idempotency)
 
     def _read_counter(self, name: CounterId, key: bytes, fields: Sequence[Any]) -> Counter | None:
         count, created_at, updated_at, *rest = fields
@@ -277,8 +354,9 @@ class RedisCounterRepository:
     def _counter(
         name: CounterId, key: bytes, count: object, created_at: object, updated_at: object, *rest: object
     ) -> Counter:
-        """`rest`: expires_at, rules and admin_key_hash, where the reply has them."""
-        expires_at, rules, admin_key_hash = (*rest, None, None, None)[:3]
+        """`rest`: expires_at, rules, admin_key_hash and version, where the reply has them. A
+        counter without a version was written before versions: it is at version 1."""
+        expires_at, rules, admin_key_hash, version = (*rest, None, None, None, None)[:4]
         try:
             parsed = None if rules is None else Rules.load(rules)  # type: ignore[arg-type]
         except (ValueError, TypeError):
@@ -293,6 +371,7 @@ class RedisCounterRepository:
             rules=parsed,
             expires_at=parse_time(expires_at),
             admin_key_hash=admin_key_hash.decode() if isinstance(admin_key_hash, bytes) else None,
+            version=1 if version is None else _parse_version(version, name, key),
         )
 
     @staticmethod
@@ -303,9 +382,58 @@ class RedisCounterRepository:
         raise StoreCorruptedError(f"{names_key.decode()} holds {raw!r}, which is not a counter name")
 
 
+def _rule_fields(rules: Rules | None) -> list[bytes]:
+    """The rules as a counter's hash keeps them: their JSON, min_step, max_step and ttl_ms, which
+    the scripts read ('' where there is none)."""
+    if rules is None:
+        return [b"", b"", b"", b""]
+    return [
+        rules.dump().encode(),
+        b"" if rules.min_step is None else b"%d" % rules.min_step,
+        b"" if rules.max_step is None else b"%d" % rules.max_step,
+        b"" if rules.ttl_seconds is None else b"%d" % (rules.ttl_seconds * 1000),
+    ]
+
+
+def _restore_fields(state: Counter, now: datetime) -> list[bytes]:
+    """`now`: for the times state_to_restore has filled already, as far as mypy knows."""
+    expires = state.expires_at
+    return [
+        b"%d" % state.count,
+        state.key.encode(),
+        microseconds(state.created_at or now),
+        microseconds(state.updated_at or now),
+        *_rule_fields(state.rules),
+        (state.admin_key_hash or "").encode(),
+        b"" if expires is None else microseconds(expires),
+        b"" if expires is None else b"%d" % (int(microseconds(expires)) // 1000),
+        b"%d" % state.version,
+    ]
+
+
 def _pack_hmget(key: bytes) -> bytes:
     return pack(
-        b"HMGET", key, b"count", b"created_at", b"updated_at", b"expires_at", b"rules", b"admin_key_hash"
+        b"HMGET",
+        key,
+        b"count",
+        b"created_at",
+        b"updated_at",
+        b"expires_at",
+        b"rules",
+        b"admin_key_hash",
+        b"version",
+    )
+
+
+def _expected(version: int | None) -> bytes:
+    return b"" if version is None else b"%d" % version
+
+
+def _parse_version(raw: object, name: CounterId, key: bytes) -> int:
+    if isinstance(raw, bytes) and raw.isdigit() and len(raw) <= _VERSION_DIGITS:
+        return int(raw)
+    raise StoreCorruptedError(
+        f"{key.decode()} holds the version {raw!r}, which is not a version", counter=str(name)
     )
 
 

@@ -9,13 +9,14 @@ makes a child span of the request's span for each call.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from domain.errors import DomainError, StoreCorruptedError, StoreUnavailableError
 from domain.idempotency import Idempotency
 from domain.model import Counter, CounterId, Incremented, Page, Replaced
 from domain.ports import CounterRepository
+from domain.restore import Restored
 from domain.rules import Rules
 from entrypoints.observability.metrics import Metrics
 from entrypoints.observability.store_stats import stats_sync
@@ -86,14 +87,21 @@ class MeasuredRepository:
             self._increment_applied()
         return result
 
-    async def set(self, name: CounterId, count: int) -> Replaced:
-        return await self._set.measure(self.inner.set(name, count))
+    async def set(self, name: CounterId, count: int, expected_version: int | None = None) -> Replaced:
+        return await self._set.measure(self.inner.set(name, count, expected_version))
 
-    async def delete(self, name: CounterId) -> Counter | None:
-        return await self._delete.measure(self.inner.delete(name))
+    async def delete(self, name: CounterId, expected_version: int | None = None) -> Counter | None:
+        return await self._delete.measure(self.inner.delete(name, expected_version))
 
     async def list(self, namespace: str, after: str | None, limit: int) -> Page:
         return await self._list.measure(self.inner.list(namespace, after, limit))
+
+    async def namespaces(self, after: str | None, limit: int) -> Sequence[str]:
+        return await self._list.measure(self.inner.namespaces(after, limit))
+
+    async def restore(self, counter: Counter, replace: bool = False) -> Restored:
+        # Measured with the sets, like create: a counter written at a given value.
+        return await self._set.measure(self.inner.restore(counter, replace))
 
     async def ping(self) -> None:
         await self._ping.measure(self.inner.ping())
@@ -131,17 +139,25 @@ class TracedRepository:
         with self._span("increment", name):
             return await self.inner.increment(name, by, idempotency)
 
-    async def set(self, name: CounterId, count: int) -> Replaced:
+    async def set(self, name: CounterId, count: int, expected_version: int | None = None) -> Replaced:
         with self._span("set", name):
-            return await self.inner.set(name, count)
+            return await self.inner.set(name, count, expected_version)
 
-    async def delete(self, name: CounterId) -> Counter | None:
+    async def delete(self, name: CounterId, expected_version: int | None = None) -> Counter | None:
         with self._span("delete", name):
-            return await self.inner.delete(name)
+            return await self.inner.delete(name, expected_version)
 
     async def list(self, namespace: str, after: str | None, limit: int) -> Page:
         with self._span("list"):
             return await self.inner.list(namespace, after, limit)
+
+    async def namespaces(self, after: str | None, limit: int) -> Sequence[str]:
+        with self._span("namespaces"):
+            return await self.inner.namespaces(after, limit)
+
+    async def restore(self, counter: Counter, replace: bool = False) -> Restored:
+        with self._span("restore", counter.id):
+            return await self.inner.restore(counter, replace)
 
     async def ping(self) -> None:
         with self._span("ping"):
