@@ -7,7 +7,6 @@ whether `/set` is allowed. Every counter made here expires six months after its 
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,15 +20,15 @@ from domain.errors import CounterExistsError, ForbiddenError, StepOutOfRangeErro
 from domain.model import DEFAULT_NAMESPACE, INT64_MAX, INT64_MIN, Counter, CounterId
 from domain.rules import STEP_LIMIT, Rules
 from domain.services import CounterService
+from entrypoints.http.compat.numbers import plain_integer
 from entrypoints.http.controllers import service_version
-from entrypoints.http.countapi.answers import BadRequestError, OpenCors, answer
+from entrypoints.http.countapi.answers import BadRequestError, answer, countapi_cors
 from entrypoints.http.countapi.names import MalformedNameError, check, counter_id
 from entrypoints.http.head import serving_head
 
 TTL_SECONDS = 15_770_000  # CountAPI's "six months" (its own sample ttl was 15 769 998 014 ms)
 HIT_RULES = Rules(min_step=0, max_step=1, resettable=False, ttl_seconds=TTL_SECONDS)
 MALFORMED = "Malformed Namespace/Key"
-INTEGER_RE = re.compile(r"[+-]?[0-9]{1,20}")
 INFO_FIELDS = (
     "namespace",
     "key",
@@ -63,9 +62,9 @@ def _integer(
     text = request.query_params.get(name)
     if text is None and default is not None:
         return default
-    if text is None or INTEGER_RE.fullmatch(text) is None:  # int() would take " 1" and "1_0"
+    number = None if text is None else plain_integer(text)
+    if number is None:
         raise BadRequestError(f"{name} must be an integer")
-    number = int(text)
     if not low <= number <= high:
         raise BadRequestError(f"{name} must be an integer from {low} to {high}")
     return number
@@ -260,7 +259,7 @@ def countapi_router() -> Router:
         dependencies={"countapi_stats": Provide(provide_stats, sync_to_thread=False)},
         before_request=count_request,
         exception_handlers={BadRequestError: _bad_request, MalformedNameError: _bad_request},
-        middleware=[OpenCors()],
+        middleware=[countapi_cors()],
         include_in_schema=False,
         tags=["countapi"],
     )
