@@ -26,6 +26,7 @@ from litestar.static_files import create_static_files_router
 from domain.errors import DomainError
 from entrypoints.access_log import AccessLog
 from entrypoints.container import Container, build_container, start_service
+from entrypoints.http.abacus import abacus_router
 from entrypoints.http.auth import ADMIN_TOKEN_STATE_KEY
 from entrypoints.http.badges.routes import BADGE_CONTROLLERS
 from entrypoints.http.bodies import StrictJSONRequest
@@ -80,7 +81,12 @@ def _openapi_config() -> OpenAPIConfig:
                     type="http",
                     scheme="bearer",
                     description="The token set in COUNTER_ADMIN_TOKEN.",
-                )
+                ),
+                "abacusAdminKey": SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description="The counter's `admin_key`, answered by `/abacus/create` (or `?token=`).",
+                ),
             }
         ),
         render_plugins=[
@@ -174,6 +180,7 @@ def create_app(
             CounterController,
             NamespaceCounterController,
             countapi_router(),
+            abacus_router(),
             HealthController,
             *BADGE_CONTROLLERS,
             docs_redirect,

@@ -17,7 +17,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath
 
 from domain.errors import CounterExistsError, ForbiddenError, StepOutOfRangeError
-from domain.model import DEFAULT_NAMESPACE, INT64_MAX, INT64_MIN, Counter, CounterId
+from domain.model import DEFAULT_NAMESPACE, INT64_MAX, INT64_MIN, CounterId
 from domain.rules import STEP_LIMIT, Rules
 from domain.services import CounterService
 from entrypoints.http.compat.numbers import plain_integer
@@ -49,11 +49,6 @@ class CountapiStats:
     keys_created: int = 0
     keys_updated: int = 0
     requests: int = 0
-
-
-def _exists(counter: Counter) -> bool:
-    # A store answers a missing counter as 0 without timestamps.
-    return counter.created_at is not None
 
 
 def _integer(
@@ -90,7 +85,7 @@ async def _add(
 ) -> Response[bytes]:
     """Adds `by` within the key's bounds: 403 with the value unchanged outside them."""
     current = await service.get(counter)
-    if not _exists(current):
+    if not current.exists:
         return answer(request, 404, {"value": None}, counter)
     rules = current.rules or Rules()
     if by == 0 or not rules.allows(by):  # a zero step changes nothing, so it is only checked
@@ -113,12 +108,8 @@ async def hit(
 ) -> Response[bytes]:
     """Adds 1, making a missing key first (steps 0..1, no set)."""
     counter = counter_id(request.headers, first, second)
-    if not _exists(await counter_service.get(counter)):
-        try:
-            await counter_service.create(counter, 0, HIT_RULES, admin_key=False)
-            countapi_stats.keys_created += 1
-        except CounterExistsError:
-            pass  # another request made it first
+    if await counter_service.ensure(counter, HIT_RULES):
+        countapi_stats.keys_created += 1
     return await _add(request, counter_service, countapi_stats, counter, 1)
 
 
@@ -145,7 +136,7 @@ async def get_value(
 ) -> Response[bytes]:
     counter = counter_id(request.headers, first, second)
     current = await counter_service.get(counter, touch=True)
-    if not _exists(current):
+    if not current.exists:
         return answer(request, 404, {"value": None}, counter)
     return answer(request, 200, {"value": current.count}, counter)
 
@@ -162,7 +153,7 @@ async def set_value(
     counter = counter_id(request.headers, first, second)
     value = _integer(request, "value", None)
     current = await counter_service.get(counter)
-    if not _exists(current):
+    if not current.exists:
         return answer(request, 404, {"old_value": None, "value": None}, counter)
     try:
         replaced = await counter_service.set(counter, value, admin=False)
@@ -182,7 +173,7 @@ async def info(
     """The key's eight fields; `ttl` (milliseconds left) and `created` (epoch ms)."""
     counter = counter_id(request.headers, first, second)
     current = await counter_service.get(counter)
-    if not _exists(current):
+    if not current.exists:
         return answer(request, 404, dict.fromkeys(INFO_FIELDS), counter)
     rules = current.rules or Rules()
     expires = _ms(current.expires_at)
