@@ -85,7 +85,13 @@ def _openapi_config() -> OpenAPIConfig:
                 "abacusAdminKey": SecurityScheme(
                     type="http",
                     scheme="bearer",
-                    description="The counter's `admin_key`, answered by `/abacus/create` (or `?token=`).",
+                    description="The counter's `admin_key`, answered by `/abacus/create`.",
+                ),
+                "abacusToken": SecurityScheme(
+                    type="apiKey",
+                    name="token",
+                    security_scheme_in="query",
+                    description="The counter's `admin_key`, answered by `/abacus/create`.",
                 ),
             }
         ),

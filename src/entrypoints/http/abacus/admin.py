@@ -29,7 +29,6 @@ from entrypoints.http.abacus.docs import (
     TAG,
     DefaultNamespace,
     KeyParam,
-    TokenParam,
     operation_id,
 )
 from entrypoints.http.abacus.names import counter_id, full_key
@@ -107,7 +106,6 @@ async def set_value(
     key: KeyParam,
     namespace: DefaultNamespace = None,
     value: SetValueParam = None,
-    token: TokenParam = None,  # noqa: ARG001 (read with the header by _token, documented here)
 ) -> Response[ValueBody]:
     counter = await _owned(request, counter_service, namespace, key)
     new = _value(value, "value must be a number")
@@ -127,7 +125,6 @@ async def reset(
     counter_service: NamedDependency[CounterService],
     key: KeyParam,
     namespace: DefaultNamespace = None,
-    token: TokenParam = None,  # noqa: ARG001
 ) -> Response[ValueBody]:
     counter = await _owned(request, counter_service, namespace, key)
     return answer(200, {"value": (await counter_service.set(counter, 0)).counter.count})
@@ -147,7 +144,6 @@ async def update(
     key: KeyParam,
     namespace: DefaultNamespace = None,
     value: UpdateValueParam = None,
-    token: TokenParam = None,  # noqa: ARG001
 ) -> Response[ValueBody]:
     counter = await _owned(request, counter_service, namespace, key)
     by = _value(value, "value must be a number, this means no floats.")
@@ -170,7 +166,6 @@ async def delete(
     counter_service: NamedDependency[CounterService],
     key: KeyParam,
     namespace: DefaultNamespace = None,
-    token: TokenParam = None,  # noqa: ARG001
 ) -> Response[DeletedBody]:
     counter = await _owned(request, counter_service, namespace, key)
     await counter_service.delete(counter)

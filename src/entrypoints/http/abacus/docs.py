@@ -13,16 +13,18 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Schema
 from litestar.params import PathParameter, QueryParameter
 
+from domain.model import INT64_MAX, INT64_MIN
 from entrypoints.http.abacus.schemas import ErrorBody
 from entrypoints.http.badges.colors import COLOR_PATTERN
-from entrypoints.http.compat.jsonp import CALLBACK_PATTERN
+from entrypoints.http.compat.jsonp import CALLBACK_RE
 from entrypoints.http.compat.names import NAME_RE
 from entrypoints.http.controllers import STORE_ERRORS, problem
 from entrypoints.http.openapi import DocumentedOperation
 
 TAG = "Abacus"
 JSON = "application/json"
-ABACUS_SECURITY: list[dict[str, list[str]]] = [{"abacusAdminKey": []}]
+# The counter's admin key, as `Authorization: Bearer` or as `?token=`: either one.
+ABACUS_SECURITY: list[dict[str, list[str]]] = [{"abacusAdminKey": []}, {"abacusToken": []}]
 _NAME = {"pattern": f"^{NAME_RE.pattern}$", "minLength": 3, "maxLength": 64}
 
 NamespaceParam = Annotated[
@@ -40,17 +42,11 @@ CallbackParam = Annotated[
     QueryParameter(
         required=False,
         description='Answer JSONP, `callback({"value":N});` (a JavaScript name or dotted path).',
-        schema_extra={"pattern": CALLBACK_PATTERN},
+        schema_extra={"pattern": f"^(?:{CALLBACK_RE.pattern})?$"},  # empty: plain JSON
     ),
 ]
-TokenParam = Annotated[
-    str | None,
-    QueryParameter(
-        required=False,
-        description="The counter's `admin_key`, when it is not sent as `Authorization: Bearer`.",
-    ),
-]
-INTEGER_SCHEMA = {"pattern": "^[+-]?[0-9]+$"}  # read as text: a refusal is in Abacus's words
+# Read as text, so that a refusal is in Abacus's words; documented as the integer it must be.
+INTEGER_SCHEMA = {"type": OpenAPIType.INTEGER, "format": "int64", "minimum": INT64_MIN, "maximum": INT64_MAX}
 COLOR_SCHEMA = {"pattern": COLOR_PATTERN}
 
 

@@ -14,7 +14,6 @@ import msgspec
 from litestar import Response
 
 CALLBACK_RE = re.compile(r"[A-Za-z_$][A-Za-z0-9_$.]{0,63}")
-CALLBACK_PATTERN = f"^{CALLBACK_RE.pattern}$"
 JSON_TYPE = "application/json; charset=utf-8"
 JSONP_TYPE = "application/javascript; charset=utf-8"
 MALFORMED_CALLBACK = "Malformed callback"
