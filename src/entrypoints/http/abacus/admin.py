@@ -14,10 +14,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Request, Response, post
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 
-from domain.model import DEFAULT_NAMESPACE, CounterId
+from domain.model import CounterId
 from domain.services import CounterService
 from entrypoints.http.abacus.answers import AbacusError, answer
 from entrypoints.http.abacus.docs import (
@@ -27,11 +27,9 @@ from entrypoints.http.abacus.docs import (
     JSON,
     STEP_ERRORS,
     TAG,
-    DefaultNamespace,
-    KeyParam,
     operation_id,
 )
-from entrypoints.http.abacus.names import counter_id, full_key
+from entrypoints.http.abacus.names import COUNTER_IN_DEFAULT, full_key
 from entrypoints.http.abacus.schemas import DeletedBody, ValueBody
 from entrypoints.http.compat.numbers import int64
 from entrypoints.http.openapi import DocumentedOperation
@@ -53,13 +51,6 @@ UpdateValueParam = Annotated[
     str | None,
     QueryParameter(description="What to add: a signed 64-bit integer, not 0.", schema_extra=INTEGER_SCHEMA),
 ]
-_ADMIN: dict[str, Any] = {
-    "tags": [TAG],
-    "media_type": JSON,
-    "status_code": 200,
-    "security": ABACUS_SECURITY,
-    "operation_class": DocumentedOperation,
-}
 
 
 def _token(request: Req) -> str:
@@ -72,11 +63,22 @@ def _token(request: Req) -> str:
     return token
 
 
-async def _owned(request: Req, service: CounterService, namespace: str | None, key: str) -> CounterId:
+async def provide_owned(
+    request: Req, counter_service: NamedDependency[CounterService], counter: NamedDependency[CounterId]
+) -> CounterId:
     """The counter the path names, once the request's token is its admin key."""
-    counter = counter_id(request.headers, namespace or DEFAULT_NAMESPACE, key)
-    await service.check_owner(counter, _token(request))
+    await counter_service.check_owner(counter, _token(request))
     return counter
+
+
+_ADMIN: dict[str, Any] = {
+    "tags": [TAG],
+    "media_type": JSON,
+    "status_code": 200,
+    "security": ABACUS_SECURITY,
+    "operation_class": DocumentedOperation,
+    "dependencies": {**COUNTER_IN_DEFAULT, "owned": Provide(provide_owned)},
+}
 
 
 def _value(text: str | None, not_a_number: str) -> int:
@@ -100,16 +102,12 @@ def _paths(operation: str) -> list[str]:
     **_ADMIN,
 )
 async def set_value(
-    request: Req,
-    *,
     counter_service: NamedDependency[CounterService],
-    key: KeyParam,
-    namespace: DefaultNamespace = None,
+    owned: NamedDependency[CounterId],
     value: SetValueParam = None,
 ) -> Response[ValueBody]:
-    counter = await _owned(request, counter_service, namespace, key)
     new = _value(value, "value must be a number")
-    return answer(200, {"value": (await counter_service.set(counter, new)).counter.count})
+    return answer(200, {"value": (await counter_service.set(owned, new)).counter.count})
 
 
 @post(
@@ -120,14 +118,10 @@ async def set_value(
     **_ADMIN,
 )
 async def reset(
-    request: Req,
-    *,
     counter_service: NamedDependency[CounterService],
-    key: KeyParam,
-    namespace: DefaultNamespace = None,
+    owned: NamedDependency[CounterId],
 ) -> Response[ValueBody]:
-    counter = await _owned(request, counter_service, namespace, key)
-    return answer(200, {"value": (await counter_service.set(counter, 0)).counter.count})
+    return answer(200, {"value": (await counter_service.set(owned, 0)).counter.count})
 
 
 @post(
@@ -138,18 +132,14 @@ async def reset(
     **_ADMIN,
 )
 async def update(
-    request: Req,
-    *,
     counter_service: NamedDependency[CounterService],
-    key: KeyParam,
-    namespace: DefaultNamespace = None,
+    owned: NamedDependency[CounterId],
     value: UpdateValueParam = None,
 ) -> Response[ValueBody]:
-    counter = await _owned(request, counter_service, namespace, key)
     by = _value(value, "value must be a number, this means no floats.")
     if by == 0:
         raise AbacusError(400, BY_ZERO)
-    return answer(200, {"value": (await counter_service.increment(counter, by)).counter.count})
+    return answer(200, {"value": (await counter_service.increment(owned, by)).counter.count})
 
 
 @post(
@@ -161,15 +151,11 @@ async def update(
     **_ADMIN,
 )
 async def delete(
-    request: Req,
-    *,
     counter_service: NamedDependency[CounterService],
-    key: KeyParam,
-    namespace: DefaultNamespace = None,
+    owned: NamedDependency[CounterId],
 ) -> Response[DeletedBody]:
-    counter = await _owned(request, counter_service, namespace, key)
-    await counter_service.delete(counter)
-    return answer(200, {"message": f"Deleted key: {full_key(counter)}", "status": "ok"})
+    await counter_service.delete(owned)
+    return answer(200, {"message": f"Deleted key: {full_key(owned)}", "status": "ok"})
 
 
 ADMIN_ROUTES = [set_value, reset, update, delete]

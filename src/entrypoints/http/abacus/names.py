@@ -6,9 +6,14 @@ no name may hold: these words end in a 400 on every route, as they do in Abacus 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
-from domain.model import CounterId
+from litestar import Request
+from litestar.di import Provide
+
+from domain.model import DEFAULT_NAMESPACE, CounterId
 from entrypoints.http.abacus.answers import AbacusError
+from entrypoints.http.abacus.docs import DefaultNamespace, KeyParam, NamespaceParam
 from entrypoints.http.compat.names import NAME_MAX_LENGTH, NAME_MIN_LENGTH, NAME_RE
 
 _PATTERN_TEXT = r"^[A-Za-z0-9_\-.]{3,64}$"  # as Abacus writes it in its message
@@ -53,3 +58,20 @@ def counter_id(headers: Mapping[str, str], namespace: str, key: str) -> CounterI
 def full_key(counter: CounterId) -> str:
     """The name Abacus gives the counter in `/info` and `/delete` (its Redis key)."""
     return f"K:{counter.namespace}:{counter.key}"
+
+
+# The counter of a route, as a dependency: its path parameters are documented once, here.
+def provide_counter(request: Request[Any, Any, Any], namespace: NamespaceParam, key: KeyParam) -> CounterId:
+    """The counter of `/op/{namespace}/{key}`."""
+    return counter_id(request.headers, namespace, key)
+
+
+def provide_counter_in_default(
+    request: Request[Any, Any, Any], key: KeyParam, namespace: DefaultNamespace = None
+) -> CounterId:
+    """The counter of `/op/{namespace}/{key}`, or of `/op/{key}` in the namespace `default`."""
+    return counter_id(request.headers, namespace or DEFAULT_NAMESPACE, key)
+
+
+COUNTER = {"counter": Provide(provide_counter, sync_to_thread=False)}
+COUNTER_IN_DEFAULT = {"counter": Provide(provide_counter_in_default, sync_to_thread=False)}

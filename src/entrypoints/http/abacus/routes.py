@@ -18,7 +18,7 @@ from litestar.enums import HttpMethod
 from litestar.params import QueryParameter
 from litestar.response import Redirect
 
-from domain.model import DEFAULT_NAMESPACE, Counter, CounterId
+from domain.model import Counter, CounterId
 from domain.rules import Rules
 from domain.services import CounterService
 from entrypoints.http.abacus.answers import (
@@ -37,14 +37,11 @@ from entrypoints.http.abacus.docs import (
     TAG,
     WRITE_ERRORS,
     CallbackParam,
-    DefaultNamespace,
     JsonpOperation,
-    KeyParam,
-    NamespaceParam,
     error,
     operation_id,
 )
-from entrypoints.http.abacus.names import counter_id, full_key
+from entrypoints.http.abacus.names import COUNTER, COUNTER_IN_DEFAULT, full_key
 from entrypoints.http.abacus.schemas import CreatedBody, HealthBody, InfoBody, StatsBody, ValueBody
 from entrypoints.http.abacus.stats import AbacusStats
 from entrypoints.http.compat.numbers import int64
@@ -84,22 +81,24 @@ def _random_name() -> str:
     ' answers `{"value": N}`.',
     responses={**WRITE_ERRORS, **STEP_ERRORS},
     opt={WRITES_OPT: True},  # a write for the per-counter rate limit, though a GET
+    dependencies=COUNTER,
     **_DOC,
 )
 async def hit(
-    request: Req,
-    *,
     counter_service: NamedDependency[CounterService],
     abacus_stats: NamedDependency[AbacusStats],
-    namespace: NamespaceParam,
-    key: KeyParam,
+    counter: NamedDependency[CounterId],
     callback: CallbackParam = None,
 ) -> Response[ValueBody]:
-    counter = counter_id(request.headers, namespace, key)
     answer_value = value_answer(callback)  # a malformed callback counts nothing
-    if await counter_service.ensure(counter, ABACUS_RULES):
-        abacus_stats.keys_created += 1
-    return answer_value((await counter_service.increment(counter)).counter.count)
+    return answer_value(await count_hit(counter_service, abacus_stats, counter))
+
+
+async def count_hit(service: CounterService, stats: AbacusStats, counter: CounterId) -> int:
+    """Add 1, making a missing counter first (no admin key): the new value."""
+    if await service.ensure(counter, ABACUS_RULES):
+        stats.keys_created += 1
+    return (await service.increment(counter)).counter.count
 
 
 @get(
@@ -109,17 +108,14 @@ async def hit(
     summary="Abacus: read a counter",
     description="The value; it pushes the counter's expiry forward, as Abacus does.",
     responses={**READ_ERRORS, 404: error("The key does not exist.")},
+    dependencies=COUNTER,
     **_DOC,
 )
 async def get_value(
-    request: Req,
-    *,
     counter_service: NamedDependency[CounterService],
-    namespace: NamespaceParam,
-    key: KeyParam,
+    counter: NamedDependency[CounterId],
     callback: CallbackParam = None,
 ) -> Response[ValueBody]:
-    counter = counter_id(request.headers, namespace, key)
     answer_value = value_answer(callback)
     return answer_value((await existing(counter_service, counter, touch=True)).count)
 
@@ -166,18 +162,15 @@ _CREATE: dict[str, Any] = {
     summary="Abacus: create a counter with an admin key",
     description="Makes the counter at `initializer` and answers, this once, its `admin_key`: the"
     " token of `set`, `reset`, `update` and `delete`.",
+    dependencies=COUNTER_IN_DEFAULT,
     **_CREATE,
 )
 async def create(
-    request: Req,
-    *,
     counter_service: NamedDependency[CounterService],
     abacus_stats: NamedDependency[AbacusStats],
-    key: KeyParam,
-    namespace: DefaultNamespace = None,
+    counter: NamedDependency[CounterId],
     initializer: InitializerParam = None,
 ) -> Response[CreatedBody]:
-    counter = counter_id(request.headers, namespace or DEFAULT_NAMESPACE, key)
     return await _create(counter_service, abacus_stats, counter, initializer)
 
 
@@ -215,16 +208,12 @@ def _expires_in(current: Counter, now: datetime) -> tuple[float, int]:
     summary="Abacus: what is known of a counter",
     description="Answers 200 for a missing key too (`exists` false, `value` -1).",
     responses=READ_ERRORS,
+    dependencies=COUNTER_IN_DEFAULT,
     **_DOC,
 )
 async def info(
-    request: Req,
-    *,
-    counter_service: NamedDependency[CounterService],
-    key: KeyParam,
-    namespace: DefaultNamespace = None,
+    counter_service: NamedDependency[CounterService], counter: NamedDependency[CounterId]
 ) -> Response[InfoBody]:
-    counter = counter_id(request.headers, namespace or DEFAULT_NAMESPACE, key)
     current = await counter_service.get(counter)
     expires_in, expires_ns = _expires_in(current, datetime.now(UTC))
     body = {

@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Request, Response, get
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 
+from domain.model import CounterId
 from domain.services import CounterService
 from entrypoints.http.abacus.answers import AbacusError
 from entrypoints.http.abacus.docs import (
@@ -20,12 +21,10 @@ from entrypoints.http.abacus.docs import (
     STEP_ERRORS,
     TAG,
     WRITE_ERRORS,
-    KeyParam,
-    NamespaceParam,
     error,
 )
-from entrypoints.http.abacus.names import counter_id
-from entrypoints.http.abacus.routes import ABACUS_RULES, existing
+from entrypoints.http.abacus.names import COUNTER
+from entrypoints.http.abacus.routes import count_hit, existing
 from entrypoints.http.abacus.stats import AbacusStats
 from entrypoints.http.badges.colors import InvalidColorError, parse_color
 from entrypoints.http.badges.query import DEFAULT_LABEL_COLOR, BadgeQuery, CountFormat
@@ -74,13 +73,6 @@ StyleParam = Annotated[
 ]
 IgnoredParam = Annotated[str | None, QueryParameter(required=False, description="Taken and not used.")]
 
-_SHIELD: dict[str, Any] = {
-    "tags": [TAG],
-    "media_type": SVG,
-    "operation_class": DocumentedOperation,
-}
-_QUERY_ERROR = error("An invalid name, colour (hex, with or without `#`) or `text` (too long).")
-
 
 def _color(value: str | None, default: str) -> str:
     if value is None:
@@ -97,7 +89,16 @@ def _color(value: str | None, default: str) -> str:
         ) from None
 
 
-def _badge(bgcolor: str | None, textcolor: str | None, text: str | None, style: str | None) -> BadgeQuery:
+def provide_abacus_badge(
+    *,
+    bgcolor: BackgroundParam = None,
+    textcolor: TextColorParam = None,
+    text: TextParam = None,
+    style: StyleParam = None,
+    font: IgnoredParam = None,  # noqa: ARG001
+    fontsize: IgnoredParam = None,  # noqa: ARG001
+) -> BadgeQuery:
+    """The shield's query (a dependency of both routes), checked before anything is counted."""
     name = style or "flat"
     label = DEFAULT_TEXT if text is None else text
     if len(label) > MAX_LABEL_LENGTH:
@@ -116,6 +117,15 @@ def _badge(bgcolor: str | None, textcolor: str | None, text: str | None, style: 
     )
 
 
+_SHIELD: dict[str, Any] = {
+    "dependencies": {**COUNTER, "abacus_badge": Provide(provide_abacus_badge, sync_to_thread=False)},
+    "tags": [TAG],
+    "media_type": SVG,
+    "operation_class": DocumentedOperation,
+}
+_QUERY_ERROR = error("An invalid name, colour (hex, with or without `#`) or `text` (too long).")
+
+
 @get(
     "/hit/{namespace:str}/{key:str}/shield",
     operation_id="abacusHitShield",
@@ -126,24 +136,13 @@ def _badge(bgcolor: str | None, textcolor: str | None, text: str | None, style: 
     **_SHIELD,
 )
 async def hit_shield(
-    request: Req,
-    *,
     counter_service: NamedDependency[CounterService],
     abacus_stats: NamedDependency[AbacusStats],
-    namespace: NamespaceParam,
-    key: KeyParam,
-    bgcolor: BackgroundParam = None,
-    textcolor: TextColorParam = None,
-    text: TextParam = None,
-    style: StyleParam = None,
-    font: IgnoredParam = None,  # noqa: ARG001
-    fontsize: IgnoredParam = None,  # noqa: ARG001
+    counter: NamedDependency[CounterId],
+    abacus_badge: NamedDependency[BadgeQuery],
 ) -> Response[bytes]:
-    counter = counter_id(request.headers, namespace, key)
-    badge = _badge(bgcolor, textcolor, text, style)
-    if await counter_service.ensure(counter, ABACUS_RULES):
-        abacus_stats.keys_created += 1
-    return svg_response(badge, DEFAULT_TEXT, (await counter_service.increment(counter)).counter.count)
+    count = await count_hit(counter_service, abacus_stats, counter)
+    return svg_response(abacus_badge, DEFAULT_TEXT, count)
 
 
 @get(
@@ -155,22 +154,12 @@ async def hit_shield(
     **_SHIELD,
 )
 async def get_shield(
-    request: Req,
-    *,
     counter_service: NamedDependency[CounterService],
-    namespace: NamespaceParam,
-    key: KeyParam,
-    bgcolor: BackgroundParam = None,
-    textcolor: TextColorParam = None,
-    text: TextParam = None,
-    style: StyleParam = None,
-    font: IgnoredParam = None,  # noqa: ARG001
-    fontsize: IgnoredParam = None,  # noqa: ARG001
+    counter: NamedDependency[CounterId],
+    abacus_badge: NamedDependency[BadgeQuery],
 ) -> Response[bytes]:
-    counter = counter_id(request.headers, namespace, key)
-    badge = _badge(bgcolor, textcolor, text, style)
     current = await existing(counter_service, counter, touch=True)
-    return svg_response(badge, DEFAULT_TEXT, current.count)
+    return svg_response(abacus_badge, DEFAULT_TEXT, current.count)
 
 
 SHIELD_ROUTES = [hit_shield, get_shield]
