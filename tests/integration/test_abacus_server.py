@@ -50,6 +50,9 @@ def test_create_hit_get_info_and_the_admin_routes(http: httpx.Client) -> None:
     assert (body["namespace"], body["key"], body["value"]) == ("site", "visits", 5)
     token = body["admin_key"]
     assert http.post("/create/site/visits").status_code == 409
+    random = http.post("/create/")
+    assert random.status_code == 201
+    assert re.fullmatch(r"[A-Za-z0-9_-]{16}", random.json()["namespace"])
     assert http.get("/hit/site/visits").content == b'{"value":6}'
     assert http.get("/get/site/visits").content == b'{"value":6}'
     info = http.get("/info/site/visits")

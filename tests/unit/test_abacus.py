@@ -217,6 +217,8 @@ async def test_stats_view(api: Any) -> None:
     await call(api, "GET", "/get/test/stats_key", 200)
     await call(api, "GET", "/hit/test/stats_key/shield", 200)
     await call(api, "GET", "/info/test/stats_key", 200)
+    await call(api, "GET", "/hit/stats_key", 308, follow_redirects=False)  # leads to the docs: not counted
+    await call(api, "OPTIONS", "/hit/test/stats_key", 204)  # not counted
     first = await call(api, "GET", "/stats", 200)
     body = first.json()
     assert list(body) == sorted(body)

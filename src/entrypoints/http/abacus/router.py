@@ -18,7 +18,7 @@ from litestar.handlers import BaseRouteHandler
 from domain.errors import CounterExistsError, NoAdminKeyError, WrongAdminKeyError
 from entrypoints.http.abacus.admin import ADMIN_ROUTES
 from entrypoints.http.abacus.answers import AbacusError, error_answer
-from entrypoints.http.abacus.routes import PUBLIC_ROUTES
+from entrypoints.http.abacus.routes import PUBLIC_ROUTES, UNCOUNTED_OPT
 from entrypoints.http.abacus.shields import SHIELD_ROUTES
 from entrypoints.http.abacus.stats import AbacusStats, operation_of
 from entrypoints.http.compat.cors import ANY_ORIGIN, OpenCors
@@ -58,8 +58,12 @@ def abacus_router() -> Router:
         return counts
 
     def count_request(request: Req) -> None:
+        # Not counted, as in Abacus: what leads to the docs and OPTIONS, which its routes do not
+        # serve; the stats route counts itself once it has answered.
+        if request.method == "OPTIONS" or request.route_handler.opt.get(UNCOUNTED_OPT):
+            return
         operation = operation_of(request.scope["path"])
-        if operation != "stats":  # the stats route counts itself once it has answered
+        if operation != "stats":
             counts.count(operation)
 
     return Router(

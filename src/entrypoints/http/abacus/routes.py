@@ -53,6 +53,7 @@ TTL_SECONDS = 4032 * 3600  # Abacus's BaseTTLPeriod
 ABACUS_RULES = Rules(ttl_seconds=TTL_SECONDS)
 DOCS_PATH = "/schema/swagger"  # where Abacus's redirects to its docs lead here
 RANDOM_NAME_LENGTH = 16
+UNCOUNTED_OPT = "abacus_uncounted"  # in a handler's `opt`: not in /abacus/stats
 _RANDOM_ALPHABET = string.ascii_letters + string.digits + "-_"
 _NS = 1_000_000_000
 Req = Request[Any, Any, Any]
@@ -266,7 +267,12 @@ async def healthcheck(abacus_stats: NamedDependency[AbacusStats]) -> Response[He
     return answer(200, {"status": "ok", "uptime": go_duration(abacus_stats.uptime_ns())})
 
 
-@get(["/docs", "/hit/{key:str}", "/get/{key:str}"], include_in_schema=False, status_code=308)
+@get(
+    ["/docs", "/hit/{key:str}", "/get/{key:str}"],
+    include_in_schema=False,
+    status_code=308,
+    opt={UNCOUNTED_OPT: True},
+)
 async def to_docs() -> Redirect:
     """Abacus 1.6.0 has no `/hit/{key}` or `/get/{key}` (without a namespace): like every path it
     does not serve, they lead to its docs with a 308; here, to this server's."""
