@@ -513,3 +513,22 @@ def test_durations_are_written_as_go_writes_them(nanoseconds: int, text: str) ->
 )
 def test_floats_are_written_as_go_writes_them(number: float, text: bytes) -> None:
     assert bytes(go_float(number)) == text
+
+
+async def test_open_to_every_origin_when_the_native_api_restricts_origins() -> None:
+    allowed = "https://allowed.example"
+    async with make_client(InMemoryCounterRepository(), cors_allow_origins=allowed) as api:
+        # Another origin gets `*` from these routes; a listed one its own name from the app's CORS.
+        for origin, seen in (("https://other.example", "*"), (allowed, allowed)):
+            response = await call(api, "GET", "/hit/test/restricted", 200, headers={"Origin": origin})
+            assert response.headers.get_list("access-control-allow-origin") == [seen], origin
+            assert "access-control-allow-credentials" not in response.headers
+        # The app's CORS answers preflights first, for the origins it lists (README).
+        preflight = await call(
+            api,
+            "OPTIONS",
+            "/set/test/restricted",
+            204,
+            headers={"Origin": allowed, "Access-Control-Request-Method": "POST"},
+        )
+        assert preflight.headers["access-control-allow-origin"] == allowed
