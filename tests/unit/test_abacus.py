@@ -374,6 +374,7 @@ async def test_validate_accepts(api: Any, name: str) -> None:
         ({"Origin": "page.example"}, b'{"error":"Invalid Origin header format"}'),
         ({"Origin": "https://a b"}, b'{"error":"Invalid Origin header format"}'),
         ({"Origin": ORIGIN}, PATTERN_ERROR % b"namespace"),
+        ({"Origin": "https://" + "o" * 80}, PATTERN_ERROR % b"namespace"),  # cut to 64, not too long
     ],
 )
 async def test_host_placeholder_gives_400_as_upstream(api: Any, headers: dict[str, str], body: bytes) -> None:

@@ -34,7 +34,7 @@ def _resolve(part: str, headers: Mapping[str, str]) -> str:
         raise AbacusError(400, f"{header} header is required if {part} is used")
     if not _url(value):
         raise AbacusError(400, f"Invalid {header} header format")
-    return value[:NAME_MAX_LENGTH].rjust(NAME_MIN_LENGTH, ".")
+    return value[:NAME_MAX_LENGTH]  # cut as Abacus cuts it (a URL is never short enough to pad)
 
 
 def check(name: str, part: str) -> str:

@@ -12,7 +12,6 @@ from typing import Any
 
 from litestar import Request, Response, Router
 from litestar.di import Provide
-from litestar.exceptions import ValidationException
 from litestar.handlers import BaseRouteHandler
 
 from domain.errors import CounterExistsError, NoAdminKeyError, WrongAdminKeyError
@@ -45,8 +44,6 @@ ROUTES: list[BaseRouteHandler] = [*PUBLIC_ROUTES, *SHIELD_ROUTES, *ADMIN_ROUTES]
 
 
 def _refused(request: Req, error: Exception) -> Response[Any]:
-    if isinstance(error, ValidationException):
-        return error_answer(request, AbacusError(400, str(error.detail)))
     return error_answer(request, next(r for cls, r in _REFUSALS.items() if isinstance(error, cls)))
 
 
@@ -73,7 +70,6 @@ def abacus_router() -> Router:
         before_request=count_request,
         exception_handlers={
             AbacusError: error_answer,
-            ValidationException: _refused,
             **dict.fromkeys(_REFUSALS, _refused),
         },
         middleware=[OpenCors(ANY_ORIGIN, PREFLIGHT_HEADERS)],
