@@ -60,6 +60,19 @@ class ForbiddenError(DomainError):
     title = "Forbidden"
 
 
+class NoAdminKeyError(ForbiddenError):
+    """The counter has no admin key to present (a hit made it, another API did, or it does not
+    exist): no key opens it."""
+
+    title = "Counter has no admin key"
+
+
+class WrongAdminKeyError(ForbiddenError):
+    """The key presented is not the counter's admin key."""
+
+    title = "Wrong admin key"
+
+
 class CounterOverflowError(DomainError):
     """The operation would leave the signed 64-bit range; nothing was changed."""
 

@@ -111,6 +111,11 @@ class Counter:
     version: int = 0
 
     @property
+    def exists(self) -> bool:
+        # Every store answers a missing counter as 0 without timestamps.
+        return self.created_at is not None
+
+    @property
     def namespace(self) -> str:
         return self.id.namespace
 

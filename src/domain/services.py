@@ -7,7 +7,14 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from domain.errors import ForbiddenError, InvalidInputError, VersionMismatchError
+from domain.errors import (
+    CounterExistsError,
+    ForbiddenError,
+    InvalidInputError,
+    NoAdminKeyError,
+    VersionMismatchError,
+    WrongAdminKeyError,
+)
 from domain.idempotency import Idempotency
 from domain.model import (
     Counter,
@@ -51,6 +58,17 @@ class CounterService:
         created = await self.repository.create(counter, check_value(count), rules or Rules(), key_hash)
         return created, key
 
+    async def ensure(self, counter: CounterId, rules: Rules) -> bool:
+        """Make the counter at 0 with `rules` and no admin key unless it exists (a counter that
+        the first hit makes); whether this call made it."""
+        if (await self.repository.get(counter)).exists:
+            return False
+        try:
+            await self.repository.create(counter, 0, rules, None)
+        except CounterExistsError:
+            return False  # another request made it first
+        return True
+
     async def authorize(self, counter: CounterId, admin_key: str | None, *, reset: bool = False) -> bool:
         """Whether a caller without the service admin token may change `counter`: it holds the
         counter's admin key, or (`reset`: to set or reset it) the counter is resettable."""
@@ -58,6 +76,17 @@ class CounterService:
         if reset and current.rules is not None and current.rules.resettable:
             return True
         return admin_key_matches(admin_key, current.admin_key_hash)
+
+    async def check_owner(self, counter: CounterId, admin_key: str) -> Counter:
+        """The counter, when `admin_key` is its own admin key (the caller may then change it
+        as an admin). NoAdminKeyError when it has none, WrongAdminKeyError for another key:
+        told apart, for an API that answers them differently."""
+        current = await self.repository.get(counter)
+        if current.admin_key_hash is None:
+            raise NoAdminKeyError(f"counter {str(counter)!r} has no admin key")
+        if not admin_key_matches(admin_key, current.admin_key_hash):
+            raise WrongAdminKeyError(f"that is not the admin key of counter {str(counter)!r}")
+        return current
 
     async def increment(
         self, counter: CounterId, by: int = 1, idempotency_key: str | None = None

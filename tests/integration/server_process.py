@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 
 
 def free_port() -> int:
@@ -86,3 +87,16 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
+
+
+def store_env(request: pytest.FixtureRequest, tmp_path: Path, backend: str, name: str) -> dict[str, str]:
+    """The settings of a server on `backend`: a SQLite file in `tmp_path`, or the test Redis
+    (the `redis_url` fixture) under a prefix of its own; `name` names the file and the prefix."""
+    if backend == "sqlite":
+        return {"COUNTER_BACKEND": "sqlite", "COUNTER_SQLITE_PATH": str(tmp_path / f"{name}.db")}
+    redis_url: str = request.getfixturevalue("redis_url")
+    return {
+        "COUNTER_BACKEND": "redis",
+        "COUNTER_REDIS_URL": redis_url,
+        "COUNTER_REDIS_PREFIX": f"{name}-{tmp_path.name}:",
+    }

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.server_process import Server, running_server
+from tests.integration.server_process import Server, running_server, store_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -36,15 +36,7 @@ JS_SEED = [
 
 @pytest.fixture(params=["sqlite", "redis"])
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
-    if request.param == "sqlite":
-        env = {"COUNTER_BACKEND": "sqlite", "COUNTER_SQLITE_PATH": str(tmp_path / "countapi.db")}
-    else:
-        redis_url: str = request.getfixturevalue("redis_url")
-        env = {
-            "COUNTER_BACKEND": "redis",
-            "COUNTER_REDIS_URL": redis_url,
-            "COUNTER_REDIS_PREFIX": f"countapi-{tmp_path.name}:",
-        }
+    env = store_env(request, tmp_path, request.param, "countapi")
     with running_server(env, tmp_path / "server.log") as running:
         yield running
 

@@ -16,6 +16,7 @@ from adapters.memory import InMemoryCounterRepository
 from domain.errors import InvalidCounterNameError, InvalidIdempotencyKeyError
 from domain.idempotency import Idempotency
 from domain.model import INT64_MAX, INT64_MIN, CounterId, check_name
+from entrypoints.http.compat.names import NAME_RE as COMPAT_NAME_RE
 from entrypoints.http.schemas import COUNTER_NAME_PATTERN, IDEMPOTENCY_KEY_PATTERN
 from tests.unit.conftest import make_app
 
@@ -78,8 +79,14 @@ def document() -> dict[str, Any]:
     return schema
 
 
-def _operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    return [(path, method, op) for path, item in document["paths"].items() for method, op in item.items()]
+def _operations(document: dict[str, Any], *, abacus: bool = False) -> list[tuple[str, str, dict[str, Any]]]:
+    """The native API's operations, or (`abacus`) those of `/abacus`, which keep Abacus's rules."""
+    return [
+        (path, method, op)
+        for path, item in document["paths"].items()
+        for method, op in item.items()
+        if ("Abacus" in op.get("tags", ())) == abacus
+    ]
 
 
 def test_names_keys_and_64_bit_values_are_stated(document: dict[str, Any]) -> None:
@@ -135,3 +142,34 @@ def test_admin_routes_need_the_bearer_token_and_say_how_they_refuse(document: di
         admin = method in ("put", "delete")
         assert (op.get("security") == [{"bearerAuth": []}]) == admin
         assert {"401", "403"} <= set(op["responses"]) or not admin
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_abacus_documents_the_name_rule_of_the_compatible_apis(name: str) -> None:
+    assert _matches(f"^{COMPAT_NAME_RE.pattern}$", name) == (COMPAT_NAME_RE.fullmatch(name) is not None)
+    if COMPAT_NAME_RE.fullmatch(name):
+        assert _name_ok(name)  # every name Abacus takes is one of the domain's
+
+
+def test_abacus_operations_state_its_rules_and_answers(document: dict[str, Any]) -> None:
+    operations = _operations(document, abacus=True)
+    assert len(operations) == 22
+    abacus_error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}
+    assert document["components"]["securitySchemes"]["abacusAdminKey"]["scheme"] == "bearer"
+    for path, method, op in operations:
+        for parameter in op.get("parameters", []):
+            if parameter["name"] in ("namespace", "key"):
+                schema = parameter["schema"]
+                assert (schema["pattern"], schema["minLength"], schema["maxLength"]) == (
+                    f"^{COMPAT_NAME_RE.pattern}$",
+                    3,
+                    64,
+                )
+        for status, response in op["responses"].items():
+            if int(status) >= 400:
+                assert response["content"] in (abacus_error, problem), (path, method, status)
+        admin = method == "post" and not path.startswith("/abacus/create")
+        assert (op.get("security") == [{"abacusAdminKey": []}, {"abacusToken": []}]) == admin, path
+        if admin:
+            assert op["responses"]["401"]["headers"]["WWW-Authenticate"]["required"] is True

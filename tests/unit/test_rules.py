@@ -7,7 +7,13 @@ import hashlib
 import pytest
 
 from adapters.memory import InMemoryCounterRepository
-from domain.errors import ForbiddenError, InvalidInputError, StepOutOfRangeError
+from domain.errors import (
+    ForbiddenError,
+    InvalidInputError,
+    NoAdminKeyError,
+    StepOutOfRangeError,
+    WrongAdminKeyError,
+)
 from domain.model import CounterId
 from domain.rules import STEP_LIMIT, Rules, admin_key_matches, hash_admin_key
 from domain.services import CounterService
@@ -82,3 +88,32 @@ async def test_a_resettable_counter_is_set_by_anyone_but_not_deleted() -> None:
     with pytest.raises(ForbiddenError):
         await service.set(CounterId("ns", "hit"), 0, admin=False)
     assert (await service.set(CounterId("ns", "hit"), 0)).previous == 1
+
+
+async def test_check_owner_tells_a_counter_without_a_key_from_a_wrong_key() -> None:
+    service = CounterService(InMemoryCounterRepository())
+    owned, hit, missing = CounterId("ns", "owned"), CounterId("ns", "hit"), CounterId("ns", "missing")
+    _, key = await service.create(owned, 5)
+    await service.increment(hit)
+    assert key is not None
+    assert (await service.check_owner(owned, key)).count == 5
+    with pytest.raises(WrongAdminKeyError):
+        await service.check_owner(owned, key + "x")
+    with pytest.raises(WrongAdminKeyError):
+        await service.check_owner(owned, "")
+    for counter in (hit, missing):
+        with pytest.raises(NoAdminKeyError):
+            await service.check_owner(counter, key)
+    assert issubclass(NoAdminKeyError, ForbiddenError)  # the native API answers both 403
+    assert issubclass(WrongAdminKeyError, ForbiddenError)
+
+
+async def test_ensure_makes_a_missing_counter_once_with_its_rules() -> None:
+    service = CounterService(InMemoryCounterRepository())
+    counter = CounterId("ns", "first")
+    rules = Rules(ttl_seconds=60)
+    assert await service.ensure(counter, rules) is True
+    assert await service.ensure(counter, Rules(max_step=1)) is False
+    made = await service.get(counter)
+    assert (made.exists, made.count, made.rules, made.admin_key_hash) == (True, 0, rules, None)
+    assert not (await service.get(CounterId("ns", "other"))).exists

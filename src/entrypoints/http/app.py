@@ -26,6 +26,7 @@ from litestar.static_files import create_static_files_router
 from domain.errors import DomainError
 from entrypoints.access_log import AccessLog
 from entrypoints.container import Container, build_container, start_service
+from entrypoints.http.abacus import abacus_router
 from entrypoints.http.auth import ADMIN_TOKEN_STATE_KEY
 from entrypoints.http.badges.routes import BADGE_CONTROLLERS
 from entrypoints.http.bodies import StrictJSONRequest
@@ -81,7 +82,18 @@ def _openapi_config() -> OpenAPIConfig:
                     type="http",
                     scheme="bearer",
                     description="The token set in COUNTER_ADMIN_TOKEN.",
-                )
+                ),
+                "abacusAdminKey": SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description="The counter's `admin_key`, answered by `/abacus/create`.",
+                ),
+                "abacusToken": SecurityScheme(
+                    type="apiKey",
+                    name="token",
+                    security_scheme_in="query",
+                    description="The counter's `admin_key`, answered by `/abacus/create`.",
+                ),
             }
         ),
         render_plugins=[
@@ -175,6 +187,7 @@ def create_app(
             CounterController,
             NamespaceCounterController,
             countapi_router(),
+            abacus_router(),
             HealthController,
             *BADGE_CONTROLLERS,
             PageController,

@@ -213,22 +213,29 @@ class ExactAllowController(Controller):
     Litestar adds none; it reads the methods of the route when asked."""
 
     def get_route_handlers(self) -> list[BaseRouteHandler]:
-        handlers = super().get_route_handlers()
-        handlers += [
-            head_twin(h)
-            for h in handlers
-            if isinstance(h, HTTPRouteHandler) and h.http_methods == {HttpMethod.GET}
-        ]
-        http = [h for h in handlers if isinstance(h, HTTPRouteHandler)]
-        served = {path for h in http if HttpMethod.OPTIONS in h.http_methods for path in h.paths}
-        paths = sorted({path for h in http for path in h.paths} - served)  # an OPTIONS of its own stays
-        if not paths:
-            return handlers
-        options = HTTPRouteHandler(
-            path=paths, http_method=[HttpMethod.OPTIONS], include_in_schema=False, sync_to_thread=False
-        )(_allow)
-        options.owner = self
-        return [options, *handlers]
+        handlers = with_head_and_options(super().get_route_handlers())
+        for handler in handlers:
+            if handler.owner is None:
+                handler.owner = self
+        return handlers
+
+
+def with_head_and_options(handlers: list[BaseRouteHandler]) -> list[BaseRouteHandler]:
+    """`handlers`, a HEAD twin of each that serves GET, and before them an OPTIONS handler of
+    all their paths that lists every method of the route asked for (see ExactAllowController;
+    for a router's handlers too)."""
+    handlers = handlers + [
+        head_twin(h) for h in handlers if isinstance(h, HTTPRouteHandler) and HttpMethod.GET in h.http_methods
+    ]
+    http = [h for h in handlers if isinstance(h, HTTPRouteHandler)]
+    served = {path for h in http if HttpMethod.OPTIONS in h.http_methods for path in h.paths}
+    paths = sorted({path for h in http for path in h.paths} - served)  # an OPTIONS of its own stays
+    if not paths:
+        return handlers
+    options = HTTPRouteHandler(
+        path=paths, http_method=[HttpMethod.OPTIONS], include_in_schema=False, sync_to_thread=False
+    )(_allow)
+    return [options, *handlers]
 
 
 def incremented(result: Incremented) -> Response[CounterResponse]:

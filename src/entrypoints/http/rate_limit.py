@@ -48,7 +48,7 @@ logger = logging.getLogger("counter.http")
 
 STORE_NAME = "counter_rate_limits"  # in the app's store registry
 # Probes and scrapes come from the platform, not from clients: never limited.
-UNLIMITED_ROUTES = "^/(health/|metrics$)"
+UNLIMITED_ROUTES = "^/(health/|metrics$|abacus/healthcheck$)"
 WRITE_METHODS = frozenset({"POST", "PUT", "DELETE"})
 _SWEEP_SECONDS = 60.0  # how often the memory store drops the windows that have ended
 

@@ -53,6 +53,7 @@ class BadgeQuery:
     prefix: str
     suffix: str
     number_format: CountFormat
+    text_color: str | None = None  # #rrggbb; None: white or dark, whichever reads better
 
     def message(self, count: int) -> str:
         return f"{self.prefix}{format_count(count, self.number_format)}{self.suffix}"

@@ -45,10 +45,12 @@ def render_badge(
     label_color: str = "grey",
     color: str = "blue",
     style: BadgeStyle | str = BadgeStyle.FLAT,
+    text_color: str | None = None,
 ) -> str:
     """The badge as an SVG document. Colours are names or hex (colors.py); an empty label
-    draws the message alone. ValueError (InvalidColorError, BadgeTextTooLongError, or an
-    unknown style) for what it cannot draw."""
+    draws the message alone. The texts are white or dark, whichever reads better on their
+    background, unless `text_color` is given. ValueError (InvalidColorError,
+    BadgeTextTooLongError, or an unknown style) for what it cannot draw."""
     look = LOOKS[BadgeStyle(style)]
     label, message = clean_text(label), clean_text(message)
     if len(label) > MAX_LABEL_LENGTH or len(message) > MAX_MESSAGE_LENGTH:
@@ -58,6 +60,7 @@ def render_badge(
     if look.uppercase:
         label, message = label.upper(), message.upper()
     left, right = parse_color(label_color), parse_color(color)
+    fill = None if text_color is None else parse_color(text_color)
     label_width = _text_width(label, look, bold=False)
     message_width = _text_width(message, look, bold=look.bold_message)
     left_width = label_width + 2 * look.padding if label else 0
@@ -77,8 +80,9 @@ def render_badge(
         ),
     ]
     if label:
-        parts += _text(look, label, left_width / 2, label_width, left, bold=False)
-    parts += _text(look, message, left_width + right_width / 2, message_width, right, bold=look.bold_message)
+        parts += _text(look, label, left_width / 2, label_width, (left, fill), bold=False)
+    message_centre = left_width + right_width / 2
+    parts += _text(look, message, message_centre, message_width, (right, fill), bold=look.bold_message)
     parts += ["</g>", "</svg>"]
     return "".join(parts)
 
@@ -125,12 +129,14 @@ def _stop(stop: GradientStop) -> str:
 
 
 def _text(
-    look: Look, text: str, centre: float, text_length: float, background: str, *, bold: bool
+    look: Look, text: str, centre: float, text_length: float, colors: tuple[str, str | None], *, bold: bool
 ) -> list[str]:
+    """`colors`: the background, and the text's colour (None: the one that reads on it)."""
     if not text:
         return []
-    light = is_light(background)
-    fill, shadow = ("#333", "#ccc") if light else ("#fff", "#010101")
+    background, chosen = colors
+    fill, shadow = ("#333", "#ccc") if is_light(background) else ("#fff", "#010101")
+    fill = chosen or fill
     escaped = html.escape(text)
     place = f'x="{_n(centre * _SCALE)}" transform="scale(.1)" textLength="{_n(text_length * _SCALE)}"'
     weight = ' font-weight="bold"' if bold else ""

@@ -115,13 +115,15 @@ def _headers(body: bytes) -> dict[str, str]:
     return {**NO_CACHE_HEADERS, "ETag": f'"{hashlib.sha256(body).hexdigest()[:32]}"'}
 
 
-def _svg(query: BadgeQuery, default_label: str, count: int) -> Response[bytes]:
+def svg_response(query: BadgeQuery, default_label: str, count: int) -> Response[bytes]:
+    """The badge of `count` as the query asks for it, with headers that keep caches from it."""
     svg = render_badge(
         default_label if query.label is None else query.label,
         query.message(count),
         label_color=query.label_color,
         color=query.color,
         style=query.style,
+        text_color=query.text_color,
     )
     body = svg.encode()
     return Response(body, media_type=SVG, headers=_headers(body))
@@ -199,7 +201,7 @@ class _Badges(ExactAllowController):
         target: NamedDependency[BadgeTarget],
         badge: NamedDependency[BadgeQuery],
     ) -> Response[bytes]:
-        return _svg(badge, target.label, (await counter_service.get(target.counter)).count)
+        return svg_response(badge, target.label, (await counter_service.get(target.counter)).count)
 
     @get(
         "/hit.svg",
@@ -217,7 +219,7 @@ class _Badges(ExactAllowController):
         badge: NamedDependency[BadgeQuery],
     ) -> Response[bytes]:
         incremented = await counter_service.increment(target.counter)
-        return _svg(badge, target.label, incremented.counter.count)
+        return svg_response(badge, target.label, incremented.counter.count)
 
     @get(
         "/shields.json",

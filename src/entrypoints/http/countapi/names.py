@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from domain.model import DEFAULT_NAMESPACE, CounterId
+from entrypoints.http.compat.names import NAME_MAX_LENGTH, NAME_MIN_LENGTH, NAME_RE
 
-NAME_RE = re.compile(r"[A-Za-z0-9_.-]{3,64}")
 _OUTSIDE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 HOST_PLACEHOLDER = ":HOST:"
 PATHNAME_PLACEHOLDER = ":PATHNAME:"
@@ -22,7 +22,7 @@ class MalformedNameError(Exception):
 
 def _fit(text: str) -> str:
     # CountAPI keeps what is allowed, then pads short results with dots on the left.
-    return _OUTSIDE_NAME.sub("", text)[:64].rjust(3, ".")
+    return _OUTSIDE_NAME.sub("", text)[:NAME_MAX_LENGTH].rjust(NAME_MIN_LENGTH, ".")
 
 
 def _host(headers: Mapping[str, str]) -> str:

@@ -7,7 +7,6 @@ whether `/set` is allowed. Every counter made here expires six months after its 
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,18 +17,18 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath
 
 from domain.errors import CounterExistsError, ForbiddenError, StepOutOfRangeError
-from domain.model import DEFAULT_NAMESPACE, INT64_MAX, INT64_MIN, Counter, CounterId
+from domain.model import DEFAULT_NAMESPACE, INT64_MAX, INT64_MIN, CounterId
 from domain.rules import STEP_LIMIT, Rules
 from domain.services import CounterService
+from entrypoints.http.compat.numbers import plain_integer
 from entrypoints.http.controllers import service_version
-from entrypoints.http.countapi.answers import BadRequestError, OpenCors, answer
+from entrypoints.http.countapi.answers import BadRequestError, answer, countapi_cors
 from entrypoints.http.countapi.names import MalformedNameError, check, counter_id
 from entrypoints.http.head import serving_head
 
 TTL_SECONDS = 15_770_000  # CountAPI's "six months" (its own sample ttl was 15 769 998 014 ms)
 HIT_RULES = Rules(min_step=0, max_step=1, resettable=False, ttl_seconds=TTL_SECONDS)
 MALFORMED = "Malformed Namespace/Key"
-INTEGER_RE = re.compile(r"[+-]?[0-9]{1,20}")
 INFO_FIELDS = (
     "namespace",
     "key",
@@ -52,20 +51,15 @@ class CountapiStats:
     requests: int = 0
 
 
-def _exists(counter: Counter) -> bool:
-    # A store answers a missing counter as 0 without timestamps.
-    return counter.created_at is not None
-
-
 def _integer(
     request: Req, name: str, default: int | None, low: int = INT64_MIN, high: int = INT64_MAX
 ) -> int:
     text = request.query_params.get(name)
     if text is None and default is not None:
         return default
-    if text is None or INTEGER_RE.fullmatch(text) is None:  # int() would take " 1" and "1_0"
+    number = None if text is None else plain_integer(text)
+    if number is None:
         raise BadRequestError(f"{name} must be an integer")
-    number = int(text)
     if not low <= number <= high:
         raise BadRequestError(f"{name} must be an integer from {low} to {high}")
     return number
@@ -91,7 +85,7 @@ async def _add(
 ) -> Response[bytes]:
     """Adds `by` within the key's bounds: 403 with the value unchanged outside them."""
     current = await service.get(counter)
-    if not _exists(current):
+    if not current.exists:
         return answer(request, 404, {"value": None}, counter)
     rules = current.rules or Rules()
     if by == 0 or not rules.allows(by):  # a zero step changes nothing, so it is only checked
@@ -114,12 +108,8 @@ async def hit(
 ) -> Response[bytes]:
     """Adds 1, making a missing key first (steps 0..1, no set)."""
     counter = counter_id(request.headers, first, second)
-    if not _exists(await counter_service.get(counter)):
-        try:
-            await counter_service.create(counter, 0, HIT_RULES, admin_key=False)
-            countapi_stats.keys_created += 1
-        except CounterExistsError:
-            pass  # another request made it first
+    if await counter_service.ensure(counter, HIT_RULES):
+        countapi_stats.keys_created += 1
     return await _add(request, counter_service, countapi_stats, counter, 1)
 
 
@@ -146,7 +136,7 @@ async def get_value(
 ) -> Response[bytes]:
     counter = counter_id(request.headers, first, second)
     current = await counter_service.get(counter, touch=True)
-    if not _exists(current):
+    if not current.exists:
         return answer(request, 404, {"value": None}, counter)
     return answer(request, 200, {"value": current.count}, counter)
 
@@ -163,7 +153,7 @@ async def set_value(
     counter = counter_id(request.headers, first, second)
     value = _integer(request, "value", None)
     current = await counter_service.get(counter)
-    if not _exists(current):
+    if not current.exists:
         return answer(request, 404, {"old_value": None, "value": None}, counter)
     try:
         replaced = await counter_service.set(counter, value, admin=False)
@@ -183,7 +173,7 @@ async def info(
     """The key's eight fields; `ttl` (milliseconds left) and `created` (epoch ms)."""
     counter = counter_id(request.headers, first, second)
     current = await counter_service.get(counter)
-    if not _exists(current):
+    if not current.exists:
         return answer(request, 404, dict.fromkeys(INFO_FIELDS), counter)
     rules = current.rules or Rules()
     expires = _ms(current.expires_at)
@@ -260,7 +250,7 @@ def countapi_router() -> Router:
         dependencies={"countapi_stats": Provide(provide_stats, sync_to_thread=False)},
         before_request=count_request,
         exception_handlers={BadRequestError: _bad_request, MalformedNameError: _bad_request},
-        middleware=[OpenCors()],
+        middleware=[countapi_cors()],
         include_in_schema=False,
         tags=["countapi"],
     )
