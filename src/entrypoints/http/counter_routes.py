@@ -2,7 +2,7 @@
 counter), and read, increment, set and delete under `/counters/{name}` (a key of the namespace
 `default`) and `/namespaces/{namespace}/counters/{key}`.
 
-One set of handlers takes the counter from a dependency (`counter_id`), which each path's
+One set of handlers takes the counter's names from a dependency (`names`), which each path's
 controller makes from its own path parameters; each controller also says how its operation ids
 and summaries read. The increment's lean layer (increment_route.py) reads the path parameters
 itself, the same way."""
@@ -17,7 +17,7 @@ from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK
 
-from domain.model import DEFAULT_COUNTER, Counter, CounterId, VersionMatch
+from domain.model import DEFAULT_COUNTER, DEFAULT_NAMESPACE, Counter, CounterId, VersionMatch
 from domain.services import CounterService
 from entrypoints.http.auth import require_admin_or_counter_key
 from entrypoints.http.controllers import (
@@ -52,7 +52,7 @@ from entrypoints.http.versions import ETAG_HEADERS, IfMatch, IfNoneMatch, tagged
 
 
 class _CountedCounter(ExactAllowController):
-    """Read and increment one counter. A subclass sets `path`, the `counter_id` dependency, and
+    """Read and increment one counter. A subclass sets `path`, the `names` dependency, and
     `noun` and `what`, which fill `{noun}` in the operation ids and `{what}` in the summaries."""
 
     tags = ["counters"]  # noqa: RUF012 (Litestar declares it so)
@@ -79,11 +79,11 @@ class _CountedCounter(ExactAllowController):
     async def get_counter(
         self,
         counter_service: NamedDependency[CounterService],
-        counter_id: NamedDependency[CounterId],
+        names: NamedDependency[Names],
         if_none_match: IfNoneMatch = None,
     ) -> Response[CounterResponse]:
         """Returns the counter; 0 before its first increment."""
-        return read_counter(await counter_service.get(counter_id), if_none_match)
+        return read_counter(await counter_service.get(CounterId(*names)), if_none_match)
 
     @IncrementHandler(
         http_method="POST",
@@ -98,13 +98,13 @@ class _CountedCounter(ExactAllowController):
     async def increment_counter(
         self,
         counter_service: NamedDependency[CounterService],
-        counter_id: NamedDependency[CounterId],
+        names: NamedDependency[Names],
         idempotency_key: IdempotencyKey = None,
         data: JSONBody[IncrementRequest | None] = None,
     ) -> Response[CounterResponse]:
         """Adds `by` (default 1; negative decrements) atomically and returns the new value."""
         by = 1 if data is None else data.by
-        return incremented(await counter_service.increment(counter_id, by, idempotency_key))
+        return incremented(await counter_service.increment(CounterId(*names), by, idempotency_key))
 
 
 class _OneCounter(_CountedCounter):
@@ -122,13 +122,14 @@ class _OneCounter(_CountedCounter):
         self,
         request: Request[Any, Any, Any],
         counter_service: NamedDependency[CounterService],
-        counter_id: NamedDependency[CounterId],
+        names: NamedDependency[Names],
         data: JSONBody[SetRequest],
         if_match: IfMatch = None,
     ) -> Response[ReplacedResponse]:
         """Sets the counter to `count` and returns the new value with the previous one. Takes the
         admin token, the counter's own admin key, or nothing when the counter is resettable.
         With `If-Match`, only if the counter is at one of its versions (compare-and-set)."""
+        counter_id = CounterId(*names)
         match = await _authorized(request, counter_service, counter_id, if_match, reset=True)
         result = await counter_service.set(counter_id, data.count, match=match)
         return tagged(replaced_response(result), result.counter)
@@ -146,12 +147,13 @@ class _OneCounter(_CountedCounter):
         self,
         request: Request[Any, Any, Any],
         counter_service: NamedDependency[CounterService],
-        counter_id: NamedDependency[CounterId],
+        names: NamedDependency[Names],
         if_match: IfMatch = None,
     ) -> Response[CounterResponse]:
         """Removes the counter (it reads 0 afterwards) and returns its last value and version.
         Takes the admin token or the counter's own admin key. With `If-Match`, only if the
         counter is at one of its versions (compare-and-set)."""
+        counter_id = CounterId(*names)
         match = await _authorized(request, counter_service, counter_id, if_match, reset=False)
         deleted = await counter_service.delete(counter_id, match=match)
         return tagged(deleted_response(counter_id, deleted), deleted or Counter(counter_id, 0))
@@ -171,23 +173,29 @@ async def _authorized(
     return version_match(if_match)
 
 
-def _default() -> CounterId:
-    return CounterId.default(DEFAULT_COUNTER)
+# What the dependency gives: the namespace and the key, as the path has them. The handler makes
+# the CounterId, which checks them: an error raised while Litestar resolves a dependency keeps
+# the frames of that resolution in a reference cycle, one raised in the handler does not.
+Names = tuple[str, str]
 
 
-def _named(name: CounterNameParam) -> CounterId:
-    return CounterId.default(name)
+def _default() -> Names:
+    return DEFAULT_NAMESPACE, DEFAULT_COUNTER
 
 
-def _namespaced(namespace: NamespaceParam, key: KeyParam) -> CounterId:
-    return CounterId(namespace, key)
+def _named(name: CounterNameParam) -> Names:
+    return DEFAULT_NAMESPACE, name
+
+
+def _namespaced(namespace: NamespaceParam, key: KeyParam) -> Names:
+    return namespace, key
 
 
 class DefaultCounterRoutes(_CountedCounter):
     """The original service's contract: one POST, one count, on the counter named `default`."""
 
     path = "/counter"
-    dependencies = {"counter_id": Provide(_default, sync_to_thread=False)}  # noqa: RUF012
+    dependencies = {"names": Provide(_default, sync_to_thread=False)}  # noqa: RUF012
     opt = {"counter": DEFAULT_COUNTER}  # noqa: RUF012 (the counter its errors name, see errors.py)
     noun = "DefaultCounter"
     what = "the default counter"
@@ -197,7 +205,7 @@ class NamedCounterRoutes(_OneCounter):
     """A named counter of the namespace `default`."""
 
     path = "/counters/{name:str}"
-    dependencies = {"counter_id": Provide(_named, sync_to_thread=False)}  # noqa: RUF012
+    dependencies = {"names": Provide(_named, sync_to_thread=False)}  # noqa: RUF012
     noun = "Counter"
     what = "a counter"
 
@@ -206,7 +214,7 @@ class NamespaceCounterRoutes(_OneCounter):
     """A counter of a namespace."""
 
     path = "/namespaces/{namespace:str}/counters/{key:str}"
-    dependencies = {"counter_id": Provide(_namespaced, sync_to_thread=False)}  # noqa: RUF012
+    dependencies = {"names": Provide(_namespaced, sync_to_thread=False)}  # noqa: RUF012
     noun = "NamespaceCounter"
     what = "a counter of a namespace"
 
