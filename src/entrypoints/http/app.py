@@ -32,12 +32,12 @@ from entrypoints.http.badges.routes import BADGE_CONTROLLERS
 from entrypoints.http.bodies import StrictJSONRequest
 from entrypoints.http.controllers import (
     CounterController,
-    DefaultCounterController,
     HealthController,
     docs_redirect,
 )
 from entrypoints.http.cors import cors_config
 from entrypoints.http.countapi import countapi_router
+from entrypoints.http.counter_routes import ONE_COUNTER_CONTROLLERS
 from entrypoints.http.dependencies import (
     BACKEND_STATE_KEY,
     FAST_PATH_STATE_KEY,
@@ -183,9 +183,9 @@ def create_app(
 
     return CounterApp(
         route_handlers=[
-            DefaultCounterController,
             CounterController,
             NamespaceCounterController,
+            *ONE_COUNTER_CONTROLLERS,
             countapi_router(),
             abacus_router(),
             HealthController,

@@ -2,7 +2,7 @@
 validates, and the error table in errors.py answers for every failure.
 
 The increment handlers are the reference and the OpenAPI documentation of `POST /counter`,
-`POST /counters/{name}` and `POST /namespaces/{namespace}/counters/{key}` (namespaced.py); their
+`POST /counters/{name}` and `POST /namespaces/{namespace}/counters/{key}` (counter_routes.py); their
 route-level layer (increment_route.py) answers most of those
 requests itself, the same way, inside the same router and middleware."""
 
@@ -12,24 +12,23 @@ import base64
 import binascii
 from functools import cache
 from importlib.metadata import version
-from typing import Annotated, Any
+from typing import Annotated
 
-from litestar import Controller, Request, Response, delete, get, put, route
+from litestar import Controller, Response, get, route
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.enums import HttpMethod, MediaType
 from litestar.exceptions import ValidationException
 from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
+from litestar.params import HeaderParameter, PathParameter, QueryParameter
 from litestar.response import Redirect
 from litestar.routes import HTTPRoute
-from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
+from litestar.status_codes import HTTP_204_NO_CONTENT
 from litestar.types import ExceptionHandlersMap, Scope
 
 from domain.errors import InvalidCounterNameError
 from domain.model import (
-    DEFAULT_COUNTER,
     DEFAULT_NAMESPACE,
     NAME_RULE,
     Counter,
@@ -40,11 +39,9 @@ from domain.model import (
     check_name,
 )
 from domain.services import CounterService
-from entrypoints.http.auth import require_admin_or_counter_key
 from entrypoints.http.errors import PROBLEM_JSON
 from entrypoints.http.head import head_twin
-from entrypoints.http.increment_route import IncrementRoute
-from entrypoints.http.openapi import DocumentedOperation, OptionalBodyOperation
+from entrypoints.http.openapi import DocumentedOperation
 from entrypoints.http.schemas import (
     COUNTER_NAME_MAX_LENGTH,
     COUNTER_NAME_PATTERN,
@@ -53,15 +50,14 @@ from entrypoints.http.schemas import (
     REPLAYED_HEADER,
     CounterPage,
     CounterResponse,
-    IncrementRequest,
     LiveResponse,
     ProblemDetails,
     ReadyResponse,
     ReplacedResponse,
-    SetRequest,
     counter_response,
     rules_response,
 )
+from entrypoints.http.versions import ETAG_HEADERS, not_modified, tagged
 
 
 def problem(description: str) -> ResponseSpec:
@@ -85,7 +81,20 @@ STORE_ERRORS = {
         " nothing was changed. Retry after `Retry-After` seconds; `RateLimit-*` describe the limit."
     ),
 }
-NAME_ERRORS = {400: _problem(f"Invalid counter namespace or key ({NAME_RULE}); the detail names which.")}
+NAME_ERRORS = {
+    400: _problem(
+        f"Invalid counter namespace or key ({NAME_RULE}), or a malformed `If-Match` or"
+        " `If-None-Match`; the detail names which."
+    )
+}
+# The answers of a conditional request (versions.py).
+NOT_MODIFIED = {304: ResponseSpec(None, description="The counter is at the version `If-None-Match` names.")}
+PRECONDITION_FAILED = {
+    412: _problem(
+        "`If-Match` names no version the counter is at; nothing was changed. The `ETag` of this"
+        " answer is the counter's version now."
+    )
+}
 BODY_ERRORS = {
     413: _problem("The request body is larger than the limit."),
     415: _problem("A request body needs `Content-Type: application/json`."),
@@ -131,7 +140,8 @@ SET_ERRORS = {
     507: _problem("The store has no room for a new counter; existing counters can be set."),
     400: _problem(
         "Invalid counter namespace or key, or a body that is not strictly `SetRequest` (malformed"
-        " JSON, a key given twice, an unknown or missing field, a `count` that is not a JSON integer)."
+        " JSON, a key given twice, an unknown or missing field, a `count` that is not a JSON integer),"
+        " or a malformed `If-Match`."
     ),
 }
 LIST_ERRORS = {**STORE_ERRORS, 400: _problem("Invalid namespace, `cursor` or `limit`.")}
@@ -166,7 +176,8 @@ REPLAYED_HEADERS = [
         documentation_only=True,
         description="`true` when this is the recorded response of an earlier request with the same"
         " Idempotency-Key; nothing was changed. Absent otherwise.",
-    )
+    ),
+    *ETAG_HEADERS,
 ]
 
 
@@ -240,51 +251,17 @@ def with_head_and_options(handlers: list[BaseRouteHandler]) -> list[BaseRouteHan
 
 def incremented(result: Incremented) -> Response[CounterResponse]:
     headers = {REPLAYED_HEADER: "true"} if result.replayed else None
-    return Response(counter_response(result.counter), status_code=HTTP_200_OK, headers=headers)
+    return tagged(counter_response(result.counter), result.counter, headers=headers)
 
 
-class DefaultCounterController(ExactAllowController):
-    """The original service's contract: one POST, one count, on the counter named `default`."""
-
-    path = "/counter"
-    tags = ["counters"]  # noqa: RUF012 (Litestar declares it so)
-    opt = {"counter": DEFAULT_COUNTER}  # noqa: RUF012 (the counter its errors name, see errors.py)
-
-    @get(
-        operation_id="getDefaultCounter",
-        summary="Read the default counter",
-        responses=STORE_ERRORS,
-        operation_class=DocumentedOperation,
-    )
-    async def get_default(self, counter_service: NamedDependency[CounterService]) -> CounterResponse:
-        """Returns the default counter; 0 before the first increment."""
-        return counter_response(await counter_service.get(CounterId.default(DEFAULT_COUNTER)))
-
-    @IncrementHandler(
-        http_method="POST",
-        operation_id="incrementDefaultCounter",
-        summary="Increment the default counter",
-        status_code=HTTP_200_OK,
-        responses=INCREMENT_ERRORS,
-        response_headers=REPLAYED_HEADERS,
-        middleware=[IncrementRoute],
-        operation_class=OptionalBodyOperation,
-    )
-    async def increment_default(
-        self,
-        counter_service: NamedDependency[CounterService],
-        idempotency_key: IdempotencyKey = None,
-        data: JSONBody[IncrementRequest | None] = None,
-    ) -> Response[CounterResponse]:
-        """Adds `by` (default 1) to the default counter atomically and returns the new value."""
-        by = 1 if data is None else data.by
-        return incremented(
-            await counter_service.increment(CounterId.default(DEFAULT_COUNTER), by, idempotency_key)
-        )
+def read_counter(counter: Counter, if_none_match: str | None) -> Response[CounterResponse]:
+    """The answer of a read: the counter with its ETag, or a 304 while If-None-Match names it."""
+    return not_modified(if_none_match, counter) or tagged(counter_response(counter), counter)
 
 
 class CounterController(ExactAllowController):
-    """Named counters of the namespace `default` (namespaced.py serves every namespace)."""
+    """The listing of the namespace `default` (counter_routes.py serves each counter,
+    namespaced.py every namespace)."""
 
     path = "/counters"
     tags = ["counters"]  # noqa: RUF012 (Litestar declares it so)
@@ -306,83 +283,6 @@ class CounterController(ExactAllowController):
     ) -> CounterPage:
         """Returns the counters of the namespace `default` sorted by name, a page at a time."""
         return counter_page(await counter_service.list(DEFAULT_NAMESPACE, decode_cursor(cursor), limit))
-
-    @get(
-        "/{name:str}",
-        operation_id="getCounter",
-        operation_class=DocumentedOperation,
-        summary="Read a counter",
-        responses={**STORE_ERRORS, **NAME_ERRORS},
-    )
-    async def get_counter(
-        self, counter_service: NamedDependency[CounterService], name: CounterNameParam
-    ) -> CounterResponse:
-        """Returns the named counter; 0 before its first increment."""
-        return counter_response(await counter_service.get(CounterId.default(name)))
-
-    @IncrementHandler(
-        "/{name:str}",
-        http_method="POST",
-        operation_id="incrementCounter",
-        summary="Increment a counter",
-        status_code=HTTP_200_OK,
-        responses=INCREMENT_ERRORS,
-        response_headers=REPLAYED_HEADERS,
-        middleware=[IncrementRoute],
-        operation_class=OptionalBodyOperation,
-    )
-    async def increment_counter(
-        self,
-        counter_service: NamedDependency[CounterService],
-        name: CounterNameParam,
-        idempotency_key: IdempotencyKey = None,
-        data: JSONBody[IncrementRequest | None] = None,
-    ) -> Response[CounterResponse]:
-        """Adds `by` (default 1; negative decrements) atomically and returns the new value."""
-        by = 1 if data is None else data.by
-        return incremented(await counter_service.increment(CounterId.default(name), by, idempotency_key))
-
-    @put(
-        "/{name:str}",
-        operation_id="setCounter",
-        operation_class=DocumentedOperation,
-        summary="Set a counter (admin)",
-        security=ADMIN_SECURITY,
-        responses=SET_ERRORS,
-    )
-    async def set_counter(
-        self,
-        request: Request[Any, Any, Any],
-        counter_service: NamedDependency[CounterService],
-        name: CounterNameParam,
-        data: JSONBody[SetRequest],
-    ) -> ReplacedResponse:
-        """Sets the counter to `count` and returns the new value with the previous one. Takes the
-        admin token, the counter's own admin key, or nothing when the counter is resettable."""
-        counter = CounterId.default(name)
-        await require_admin_or_counter_key(request, counter_service, counter, reset=True)
-        return replaced_response(await counter_service.set(counter, data.count))
-
-    @delete(
-        "/{name:str}",
-        operation_id="deleteCounter",
-        operation_class=DocumentedOperation,
-        summary="Delete a counter (admin)",
-        status_code=HTTP_200_OK,
-        security=ADMIN_SECURITY,
-        responses=ADMIN_ERRORS,
-    )
-    async def delete_counter(
-        self,
-        request: Request[Any, Any, Any],
-        counter_service: NamedDependency[CounterService],
-        name: CounterNameParam,
-    ) -> CounterResponse:
-        """Removes the counter (it reads 0 afterwards) and returns its last value. Takes the
-        admin token or the counter's own admin key."""
-        counter = CounterId.default(name)
-        await require_admin_or_counter_key(request, counter_service, counter, reset=False)
-        return deleted_response(counter, await counter_service.delete(counter))
 
 
 class HealthController(ExactAllowController):
@@ -441,6 +341,7 @@ def replaced_response(result: Replaced) -> ReplacedResponse:
         name=result.counter.key,
         count=result.counter.count,
         previous=result.previous,
+        version=result.counter.version,
         created_at=result.counter.created_at,
         updated_at=result.counter.updated_at,
         rules=rules_response(result.counter.rules),

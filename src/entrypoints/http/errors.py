@@ -36,6 +36,7 @@ from domain.errors import (
 )
 from domain.model import DEFAULT_NAMESPACE
 from entrypoints.http.schemas import ProblemDetails
+from entrypoints.http.versions import ETAG, etag
 
 logger = logging.getLogger("counter.http")
 
@@ -120,6 +121,8 @@ def problem_for(exc: Exception, path: str, counter: str | None = None) -> Respon
         logger.error("unreadable stored data", extra={"error": detail})
         counter = exc.counter or counter
         detail = _CORRUPTED_DETAIL.format(counter="a counter" if counter is None else f"counter {counter!r}")
+    elif isinstance(exc, VersionMismatchError):
+        headers[ETAG] = etag(exc.current)
     elif isinstance(exc, UnauthorizedError):
         headers["WWW-Authenticate"] = 'Bearer realm="counter-admin"'
     status, slug = mapping

@@ -92,14 +92,14 @@ async def hit(
     callback: CallbackParam = None,
 ) -> Response[ValueBody]:
     answer_value = value_answer(callback)  # a malformed callback counts nothing
-    return answer_value(await count_hit(counter_service, abacus_stats, counter))
+    return answer_value((await count_hit(counter_service, abacus_stats, counter)).count)
 
 
-async def count_hit(service: CounterService, stats: AbacusStats, counter: CounterId) -> int:
-    """Add 1, making a missing counter first (no admin key): the new value."""
+async def count_hit(service: CounterService, stats: AbacusStats, counter: CounterId) -> Counter:
+    """Add 1, making a missing counter first (no admin key): the counter's new state."""
     if await service.ensure(counter, ABACUS_RULES):
         stats.keys_created += 1
-    return (await service.increment(counter)).counter.count
+    return (await service.increment(counter)).counter
 
 
 @get(

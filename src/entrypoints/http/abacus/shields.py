@@ -141,8 +141,7 @@ async def hit_shield(
     counter: NamedDependency[CounterId],
     abacus_badge: NamedDependency[BadgeQuery],
 ) -> Response[bytes]:
-    count = await count_hit(counter_service, abacus_stats, counter)
-    return svg_response(abacus_badge, DEFAULT_TEXT, count)
+    return svg_response(abacus_badge, DEFAULT_TEXT, await count_hit(counter_service, abacus_stats, counter))
 
 
 @get(
@@ -159,7 +158,7 @@ async def get_shield(
     abacus_badge: NamedDependency[BadgeQuery],
 ) -> Response[bytes]:
     current = await existing(counter_service, counter, touch=True)
-    return svg_response(abacus_badge, DEFAULT_TEXT, current.count)
+    return svg_response(abacus_badge, DEFAULT_TEXT, current)
 
 
 SHIELD_ROUTES = [hit_shield, get_shield]
