@@ -52,9 +52,9 @@ class HubSubscription:
             self._queue.get_nowait()
         self._queue.put_nowait(self._ended)
 
-    async def next(self, timeout: float) -> Counter | None:
+    async def next(self, wait_seconds: float) -> Counter | None:
         try:
-            item = await asyncio.wait_for(self._queue.get(), timeout)
+            item = await asyncio.wait_for(self._queue.get(), wait_seconds)
         except TimeoutError:
             return None
         if isinstance(item, _Ended):

@@ -25,8 +25,8 @@ class ChangesEndedError(Exception):
 class ChangeSubscription(Protocol):
     """The changes of one counter, as one consumer receives them."""
 
-    async def next(self, timeout: float) -> Counter | None:
-        """The next state signalled, or None when none came within `timeout` seconds; raises
+    async def next(self, wait_seconds: float) -> Counter | None:
+        """The next state signalled, or None when none came within `wait_seconds`; raises
         ChangesEndedError once the subscription has ended."""
         ...
 

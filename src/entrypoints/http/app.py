@@ -25,7 +25,7 @@ from litestar.static_files import create_static_files_router
 
 from domain.errors import DomainError
 from entrypoints.access_log import AccessLog
-from entrypoints.container import Container, build_container, start_service
+from entrypoints.container import Container, build_container, start_changes, start_service
 from entrypoints.http.auth import ADMIN_TOKEN_STATE_KEY
 from entrypoints.http.badges.routes import BADGE_CONTROLLERS
 from entrypoints.http.bodies import StrictJSONRequest
@@ -45,6 +45,8 @@ from entrypoints.http.dependencies import (
     provide_counter_service,
 )
 from entrypoints.http.errors import EXCEPTION_HANDLERS
+from entrypoints.http.events import EVENT_CONTROLLERS, EventStreams, StreamLimits
+from entrypoints.http.events.streams import EVENTS_STATE_KEY
 from entrypoints.http.head import HeadRouter, serving_head
 from entrypoints.http.middleware import RequestContext
 from entrypoints.http.namespaced import NamespaceCounterController
@@ -57,6 +59,7 @@ from entrypoints.observability.metrics import FLUSH_INTERVAL_SECONDS, Metrics
 from entrypoints.observability.tracing import SpanByRoute, Tracing
 from entrypoints.runtime import tune_garbage_collector
 from entrypoints.settings import Settings
+from entrypoints.stopping import when_stopping
 
 logger = logging.getLogger("counter.app")
 
@@ -134,11 +137,15 @@ def create_app(
             logger.error("cannot open the store", extra={"backend": settings.backend, "error": str(error)})  # noqa: TRY400
             raise
         logger.info("store opened", extra={"backend": settings.backend})
+        streams.start(await start_changes(container))
+        forget = when_stopping(streams.stop)
         if tune_gc:
             tune_garbage_collector()
         try:
             yield
         finally:
+            forget()
+            streams.stop()
             shutdown = container.shutdown_resources()
             if shutdown is not None:
                 await shutdown
@@ -149,6 +156,7 @@ def create_app(
 
     metrics: Metrics = container.metrics()
     tracing: Tracing = container.tracing()
+    streams = EventStreams(_stream_limits(settings), metrics.event_streams_open.set)
 
     @asynccontextmanager
     async def observability(_app: Litestar) -> AsyncIterator[None]:
@@ -167,6 +175,7 @@ def create_app(
         plugins.append(tracing.plugin())
     state = _initial_state(settings)
     state[METRICS_STATE_KEY] = metrics
+    state[EVENTS_STATE_KEY] = streams
 
     return CounterApp(
         route_handlers=[
@@ -176,6 +185,7 @@ def create_app(
             countapi_router(),
             HealthController,
             *BADGE_CONTROLLERS,
+            *EVENT_CONTROLLERS,
             docs_redirect,
             serving_head(metrics_endpoint),
             create_static_files_router(path=DOCS_ASSETS_PATH, directories=[_DOCS_ASSETS_DIR]),
@@ -200,6 +210,15 @@ def create_app(
         access_log=AccessLog.configured() if settings.access_log else None,
         traced=tracing.enabled,
         **options,
+    )
+
+
+def _stream_limits(settings: Settings) -> StreamLimits:
+    return StreamLimits(
+        max_streams=settings.events_max_streams,
+        idle_timeout_seconds=settings.events_idle_timeout_seconds,
+        heartbeat_seconds=settings.events_heartbeat_seconds,
+        buffer_events=settings.events_buffer_events,
     )
 
 

@@ -1,0 +1,155 @@
+"""`GET .../events`: a counter's live updates as server-sent events, under the default
+counter's path, a named counter's and a namespaced counter's: one handler on a base controller,
+the counter chosen by the badge routes' `target` dependency.
+
+Each event is `id: <version>` and `data: {"namespace", "key", "value", "version"}` (the default
+event type, so `EventSource.onmessage` gets it); a deleted counter is sent as value 0, version
+0. The stream passes the app's one pipeline like any GET: the rate limits, the metrics, CORS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import msgspec
+from litestar import get
+from litestar.datastructures import ResponseHeader, State
+from litestar.di import NamedDependency, Provide
+from litestar.params import HeaderParameter
+from litestar.response import Stream
+
+from domain.model import DEFAULT_COUNTER, INT64_MAX, INT64_MIN, Counter
+from domain.services import CounterService
+from entrypoints.http.badges.targets import (
+    OPERATIONS_OPT,
+    BadgeTarget,
+    default_target,
+    named_target,
+    namespaced_target,
+    operation_id_of,
+)
+from entrypoints.http.controllers import STORE_ERRORS, ExactAllowController, problem
+from entrypoints.http.events.streams import (
+    EVENT_STREAM,
+    STREAM_HEADERS,
+    EventStreams,
+    serve_events,
+    streams_of,
+)
+from entrypoints.http.openapi import DocumentedOperation
+
+
+class CounterEvent(msgspec.Struct):
+    """The `data` of one event: the counter's state."""
+
+    namespace: str
+    key: str
+    value: Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]
+    version: Annotated[int, msgspec.Meta(ge=0)]
+
+
+def render_counter(counter: Counter) -> str:
+    return msgspec.json.encode(
+        CounterEvent(counter.namespace, counter.key, counter.count, counter.version)
+    ).decode()
+
+
+LastEventId = Annotated[
+    int | None,
+    HeaderParameter(
+        name="Last-Event-ID",
+        required=False,
+        ge=0,
+        description=(
+            "The id of the last event received (EventSource sends it when it reconnects): the"
+            " current state is sent at once unless the counter is still at that version."
+        ),
+    ),
+]
+
+_DESCRIPTION = (
+    "The counter's live updates as server-sent events (`text/event-stream`): `retry: <ms>`, then"
+    ' the current state as `id: <version>` and `data: {"namespace", "key", "value", "version"}`,'
+    " then each change from any process or replica, in order, never the same version twice. A"
+    " deleted counter is sent with value 0 and version 0. Fast bursts may arrive as their last"
+    " state only, where the store's signal coalesces them. `: ping` comments keep the connection"
+    " open; the stream ends after a while without a change, and the client reconnects with"
+    " `Last-Event-ID`."
+)
+EVENT_ERRORS = {
+    **STORE_ERRORS,
+    400: problem("Invalid counter name, or a `Last-Event-ID` that is not a version (a whole number)."),
+    503: problem(
+        "The store is unavailable (`...:store-unavailable`), or this server process has as many"
+        " streams open as it may (`...:too-many-streams`). Retry after `Retry-After` seconds."
+    ),
+}
+
+
+def provide_event_streams(state: State) -> EventStreams:
+    return streams_of(state)
+
+
+class _Events(ExactAllowController):
+    """The live updates of one kind of counter path; each subclass says which counter (the
+    `target` dependency) and how its operation id begins (`opt`)."""
+
+    @get(
+        "/events",
+        operation_id=operation_id_of("Events"),
+        summary="Live updates of a counter (server-sent events)",
+        description=_DESCRIPTION,
+        responses=EVENT_ERRORS,
+        operation_class=DocumentedOperation,
+        media_type=EVENT_STREAM,
+        response_headers=[
+            ResponseHeader(name=name, value=value, documentation_only=True)
+            for name, value in STREAM_HEADERS.items()
+        ],
+        tags=["live updates"],
+    )
+    async def events(
+        self,
+        counter_service: NamedDependency[CounterService],
+        event_streams: NamedDependency[EventStreams],
+        target: NamedDependency[BadgeTarget],
+        last_event_id: LastEventId = None,
+    ) -> Stream:
+        return await serve_events(
+            event_streams, target.counter, counter_service.get, render_counter, last_event_id
+        )
+
+
+def _dependencies(target: Callable[..., BadgeTarget]) -> dict[str, Provide]:
+    return {
+        "target": Provide(target, sync_to_thread=False),
+        "event_streams": Provide(provide_event_streams, sync_to_thread=False),
+    }
+
+
+class DefaultCounterEvents(_Events):
+    """Live updates of the default counter."""
+
+    path = "/counter"
+    dependencies = _dependencies(default_target)
+    opt: dict[str, Any] = {"counter": DEFAULT_COUNTER, OPERATIONS_OPT: "defaultCounter"}  # noqa: RUF012
+
+
+class CounterEvents(_Events):
+    """Live updates of named counters of the namespace `default`."""
+
+    path = "/counters/{name:str}"
+    dependencies = _dependencies(named_target)
+    opt: dict[str, Any] = {OPERATIONS_OPT: "counter"}  # noqa: RUF012
+
+
+class NamespaceCounterEvents(_Events):
+    """Live updates of the counters of a namespace."""
+
+    path = "/namespaces/{namespace:str}/counters/{key:str}"
+    dependencies = _dependencies(namespaced_target)
+    opt: dict[str, Any] = {OPERATIONS_OPT: "namespaceCounter"}  # noqa: RUF012
+
+
+EVENT_CONTROLLERS = [DefaultCounterEvents, CounterEvents, NamespaceCounterEvents]
