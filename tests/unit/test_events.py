@@ -232,3 +232,12 @@ async def test_the_three_routes_are_documented(store: InMemoryCounterRepository)
         )
     }
     assert operations == {"defaultCounterEvents", "counterEvents", "namespaceCounterEvents"}
+
+
+async def test_head_of_a_stream_answers_its_headers_and_frees_its_slot(store: InMemoryCounterRepository) -> None:
+    async with make_client(store) as client:
+        response = await client.head("/counters/abc/events")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.content == b""
+    assert _streams(client.app).open == 0  # type: ignore[arg-type]

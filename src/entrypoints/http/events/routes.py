@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import msgspec
-from litestar import get
+from litestar import Request, get
 from litestar.datastructures import ResponseHeader, State
 from litestar.di import NamedDependency, Provide
 from litestar.params import HeaderParameter
@@ -111,13 +111,19 @@ class _Events(ExactAllowController):
     )
     async def events(
         self,
+        request: Request[Any, Any, Any],
         counter_service: NamedDependency[CounterService],
         event_streams: NamedDependency[EventStreams],
         target: NamedDependency[BadgeTarget],
         last_event_id: LastEventId = None,
     ) -> Stream:
         return await serve_events(
-            event_streams, target.counter, counter_service.get, render_counter, last_event_id
+            event_streams,
+            target.counter,
+            counter_service.get,
+            render_counter,
+            last_event_id,
+            headers_only=request.method == "HEAD",
         )
 
 

@@ -124,12 +124,15 @@ async def serve_events(
     read: Callable[[CounterId], Awaitable[Counter]],
     render: Callable[[Counter], str],
     last_event_id: int | None = None,
+    *,
+    headers_only: bool = False,
 ) -> Stream:
     """A streaming response of `counter`'s states, each as the `data` that `render` makes of it
     and the counter's version as its id: the current state first (unless `last_event_id` is
     still current), then each change. `read` reads the counter (the service's `get`); what it
     raises (a store that is down) is raised here, before the response begins, so that the error
-    table answers it. Past the process's limit of streams, raises TooManyStreamsError."""
+    table answers it. Past the process's limit of streams, raises TooManyStreamsError.
+    `headers_only` (a HEAD): the same checks and headers, and a body that ends at once."""
     changes = streams.changes
     if changes is None:
         raise RuntimeError("the event streams have not been started")
@@ -141,7 +144,13 @@ async def serve_events(
     except BaseException:
         slot.release()
         raise
-    body = _events(streams.limits, slot, subscription, current, render=render, last_event_id=last_event_id)
+    if headers_only:
+        slot.release()
+        body: AsyncIterator[bytes] = _nothing()
+    else:
+        body = _events(
+            streams.limits, slot, subscription, current, render=render, last_event_id=last_event_id
+        )
     return Stream(
         body,
         media_type=EVENT_STREAM,
@@ -185,6 +194,11 @@ async def _events(
                 yield encode_event(state.version, render(state))
     finally:
         slot.release()
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield  # an async generator that yields nothing
 
 
 def _log_end(counter: CounterId, reason: str) -> None:
