@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from domain.errors import CounterExistsError
 from domain.idempotency import Idempotency, IdempotencyRecord, decide
-from domain.model import Counter, CounterId, Incremented, Page, Replaced, add_checked
+from domain.model import Counter, CounterId, Incremented, Page, Replaced, add_checked, check_version
 from domain.rules import Rules, expired
 
 # Amortised clean-up of expired Idempotency-Key records: only look when the table has grown by
@@ -78,14 +78,16 @@ class InMemoryCounterRepository:
             self._sweep(now)
         return Incremented(counter=state)
 
-    async def set(self, counter: CounterId, count: int) -> Replaced:
+    async def set(self, counter: CounterId, count: int, expected_version: int | None = None) -> Replaced:
         now = time.time()
         current = self._live(counter, now)
+        check_version(counter, expected_version, 0 if current is None else current.version)
         state = self._write(counter, count, now)
         return Replaced(counter=state, previous=0 if current is None else current.count)
 
-    async def delete(self, counter: CounterId) -> Counter | None:
+    async def delete(self, counter: CounterId, expected_version: int | None = None) -> Counter | None:
         current = self._live(counter, time.time())
+        check_version(counter, expected_version, 0 if current is None else current.version)
         if current is not None:
             self._remove(counter)
         return current

@@ -157,11 +157,11 @@ class SqliteCounterRepository:
     ) -> Incremented:
         return await self._write(lambda tx: tx.increment(counter, by, idempotency))
 
-    async def set(self, counter: CounterId, count: int) -> Replaced:
-        return await self._write(lambda tx: tx.set(counter, count))
+    async def set(self, counter: CounterId, count: int, expected_version: int | None = None) -> Replaced:
+        return await self._write(lambda tx: tx.set(counter, count, expected_version))
 
-    async def delete(self, counter: CounterId) -> Counter | None:
-        return await self._write(lambda tx: tx.delete(counter))
+    async def delete(self, counter: CounterId, expected_version: int | None = None) -> Counter | None:
+        return await self._write(lambda tx: tx.delete(counter, expected_version))
 
     async def list(self, namespace: str, after: str | None, limit: int) -> Page:
         return await self._read(lambda tx: tx.list(namespace, after, limit))

@@ -15,7 +15,8 @@ from domain.model import DEFAULT_NAMESPACE
 # 2: Idempotency-Key records are named by Idempotency.record_key, not by the raw key (migrate).
 # 3: counters are named by (namespace, key); older rows are the namespace `default` (migrate).
 # 4: counters created explicitly keep their rules (JSON), expiry and admin key hash (migrate).
-SCHEMA_VERSION = 4
+# 5: counters and Idempotency-Key records keep the counter's version (migrate).
+SCHEMA_VERSION = 5
 
 COUNTERS = """CREATE TABLE IF NOT EXISTS counters (
         namespace TEXT NOT NULL,
@@ -26,10 +27,14 @@ COUNTERS = """CREATE TABLE IF NOT EXISTS counters (
         rules TEXT,
         expires_at REAL,
         admin_key_hash TEXT,
+        version INTEGER NOT NULL DEFAULT 1,
         PRIMARY KEY (namespace, key)
     ) WITHOUT ROWID"""
 # The columns of version 4, NULL in every row of before: counters without rules.
 RULE_COLUMNS = ("rules TEXT", "expires_at REAL", "admin_key_hash TEXT")
+# The column of version 5, in counters and in idempotency_records: a counter (or the counter a
+# record replays) of before is at version 1, the version of a counter that exists.
+VERSION_COLUMN = "version INTEGER NOT NULL DEFAULT 1"
 
 SCHEMA = (
     # WITHOUT ROWID: (namespace, key) is the only key, so one B-tree serves lookups and the
@@ -39,7 +44,8 @@ SCHEMA = (
     COUNTERS,
     # One row per Idempotency-Key, named by Idempotency.record_key: the request's fingerprint and
     # the counter state the first request produced, kept until expires_at (Unix seconds). The
-    # namespace is the last column because version 2 files gain it by ALTER TABLE (migrate).
+    # namespace and the version are the last columns because older files gain them by ALTER
+    # TABLE (migrate).
     """CREATE TABLE IF NOT EXISTS idempotency_records (
         record_key TEXT PRIMARY KEY NOT NULL,
         fingerprint TEXT NOT NULL,
@@ -48,7 +54,8 @@ SCHEMA = (
         created_at TEXT NOT NULL,
         updated_at TEXT NOT NULL,
         expires_at REAL NOT NULL,
-        namespace TEXT NOT NULL
+        namespace TEXT NOT NULL,
+        version INTEGER NOT NULL DEFAULT 1
     ) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS idempotency_records_by_expiry ON idempotency_records (expires_at)",
     # One row that readiness rewrites: committing it proves the files can be written, and it is
@@ -60,7 +67,7 @@ SCHEMA = (
 )
 
 # REPLACE, because an expired row with the same key may still be there. Columns in table order.
-PUT_RECORD = "INSERT OR REPLACE INTO idempotency_records VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+PUT_RECORD = "INSERT OR REPLACE INTO idempotency_records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 PUT_PROBE = "INSERT OR REPLACE INTO store_probe (id, probed_at) VALUES (1, ?)"
 
 
@@ -70,6 +77,7 @@ def migrate(connection: sqlite3.Connection, now: float) -> None:
     _records_by_record_key(connection, now)
     _namespaces(connection)
     _rules(connection)
+    _versions(connection)
 
 
 def _columns(connection: sqlite3.Connection, table: str) -> list[str]:
@@ -114,6 +122,16 @@ def _rules(connection: sqlite3.Connection) -> None:
     )
 
 
+def _versions(connection: sqlite3.Connection) -> None:
+    """Version 4 kept no versions: its counters, and the counters its Idempotency-Key records
+    replay, gain the column at 1, and grow from there with every change. A version 4 process
+    still on the file writes its changes without growing the version (an ETag taken before one
+    of them would still match): upgrade every process."""
+    for table in ("counters", "idempotency_records"):
+        if "version" not in _columns(connection, table):
+            connection.execute(f"ALTER TABLE {table} ADD COLUMN {VERSION_COLUMN}")
+
+
 def _records_by_record_key(connection: sqlite3.Connection, now: float) -> None:
     """Version 1 named Idempotency-Key records by the raw key, in `idempotency_keys`. Its live rows
     move to `idempotency_records` under their record_key, so a client retrying across the upgrade
@@ -126,7 +144,7 @@ def _records_by_record_key(connection: sqlite3.Connection, now: float) -> None:
     # Version 1's columns, in its table order: key, then those of idempotency_records.
     rows = connection.execute("SELECT * FROM idempotency_keys WHERE expires_at > ?", (now,)).fetchall()
     records = [
-        (Idempotency(k, fp, 0.0).record_key, fp, *rest, DEFAULT_NAMESPACE)
+        (Idempotency(k, fp, 0.0).record_key, fp, *rest, DEFAULT_NAMESPACE, 1)
         for k, fp, *rest in rows
         if isinstance(k, str)
     ]

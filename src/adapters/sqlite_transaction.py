@@ -16,32 +16,46 @@ from typing import Any
 from adapters.sqlite_schema import PUT_PROBE, PUT_RECORD
 from domain.errors import CounterExistsError, InvalidCounterNameError, StoreCorruptedError
 from domain.idempotency import Idempotency, IdempotencyRecord, decide
-from domain.model import Counter, CounterId, Incremented, Page, Replaced, add_checked, check_value
+from domain.model import (
+    Counter,
+    CounterId,
+    Incremented,
+    Page,
+    Replaced,
+    add_checked,
+    check_value,
+    check_version,
+)
 from domain.rules import Rules
 
 # Constant SQL text: the sqlite3 module keeps each statement prepared in its statement cache.
 _GET = (
-    "SELECT count, created_at, updated_at, rules, expires_at, admin_key_hash FROM counters"
+    "SELECT count, created_at, updated_at, rules, expires_at, admin_key_hash, version FROM counters"
     " WHERE namespace = ? AND key = ?"
 )
+# A new row is at version 1, the column's default.
 _INSERT = "INSERT INTO counters (namespace, key, count, created_at, updated_at) VALUES (?, ?, ?, ?, ?)"
 _CREATE = (
     "INSERT INTO counters (namespace, key, count, created_at, updated_at, rules, expires_at,"
     " admin_key_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-# The expiry moves with every write: now + ttl_seconds, or NULL for a counter without a ttl.
-_UPDATE = "UPDATE counters SET count = ?, updated_at = ?, expires_at = ? WHERE namespace = ? AND key = ?"
+# The expiry moves with every write: now + ttl_seconds, or NULL for a counter without a ttl. The
+# version is the one read (and checked) in the same transaction, plus one.
+_UPDATE = (
+    "UPDATE counters SET count = ?, updated_at = ?, expires_at = ?, version = ?"
+    " WHERE namespace = ? AND key = ?"
+)
 _TOUCH = "UPDATE counters SET expires_at = ? WHERE namespace = ? AND key = ?"
 _DELETE = "DELETE FROM counters WHERE namespace = ? AND key = ?"
 _LIST = (
-    "SELECT key, count, created_at, updated_at, rules, expires_at, admin_key_hash FROM counters"
+    "SELECT key, count, created_at, updated_at, rules, expires_at, admin_key_hash, version FROM counters"
     " WHERE namespace = ? AND key > ?"
     " AND (expires_at IS NULL OR expires_at > ?) ORDER BY key LIMIT ?"
 )
 # Expired rows too: whether a record still counts is the domain's decision, not the query's.
 _GET_RECORD = (
-    "SELECT fingerprint, namespace, name, count, created_at, updated_at, expires_at FROM idempotency_records"
-    " WHERE record_key = ?"
+    "SELECT fingerprint, namespace, name, count, created_at, updated_at, expires_at, version"
+    " FROM idempotency_records WHERE record_key = ?"
 )
 _PURGE_RECORDS = (
     "DELETE FROM idempotency_records WHERE record_key IN"
@@ -92,7 +106,7 @@ class Transaction:
         if expiry is None:
             return current
         self._cursor.execute(_TOUCH, (expiry, name.namespace, name.key))
-        return _counter(name, *row[:4], expiry, row[5])
+        return _counter(name, *row[:4], expiry, *row[5:])
 
     def create(self, name: CounterId, count: int, rules: Rules, admin_key_hash: str | None) -> Counter:
         check_value(count)
@@ -102,7 +116,7 @@ class Transaction:
         stamp = self.now_text
         row = (count, stamp, stamp, rules.dump(), expiry, admin_key_hash)
         self._cursor.execute(_CREATE, (name.namespace, name.key, *row))
-        return _counter(name, *row)
+        return _counter(name, *row, 1)
 
     def increment(self, name: CounterId, by: int, idempotency: Idempotency | None) -> Incremented:
         if idempotency is not None:
@@ -112,7 +126,7 @@ class Transaction:
                 return replay
         row = self._live(name, prune=True)
         if row is None:
-            counter = Counter(name, add_checked(name, 0, by), self.now, self.now)
+            counter = Counter(name, add_checked(name, 0, by), self.now, self.now, version=1)
             self._cursor.execute(
                 _INSERT, (name.namespace, name.key, counter.count, self.now_text, self.now_text)
             )
@@ -125,37 +139,44 @@ class Transaction:
             record = idempotency.record(counter, self.now_epoch)
             created = self.now_text if row is None else row[1]  # as read, and checked, above
             columns = (record.fingerprint, name.key, counter.count, created, self.now_text, record.expires_at)
-            self._cursor.execute(PUT_RECORD, (idempotency.record_key, *columns, name.namespace))
+            self._cursor.execute(
+                PUT_RECORD, (idempotency.record_key, *columns, name.namespace, counter.version)
+            )
         return Incremented(counter=counter)
 
-    def set(self, name: CounterId, count: int) -> Replaced:
+    def set(self, name: CounterId, count: int, expected_version: int | None) -> Replaced:
         """An admin overwrite, but not of unreadable data: that is left for a human to look at
         (delete removes it)."""
         check_value(count)  # a value SQLite cannot hold would fail the whole batch
         row = self._live(name, prune=True)
         if row is None:
+            check_version(name, expected_version, 0)
             self._cursor.execute(_INSERT, (name.namespace, name.key, count, self.now_text, self.now_text))
-            return Replaced(counter=Counter(name, count, self.now, self.now), previous=0)
+            return Replaced(counter=Counter(name, count, self.now, self.now, version=1), previous=0)
         current = _counter(name, *row)
+        check_version(name, expected_version, current.version)
         return Replaced(counter=self._updated(current, count), previous=current.count)
 
     def _updated(self, current: Counter, count: int) -> Counter:
         """Write `count` over `current`, its rules kept and its expiry moved forward."""
         expiry = _expiry(current.rules, self.now_epoch)
         name = current.id
-        self._cursor.execute(_UPDATE, (count, self.now_text, expiry, name.namespace, name.key))
+        version = current.version + 1
+        self._cursor.execute(_UPDATE, (count, self.now_text, expiry, version, name.namespace, name.key))
         moment = None if expiry is None else datetime.fromtimestamp(expiry, UTC)
         return Counter(
-            name, count, current.created_at, self.now, current.rules, moment, current.admin_key_hash
+            name, count, current.created_at, self.now, current.rules, moment, current.admin_key_hash, version
         )
 
-    def delete(self, name: CounterId) -> Counter | None:
+    def delete(self, name: CounterId, expected_version: int | None) -> Counter | None:
         """Remove the counter and return its last state. Unreadable data is refused here too, as
         in every store: it is reported and left for a human to look at, never silently dropped."""
         row = self._live(name, prune=True)
         if row is None:
+            check_version(name, expected_version, 0)
             return None
         counter = _counter(name, *row)  # raises StoreCorruptedError before anything is deleted
+        check_version(name, expected_version, counter.version)
         self._cursor.execute(_DELETE, (name.namespace, name.key))
         return counter
 
@@ -199,12 +220,18 @@ def _counter(
     counter: CounterId, count: object, created_at: object, updated_at: object, *rest: object
 ) -> Counter:
     """A Counter from a stored row, or StoreCorruptedError when the row cannot be read. `rest`:
-    rules, expires_at and admin_key_hash, when the row has them (Idempotency-Key records do not)."""
+    rules, expires_at, admin_key_hash and version, when the row has them (Idempotency-Key records
+    have the version only, after three None)."""
     name = str(counter)
-    rules, expires_at, admin_key_hash = (*rest, None, None, None)[:3]
+    rules, expires_at, admin_key_hash, version = (*rest, None, None, None, 1)[:4]
     if type(count) is not int:
         raise StoreCorruptedError(
             f"counter {name!r} holds {_show(count)}, which is not an integer; it is left as it is",
+            counter=name,
+        )
+    if type(version) is not int or version < 1:
+        raise StoreCorruptedError(
+            f"counter {name!r} is at version {_show(version)}, which is no version; it is left as it is",
             counter=name,
         )
     try:
@@ -229,13 +256,14 @@ def _counter(
         parsed,
         moment,
         admin_key_hash,
+        version,
     )
 
 
 def _record(row: tuple[object, ...]) -> IdempotencyRecord:
     """An IdempotencyRecord from a stored row, or StoreCorruptedError when it cannot be read."""
-    fingerprint, namespace, key, count, created_at, updated_at, expires_at = row
-    counter = _counter(_stored_id(namespace, key), count, created_at, updated_at)
+    fingerprint, namespace, key, count, created_at, updated_at, expires_at, version = row
+    counter = _counter(_stored_id(namespace, key), count, created_at, updated_at, None, None, None, version)
     if not isinstance(fingerprint, str) or not isinstance(expires_at, int | float):
         raise StoreCorruptedError(
             f"an Idempotency-Key record of counter {str(counter.id)!r} holds the fingerprint"

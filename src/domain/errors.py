@@ -43,6 +43,17 @@ class CounterExistsError(DomainError):
     title = "Counter exists"
 
 
+class VersionMismatchError(DomainError):
+    """A set or delete made on condition that the counter is at a version it is not at (an
+    `If-Match` that no longer holds); nothing was changed. `current` is the version it is at."""
+
+    title = "Version mismatch"
+
+    def __init__(self, message: str, *, current: int) -> None:
+        super().__init__(message)
+        self.current = current
+
+
 class ForbiddenError(DomainError):
     """The counter may not be set, reset or deleted without an admin token or its admin key."""
 

@@ -10,6 +10,7 @@ from domain.errors import (
     CounterOverflowError,
     InvalidAmountError,
     InvalidCounterNameError,
+    VersionMismatchError,
 )
 from domain.rules import Rules
 
@@ -116,6 +117,27 @@ class Counter:
     @property
     def key(self) -> str:
         return self.id.key
+
+
+def check_version(counter: CounterId, expected: int | None, current: int) -> None:
+    """Raise VersionMismatchError unless `expected` is None (no condition) or `current`. Stores
+    call it in the same atomic step as the write it guards; 0 expects the counter not to exist."""
+    if expected is not None and expected != current:
+        raise VersionMismatchError(
+            f"counter {str(counter)!r} is at version {current}, not {expected}; nothing was changed",
+            current=current,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class VersionMatch:
+    """The versions a change is conditional on (an `If-Match`): any of `versions`, or, when it is
+    None (`*`), any version of a counter that exists."""
+
+    versions: frozenset[int] | None = None
+
+    def matches(self, version: int) -> bool:
+        return version > 0 if self.versions is None else version in self.versions
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,11 @@ class CounterRepository(Protocol):
       increment outside its step range raises StepOutOfRangeError and changes nothing, checked in
       the same atomic step as the write; each write (and a get with `touch`) moves its expiry to
       now + ttl_seconds; an expired counter is gone: it reads as missing, an increment or a set
-      makes it again as a plain counter (no rules), and `create` may make it again.
+      makes it again as a plain counter (no rules), and `create` may make it again;
+    - a counter's version is 0 while it does not exist, 1 once made (again), and grows by at
+      least one with every change (create, increment, set), in the same atomic step, and is kept
+      with an Idempotency-Key's record; a set or a delete with `expected_version` checks it in
+      that step too (domain.model.check_version) and changes nothing when it does not hold.
     """
 
     async def get(self, counter: CounterId, touch: bool = False) -> Counter:
@@ -47,12 +51,14 @@ class CounterRepository(Protocol):
         """Add `by` (non-zero, may be negative) and return the new state."""
         ...
 
-    async def set(self, counter: CounterId, count: int) -> Replaced:
-        """Set the counter to `count`, creating it if needed; return the new and previous values."""
+    async def set(self, counter: CounterId, count: int, expected_version: int | None = None) -> Replaced:
+        """Set the counter to `count`, creating it if needed; return the new and previous values.
+        `expected_version` (0: it does not exist): otherwise raise VersionMismatchError."""
         ...
 
-    async def delete(self, counter: CounterId) -> Counter | None:
-        """Remove the counter and return its last state, or None when it did not exist."""
+    async def delete(self, counter: CounterId, expected_version: int | None = None) -> Counter | None:
+        """Remove the counter and return its last state, or None when it did not exist.
+        `expected_version` (0: it does not exist): otherwise raise VersionMismatchError."""
         ...
 
     async def list(self, namespace: str, after: str | None, limit: int) -> Page:

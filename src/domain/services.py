@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from domain.errors import ForbiddenError, InvalidInputError
+from domain.errors import ForbiddenError, InvalidInputError, VersionMismatchError
 from domain.idempotency import Idempotency
 from domain.model import (
     Counter,
@@ -12,6 +12,7 @@ from domain.model import (
     Incremented,
     Page,
     Replaced,
+    VersionMatch,
     check_amount,
     check_name,
     check_value,
@@ -62,21 +63,50 @@ class CounterService:
         return await self.repository.increment(counter, by, idempotency)
 
     async def set(
-        self, counter: CounterId, count: int, *, admin: bool = True, admin_key: str | None = None
+        self,
+        counter: CounterId,
+        count: int,
+        *,
+        admin: bool = True,
+        admin_key: str | None = None,
+        match: VersionMatch | None = None,
     ) -> Replaced:
         """`admin`: the caller holds the service admin token (checked by the entrypoint);
-        otherwise it needs the counter's admin key, or the counter must be resettable."""
+        otherwise it needs the counter's admin key, or the counter must be resettable. `match`:
+        only when the counter is at one of those versions (VersionMismatchError otherwise)."""
         check_value(count)
         if not admin and not await self.authorize(counter, admin_key, reset=True):
             raise ForbiddenError(f"counter {str(counter)!r} may only be set with its admin key")
-        return await self.repository.set(counter, count)
+        return await self.repository.set(counter, count, await self._expected(counter, match))
 
     async def delete(
-        self, counter: CounterId, *, admin: bool = True, admin_key: str | None = None
+        self,
+        counter: CounterId,
+        *,
+        admin: bool = True,
+        admin_key: str | None = None,
+        match: VersionMatch | None = None,
     ) -> Counter | None:
         if not admin and not await self.authorize(counter, admin_key):
             raise ForbiddenError(f"counter {str(counter)!r} may only be deleted with its admin key")
-        return await self.repository.delete(counter)
+        return await self.repository.delete(counter, await self._expected(counter, match))
+
+    async def _expected(self, counter: CounterId, match: VersionMatch | None) -> int | None:
+        """The one version the store checks atomically with the write. Where `match` allows
+        several (`*`, a list), it is the version read now, if allowed: a change in between
+        makes the store's check fail, as a change just before the request would have."""
+        if match is None:
+            return None
+        if match.versions is not None and len(match.versions) == 1:
+            return next(iter(match.versions))
+        current = (await self.repository.get(counter)).version
+        if not match.matches(current):
+            raise VersionMismatchError(
+                f"counter {str(counter)!r} is at version {current}, which If-Match does not allow;"
+                " nothing was changed",
+                current=current,
+            )
+        return current
 
     async def list(self, namespace: str, after: str | None = None, limit: int = 100) -> Page:
         check_name(namespace, "namespace")

@@ -21,6 +21,7 @@ from domain.model import INT64_MAX, INT64_MIN, CounterId
 from domain.ports import CounterRepository
 from tests.contract.namespace_contract import NamespaceContract
 from tests.contract.rules_contract import RulesContract
+from tests.contract.version_contract import VersionContract
 
 Reopen = Callable[[], Awaitable[CounterRepository]] | None
 
@@ -29,7 +30,7 @@ def key(value: str, name: str = "c", by: int = 1, ttl: float = 3600.0) -> Idempo
     return Idempotency.for_increment(value, CounterId.default(name), by, ttl)
 
 
-class RepositoryContract(NamespaceContract, RulesContract):
+class RepositoryContract(NamespaceContract, RulesContract, VersionContract):
     """Subclass in a test module; provide the `repository` and `reopen` fixtures."""
 
     # --- basic counting -------------------------------------------------------------------

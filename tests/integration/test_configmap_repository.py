@@ -137,7 +137,8 @@ async def test_each_counter_is_one_readable_data_key(
     data = yaml.safe_load(out)["data"]
     pageviews = json.loads(data["pageviews"])
     assert pageviews["count"] == 42
-    assert set(pageviews) == {"count", "created_at", "updated_at"}
+    assert set(pageviews) == {"count", "created_at", "updated_at", "version"}
+    assert pageviews["version"] == 2  # one per change: two increments
     assert json.loads(data["downloads"])["count"] == 7
     # Reserved bookkeeping keys start with "_", which no counter name can.
     assert {k for k in data if not k[0].isalnum()} <= {"_writers", IDEMPOTENCY_KEY}

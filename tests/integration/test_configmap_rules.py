@@ -27,7 +27,9 @@ async def test_a_map_of_todays_format_keeps_working_next_to_counters_with_rules(
     repository = await open_repo(cm_name)
     visits = await repository.get(CounterId.default("visits"))
     assert (visits.count, visits.rules, visits.expires_at, visits.admin_key_hash) == (41, None, None, None)
-    assert (await repository.increment(CounterId("blog", "post"), 100)).counter.count == 107
+    assert visits.version == 1  # a value of before versions
+    post_state = (await repository.increment(CounterId("blog", "post"), 100)).counter
+    assert (post_state.count, post_state.version) == (107, 2)
     with pytest.raises(CounterExistsError):
         await repository.create(CounterId.default("visits"), 0, Rules(), None)
     rules = Rules(min_step=0, max_step=1, ttl_seconds=1)
@@ -37,12 +39,13 @@ async def test_a_map_of_todays_format_keeps_working_next_to_counters_with_rules(
     data = stored_data(admin, kube.namespace, cm_name)
     assert data["visits"] == TODAY["visits"]  # untouched, byte for byte
     post = json.loads(data["-4-blogpost"])
-    assert set(post) == {"count", "created_at", "updated_at"}
+    assert set(post) == {"count", "created_at", "updated_at", "version"}
+    assert post["version"] == 2
     ruled = json.loads(data["-4-blogruled"])
     assert (ruled["count"], ruled["rules"], ruled["admin_key_hash"]) == (
         3, {"max_step": 1, "min_step": 0, "ttl_seconds": 1}, "abc",
     )  # fmt: skip
-    assert list(ruled)[:3] == ["count", "created_at", "updated_at"]
+    assert list(ruled)[:4] == ["count", "created_at", "updated_at", "version"]
     # Expired, it is gone; the next write takes it out of the map.
     await asyncio.sleep(1.5)
     assert (await repository.get(CounterId("blog", "ruled"))).count == 0

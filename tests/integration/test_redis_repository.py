@@ -91,6 +91,7 @@ async def test_keys_are_laid_out_as_documented(
     assert fields[b"count"] == b"5"
     assert fields[b"created_at"].isdigit()
     assert fields[b"updated_at"] == fields[b"created_at"]
+    assert fields[b"version"] == b"1"
     assert await raw.zrange(f"{redis_prefix}names", 0, -1, withscores=True) == [(b"c", 0.0)]
     assert idempotency.record_key == hashlib.sha256(KEY.encode()).hexdigest()
     record = f"{redis_prefix}idem:{idempotency.record_key}"
@@ -99,6 +100,7 @@ async def test_keys_are_laid_out_as_documented(
         b"count": b"5",
         b"created_at": fields[b"created_at"],
         b"updated_at": fields[b"updated_at"],
+        b"version": b"1",
     }
     assert 0 < await raw.pttl(record) <= 60_000
 

@@ -78,7 +78,7 @@ async def test_a_version_3_file_keeps_its_counters_and_takes_rules(version_3_fil
     with contextlib.closing(sqlite3.connect(version_3_file)) as connection:
         assert connection.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
         columns = [row[1] for row in connection.execute("PRAGMA table_info(counters)")]
-        assert columns[-3:] == ["rules", "expires_at", "admin_key_hash"]
+        assert columns[-4:] == ["rules", "expires_at", "admin_key_hash", "version"]
     async with SqliteCounterRepository(version_3_file) as again:
         ruled = await again.get(CounterId("blog", "ruled"))
         assert (ruled.count, ruled.rules, ruled.admin_key_hash) == (1, Rules(max_step=1, ttl_seconds=60), "h")

@@ -36,7 +36,7 @@ from adapters.configmap.names import data_key
 from adapters.configmap.room import Footprint, entry_bytes, store_full, table_full
 from domain.errors import CounterExistsError, DomainError, StoreCorruptedError
 from domain.idempotency import Idempotency, IdempotencyRecord, decide
-from domain.model import Counter, CounterId, Incremented, Replaced, add_checked
+from domain.model import Counter, CounterId, Incremented, Replaced, add_checked, check_version
 from domain.rules import Rules
 
 Outcomes = list[Any]  # per operation: its result, or the DomainError it failed with
@@ -52,6 +52,7 @@ class Op:
     deadline: float = math.inf  # time.monotonic() after which it is refused, not written
     rules: Rules | None = None  # create
     admin_key_hash: str | None = None  # create
+    expected_version: int | None = None  # set, delete: compare-and-set
 
 
 @dataclass(slots=True)
@@ -107,12 +108,12 @@ class Batch:
             if op.kind == "increment":
                 return self._increment(op.name, op.amount, op.idempotency)
             if op.kind == "set":
-                return self._set(op.name, op.amount)
+                return self._set(op.name, op.amount, op.expected_version)
             if op.kind == "create":
                 return self._create(op.name, op.amount, op.rules or Rules(), op.admin_key_hash)
             if op.kind == "touch":
                 return self._touch(op.name)
-            return self._delete(op.name)
+            return self._delete(op.name, op.expected_version)
         except DomainError as error:
             return error
 
@@ -145,9 +146,10 @@ class Batch:
         self.records_changed = True
         return Incremented(counter=counter)
 
-    def _set(self, counter_id: CounterId, count: int) -> Replaced:
+    def _set(self, counter_id: CounterId, count: int, expected_version: int | None) -> Replaced:
         name = data_key(counter_id)
         old = self._live(name)
+        check_version(counter_id, expected_version, 0 if old is None else old.version)
         new = self._next(old, count)
         self._put(name, new)
         return Replaced(counter=new.counter(counter_id), previous=0 if old is None else old.count)
@@ -169,14 +171,15 @@ class Batch:
             return old.counter(counter_id)
         new = Value(
             old.count, old.created_at, old.updated_at, old.extra, old.rules, self._expiry(old.rules),
-            old.admin_key_hash,
+            old.admin_key_hash, old.version,
         )  # fmt: skip
         self._put(name, new)
         return new.counter(counter_id)
 
-    def _delete(self, counter_id: CounterId) -> Counter | None:
+    def _delete(self, counter_id: CounterId, expected_version: int | None) -> Counter | None:
         name = data_key(counter_id)
         old = self._live(name)
+        check_version(counter_id, expected_version, 0 if old is None else old.version)
         if old is None:
             return None
         self._remove(name)
@@ -216,7 +219,8 @@ class Batch:
 
     def _next(self, old: Value | None, count: int) -> Value:
         """`count` written over `old` (an expired one is None here), its rules kept, its
-        expiry moved forward."""
+        expiry moved forward, its version one more: k changes of a counter in one batch grow it
+        by k, so that each answer is a state of its own."""
         if old is None:
             return Value(count=count, created_at=self._stamp, updated_at=self._stamp, extra={})
         return Value(
@@ -227,6 +231,7 @@ class Batch:
             rules=old.rules,
             expires_at=self._expiry(old.rules),
             admin_key_hash=old.admin_key_hash,
+            version=old.version + 1,
         )
 
     def _put(self, name: str, new: Value, *, record_bytes: int = 0) -> None:

@@ -1,10 +1,11 @@
 """The stored document: what each data key of the ConfigMap holds, read strictly, written back whole.
 
 A counter is one data key (which one: names), whose value is `{"count": N, "created_at": ...,
-"updated_at": ...}`; a counter created explicitly has `rules` (Rules.dump's object), and, when
-they give it a ttl, `expires_at`, and the `admin_key_hash` of its admin key, each only where it
-has one, so a counter of before reads as one without rules. Fields this version does not know are
-kept as they were. Two reserved keys
+"updated_at": ..., "version": V}` (V: 1 once made, one more with each change written; a value
+written before versions has none and reads as version 1); a counter created explicitly has
+`rules` (Rules.dump's object), and, when they give it a ttl, `expires_at`, and the
+`admin_key_hash` of its admin key, each only where it has one, so a counter of before reads as one
+without rules. Fields this version does not know are kept as they were. Two reserved keys
 start with `_`, which no counter's data key does (names): `_idempotency` (one record per
 Idempotency-Key, named by `Idempotency.record_key`) and `_writers` (the last write sequence number
 of each writer and the second it wrote, which lets a writer recognise its own write after a
@@ -87,6 +88,7 @@ class Value:
     rules: Rules | None = None
     expires_at: str | None = None
     admin_key_hash: str | None = None
+    version: int = 1
 
     def counter(self, name: CounterId) -> Counter:
         return Counter(
@@ -97,18 +99,21 @@ class Value:
             rules=self.rules,
             expires_at=None if self.expires_at is None else parse_time(self.expires_at),
             admin_key_hash=self.admin_key_hash,
+            version=self.version,
         )
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and parse_time(self.expires_at).timestamp() <= now
 
     def dump(self) -> str:
-        # The rule fields come after updated_at, so the start of the value stays what room reads.
+        # The version, then the rule fields come after updated_at, so the start of the value
+        # stays what room reads.
         doc: dict[str, Any] = {"count": self.count}
         if self.created_at is not None:
             doc["created_at"] = self.created_at
         if self.updated_at is not None:
             doc["updated_at"] = self.updated_at
+        doc["version"] = self.version
         if self.rules is not None:
             doc["rules"] = json.loads(self.rules.dump())
         if self.expires_at is not None:
@@ -147,11 +152,29 @@ def parse_value(raw: str) -> Value:
         raise ValueError("'admin_key_hash' is not a string")
     extra = {k: v for k, v in doc.items() if k not in _KNOWN}
     return Value(
-        count, stamps["created_at"], stamps["updated_at"], extra, rules, stamps["expires_at"], admin_key_hash
+        count,
+        stamps["created_at"],
+        stamps["updated_at"],
+        extra,
+        rules,
+        stamps["expires_at"],
+        admin_key_hash,
+        _version(doc),
     )
 
 
-_KNOWN: Final = frozenset({"count", "created_at", "updated_at", "rules", "expires_at", "admin_key_hash"})
+def _version(doc: Mapping[str, Any]) -> int:
+    """A document's `version`, 1 where it has none (written before versions)."""
+    version = doc.get("version", 1)
+    if type(version) is not int or not 1 <= version <= MAX_VERSION:
+        raise ValueError("'version' is not a positive integer")
+    return version
+
+
+_KNOWN: Final = frozenset(
+    {"count", "created_at", "updated_at", "rules", "expires_at", "admin_key_hash", "version"}
+)
+MAX_VERSION: Final = 2**53  # what every JSON reader holds exactly
 
 
 # --- Idempotency-Key records ------------------------------------------------------------------
@@ -171,16 +194,18 @@ class StoredRecord:
     updated_at: str
     expires_at: str
     expires: float  # Unix seconds, parsed from expires_at
+    version: int = 1  # of the counter it replays; 1 in a record of before versions
 
     @staticmethod
     def of(record: IdempotencyRecord, updated_at: str) -> StoredRecord:
         expires_at = format_time(datetime.fromtimestamp(record.expires_at, UTC))
+        counter = record.counter
         return StoredRecord(
-            record.fingerprint, record.counter.count, updated_at, expires_at, record.expires_at
+            record.fingerprint, counter.count, updated_at, expires_at, record.expires_at, counter.version
         )
 
     def for_counter(self, name: CounterId, created_at: datetime | None) -> IdempotencyRecord:
-        counter = Counter(name, self.count, created_at, parse_time(self.updated_at))
+        counter = Counter(name, self.count, created_at, parse_time(self.updated_at), version=self.version)
         return IdempotencyRecord(self.fingerprint, counter, self.expires)
 
     def expired(self, now: float) -> bool:
@@ -195,6 +220,7 @@ class StoredRecord:
             "count": self.count,
             "updated_at": self.updated_at,
             "expires_at": self.expires_at,
+            "version": self.version,
         }
 
 
@@ -218,8 +244,9 @@ def parse_records(raw: str) -> dict[str, StoredRecord]:
             raise ValueError(f"record {name!r} is malformed")
         parse_time(updated_at)  # raises ValueError when it is not ISO-8601
         expires = parse_time(expires_at).timestamp()
+        version = _version(item)
         if _SHA256_HEX.fullmatch(name) and _SHA256_HEX.fullmatch(fingerprint):
-            records[name] = StoredRecord(fingerprint, count, updated_at, expires_at, expires)
+            records[name] = StoredRecord(fingerprint, count, updated_at, expires_at, expires, version)
     return records
 
 

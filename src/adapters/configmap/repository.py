@@ -152,12 +152,14 @@ class ConfigMapCounterRepository:
         result: Incremented = await self._submit("increment", name, by, idempotency)
         return result
 
-    async def set(self, name: CounterId, count: int) -> Replaced:
-        result: Replaced = await self._submit("set", name, count, None)
+    async def set(self, name: CounterId, count: int, expected_version: int | None = None) -> Replaced:
+        result: Replaced = await self._submit("set", name, count, None, expected_version=expected_version)
         return result
 
-    async def delete(self, name: CounterId) -> Counter | None:
-        result: Counter | None = await self._submit("delete", name, 0, None)
+    async def delete(self, name: CounterId, expected_version: int | None = None) -> Counter | None:
+        result: Counter | None = await self._submit(
+            "delete", name, 0, None, expected_version=expected_version
+        )
         return result
 
     async def list(self, namespace: str, after: str | None, limit: int) -> Page:
@@ -218,12 +220,15 @@ class ConfigMapCounterRepository:
         *,
         rules: Rules | None = None,
         admin_key_hash: str | None = None,
+        expected_version: int | None = None,
     ) -> Any:
         if self._closed:
             raise StoreUnavailableError("the ConfigMap store is closed")
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + self._max_retry_seconds
-        op = Op(kind, name, amount, idem, loop.create_future(), deadline, rules, admin_key_hash)
+        op = Op(
+            kind, name, amount, idem, loop.create_future(), deadline, rules, admin_key_hash, expected_version
+        )
         if not self.coalesce:
             # A writer recognises a lost write by its entry in `_writers`, which a concurrent write
             # under the same name would overwrite: each operation in flight writes as its own.

@@ -45,6 +45,10 @@ MAX_WRITER_ID: Final = 32  # characters of a writer's name in `_writers`; longer
 # `"_writers":"{\"<id>\":[<seq>,<unix time>],...}",` at its largest.
 WRITERS_BYTES: Final = 16 + MAX_WRITERS * len(json.dumps(f'"{"w" * MAX_WRITER_ID}":[{2**63},{10**11}],'))
 COUNT_CHARACTERS: Final = len(str(-(2**63)))  # the widest count, 20 characters
+# A version may grow to 16 digits (2^53, where JSON readers stop being exact); a value of before
+# versions gains the whole field with its first change.
+VERSION_CHARACTERS: Final = len(str(2**53))
+VERSION_FIELD: Final = len(', "version": ')
 FOREIGN_GROWTH: Final = 128  # `, "updated_at": "..."`, the count's digits and re-spaced fields
 # How long a client is told to wait when the store is full (it stays full until counters are
 # deleted), and at most when new Idempotency-Keys wait for the oldest record to expire.
@@ -52,7 +56,8 @@ FULL_RETRY_AFTER: Final = 3600
 
 # The start of a value as Value.dump writes it; its timestamps always have 24 characters.
 _OWN_VALUE: Final = re.compile(
-    r'\{"count": (-?[0-9]{1,19})(?:, "created_at": "[^"\\]{24}")?, "updated_at": "[^"\\]{24}"[,}]'
+    r'\{"count": (-?[0-9]{1,19})(?:, "created_at": "[^"\\]{24}")?, "updated_at": "[^"\\]{24}"'
+    r'(?:, "version": ([0-9]{1,16}))?[,}]'
 )
 
 
@@ -62,9 +67,14 @@ def entry_bytes(key: str, value: str) -> int:
 
 
 def growth(value: str) -> int:
-    """The most an increment or a set can add to this counter's value, as serialised."""
+    """The most an increment or a set can add to this counter's value, as serialised: the
+    digits its count and its version may still gain."""
     own = _OWN_VALUE.match(value)
-    return FOREIGN_GROWTH if own is None else COUNT_CHARACTERS - len(own.group(1))
+    if own is None:
+        return FOREIGN_GROWTH
+    version = own.group(2)
+    versions = VERSION_FIELD + VERSION_CHARACTERS if version is None else VERSION_CHARACTERS - len(version)
+    return COUNT_CHARACTERS - len(own.group(1)) + versions
 
 
 def reserves(key: str) -> bool:

@@ -11,6 +11,10 @@ Layout, under a configurable prefix (default ``counter:``):
   other namespace. A name holds no ``:``, so the namespace ends at the first one: no two
   (namespace, key) pairs share a Redis key, and no counter shares one with ``names``, ``idem:``
   or the rate limits' ``rate-limit:``, whatever its name;
+- a counter's hash also holds ``version`` (decimal, 1 once made, one more with every change
+  written by a script; a counter written before versions has none and reads as version 1), and
+  each write publishes its change on ``{prefix}changes:{namespace}/{key}`` (``keys`` builds every
+  name; ``keys.changes_channel`` says what the messages hold);
 - ``{prefix}idem:{record_key}``: what an increment with an Idempotency-Key recorded (the whole
   request fingerprint and the counter state it produced), expiring with PX after the key's TTL.
   `record_key` is `Idempotency.record_key`, the one name every store gives a key's record: 64
@@ -24,6 +28,7 @@ Lua and how it is called, `connection` is the only user of redis-py internals, `
 concurrent calls into pipelines, `repository` maps the port onto all of them.
 """
 
+from adapters.redis.keys import changes_channel
 from adapters.redis.repository import RedisCounterRepository, open_redis_repository
 
-__all__ = ["RedisCounterRepository", "open_redis_repository"]
+__all__ = ["RedisCounterRepository", "changes_channel", "open_redis_repository"]

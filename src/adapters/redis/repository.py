@@ -14,6 +14,7 @@ import math
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final
 
+from adapters.redis import keys as names
 from adapters.redis import scripts
 from adapters.redis.batcher import Batcher, UnreachableError
 from adapters.redis.connection import (
@@ -33,7 +34,7 @@ from domain.errors import (
     StoreUnavailableError,
 )
 from domain.idempotency import Idempotency, IdempotencyRecord, decide
-from domain.model import DEFAULT_NAMESPACE, Counter, CounterId, Incremented, Page, Replaced
+from domain.model import Counter, CounterId, Incremented, Page, Replaced, check_version
 from domain.rules import Rules
 
 DEFAULT_TIMEOUT_SECONDS: Final = 5.0
@@ -41,6 +42,7 @@ _PING: Final = pack(b"PING")
 # How often one increment may find a record that the domain calls expired before giving up.
 # Redis deletes a record when its TTL ends, so this takes a clock that disagrees with itself.
 _EXPIRED_RECORD_ATTEMPTS: Final = 3
+_VERSION_DIGITS: Final = 15  # below 2^53: what the scripts' Lua numbers hold exactly
 
 
 class RedisCounterRepository:
@@ -57,7 +59,6 @@ class RedisCounterRepository:
         self._client = client
         self._timeout = timeout
         self._prefix = prefix.encode()
-        self._names_key = self._prefix + b"names"
         self._batcher = Batcher(DedicatedConnection(client), timeout)
 
     @property
@@ -98,6 +99,7 @@ class RedisCounterRepository:
             b"" if rules.max_step is None else b"%d" % rules.max_step,
             ttl_ms,
             (admin_key_hash or "").encode(),
+            names.changes_channel(self._prefix, name),
         ]
         reply = await self._call(scripts.CREATE.call(keys, args), scripts.CREATE, write=True)
         if reply[0] == scripts.EXISTS:
@@ -110,7 +112,7 @@ class RedisCounterRepository:
         self, name: CounterId, by: int, idempotency: Idempotency | None = None
     ) -> Incremented:
         keys = [self._counter_key(name), self._names_key_of(name.namespace)]
-        args = [b"%d" % by, name.key.encode()]
+        args = [b"%d" % by, name.key.encode(), names.changes_channel(self._prefix, name)]
         if idempotency is None:  # the hot path: one call level fewer
             reply = await self._call(scripts.INCREMENT.call(keys, args), scripts.INCREMENT, write=True)
             return self._incremented(name, by, keys[0], reply)
@@ -132,23 +134,25 @@ class RedisCounterRepository:
             " kept it; nothing was changed"
         )
 
-    async def set(self, name: CounterId, count: int) -> Replaced:
+    async def set(self, name: CounterId, count: int, expected_version: int | None = None) -> Replaced:
         keys = [self._counter_key(name), self._names_key_of(name.namespace)]
-        command = scripts.SET.call(keys, [b"%d" % count, name.key.encode()])
+        args = [b"%d" % count, name.key.encode(), names.changes_channel(self._prefix, name)]
+        command = scripts.SET.call(keys, [*args, _expected(expected_version)])
         reply = await self._call(command, scripts.SET, write=True)
         if reply[0] != scripts.APPLIED:
-            raise self._corrupted(reply)
+            raise self._refused(name, expected_version, reply)
         counter = self._counter(name, keys[0], *reply[2:])
         return Replaced(counter=counter, previous=parse_int64(reply[1], keys[0].decode()))
 
-    async def delete(self, name: CounterId) -> Counter | None:
+    async def delete(self, name: CounterId, expected_version: int | None = None) -> Counter | None:
         keys = [self._counter_key(name), self._names_key_of(name.namespace)]
-        reply = await self._call(scripts.DELETE.call(keys, [name.key.encode()]), scripts.DELETE, write=True)
+        args = [name.key.encode(), names.changes_channel(self._prefix, name), _expected(expected_version)]
+        reply = await self._call(scripts.DELETE.call(keys, args), scripts.DELETE, write=True)
         if reply[0] == scripts.NOT_FOUND:
             return None
         if reply[0] == scripts.DELETED:
             return self._counter(name, keys[0], *reply[1:])
-        raise self._corrupted(reply)
+        raise self._refused(name, expected_version, reply)
 
     async def list(self, namespace: str, after: str | None, limit: int) -> Page:
         start = b"-" if after is None else b"(" + after.encode()
@@ -214,7 +218,7 @@ class RedisCounterRepository:
 
     def _record(self, name: CounterId, key: bytes, reply: Sequence[Any]) -> tuple[IdempotencyRecord, float]:
         """The record the increment script handed back, and the server's time (Unix seconds)."""
-        fingerprint, count, created_at, updated_at, now_us, ttl_ms = reply[1:7]
+        fingerprint, count, created_at, updated_at, now_us, ttl_ms, version = reply[1:8]
         now_microseconds = parse_microseconds(now_us)
         if not isinstance(fingerprint, bytes) or now_microseconds is None or not isinstance(ttl_ms, int):
             raise StoreCorruptedError(f"{key.decode()} holds an Idempotency-Key record that cannot be read")
@@ -223,7 +227,7 @@ class RedisCounterRepository:
         # which this adapter never writes; it is kept until someone deletes it.
         expires_at = math.inf if ttl_ms < 0 else now + ttl_ms / 1000
         # The fingerprint covers the counter's name, so a record that matches was made for `name`.
-        counter = self._counter(name, key, count, created_at, updated_at)
+        counter = self._counter(name, key, count, created_at, updated_at, None, None, None, version)
         return IdempotencyRecord(fingerprint.decode(errors="replace"), counter, expires_at), now
 
     async def _call(self, command: bytes, script: scripts.Script | None = None, *, write: bool) -> Any:
@@ -249,23 +253,27 @@ class RedisCounterRepository:
             return StoreUnavailableError(f"Redis refused the command: {message}")
         return StoreUnavailableError(describe(exc))
 
+    @classmethod
+    def _refused(cls, name: CounterId, expected: int | None, reply: Sequence[Any]) -> Exception:
+        """The error of a conditional write the script refused: a version mismatch, or data it
+        cannot read."""
+        if reply[0] == scripts.VERSION_MISMATCH and isinstance(reply[1], int):
+            check_version(name, expected, reply[1])
+        return cls._corrupted(reply)
+
     @staticmethod
     def _corrupted(reply: Sequence[Any]) -> StoreCorruptedError:
         detail = reply[1].decode(errors="replace") if len(reply) > 1 else "unexpected reply"
         return StoreCorruptedError(f"unreadable data in Redis: {detail}")
 
     def _counter_key(self, name: CounterId) -> bytes:
-        if name.namespace == DEFAULT_NAMESPACE:
-            return self._prefix + b"c:" + name.key.encode()
-        return b"%bns:%b:c:%b" % (self._prefix, name.namespace.encode(), name.key.encode())
+        return names.counter_key(self._prefix, name)
 
     def _names_key_of(self, namespace: str) -> bytes:
-        if namespace == DEFAULT_NAMESPACE:
-            return self._names_key
-        return b"%bns:%b:names" % (self._prefix, namespace.encode())
+        return names.names_key(self._prefix, namespace)
 
     def _record_key(self, idempotency: Idempotency) -> bytes:
-        return self._prefix + b"idem:" + idempotency.record_key.encode()
+        return names.record_key(self._prefix, idempotency)
 
     def _read_counter(self, name: CounterId, key: bytes, fields: Sequence[Any]) -> Counter | None:
         count, created_at, updated_at, *rest = fields
@@ -277,8 +285,9 @@ class RedisCounterRepository:
     def _counter(
         name: CounterId, key: bytes, count: object, created_at: object, updated_at: object, *rest: object
     ) -> Counter:
-        """`rest`: expires_at, rules and admin_key_hash, where the reply has them."""
-        expires_at, rules, admin_key_hash = (*rest, None, None, None)[:3]
+        """`rest`: expires_at, rules, admin_key_hash and version, where the reply has them. A
+        counter without a version was written before versions: it is at version 1."""
+        expires_at, rules, admin_key_hash, version = (*rest, None, None, None, None)[:4]
         try:
             parsed = None if rules is None else Rules.load(rules)  # type: ignore[arg-type]
         except (ValueError, TypeError):
@@ -293,6 +302,7 @@ class RedisCounterRepository:
             rules=parsed,
             expires_at=parse_time(expires_at),
             admin_key_hash=admin_key_hash.decode() if isinstance(admin_key_hash, bytes) else None,
+            version=1 if version is None else _parse_version(version, name, key),
         )
 
     @staticmethod
@@ -305,7 +315,27 @@ class RedisCounterRepository:
 
 def _pack_hmget(key: bytes) -> bytes:
     return pack(
-        b"HMGET", key, b"count", b"created_at", b"updated_at", b"expires_at", b"rules", b"admin_key_hash"
+        b"HMGET",
+        key,
+        b"count",
+        b"created_at",
+        b"updated_at",
+        b"expires_at",
+        b"rules",
+        b"admin_key_hash",
+        b"version",
+    )
+
+
+def _expected(version: int | None) -> bytes:
+    return b"" if version is None else b"%d" % version
+
+
+def _parse_version(raw: object, name: CounterId, key: bytes) -> int:
+    if isinstance(raw, bytes) and raw.isdigit() and len(raw) <= _VERSION_DIGITS:
+        return int(raw)
+    raise StoreCorruptedError(
+        f"{key.decode()} holds the version {raw!r}, which is not a version", counter=str(name)
     )
 
 

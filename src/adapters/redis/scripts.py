@@ -28,6 +28,7 @@ OVERFLOW: Final = 3
 CORRUPTED: Final = 4
 STEP_REFUSED: Final = 5  # increment: outside the counter's [min_step, max_step]; nothing written
 EXISTS: Final = 6  # create: the counter exists; nothing written
+VERSION_MISMATCH: Final = 7  # set, delete: not at the expected version; nothing written
 NOT_FOUND: Final = 0  # delete
 DELETED: Final = 1  # delete
 
@@ -68,91 +69,141 @@ local function push_expiry(key, ttl_ms, now)
 end
 local function state_of(key)
   return redis.call('HMGET', key, 'count', 'created_at', 'updated_at', 'expires_at', 'rules',
-                    'admin_key_hash')
+                    'admin_key_hash', 'version')
+end
+-- The version a counter is at, from its stored `version` field and whether its hash exists: 0
+-- for a missing counter, 1 for one written before versions (no field); nil when unreadable.
+-- Versions stay far below 2^53, so Lua's doubles hold them exactly.
+local function version_of(stored, exists)
+  if not exists then return 0 end
+  if not stored then return 1 end
+  if not string.match(stored, '^%d+$') then return nil end
+  return tonumber(stored)
+end
+local function bad_version(key, stored)
+  return {4, key .. ' holds the version ' .. tostring(stored) .. ', which is not a version'}
+end
+-- The expected version of a conditional write ('' for none) does not hold: {7, current}.
+local function mismatch(expected, version)
+  if expected ~= '' and tonumber(expected) ~= version then return {7, version} end
+  return nil
+end
+local function decimal(number)
+  return string.format('%.0f', number)
 end
 """
 
+# Every write script ends with a PUBLISH of the change on the counter's channel (a name built by
+# keys.changes_channel, passed in ARGV), in the same atomic step: "{version} {count}", or
+# "{version} deleted".
+
 # KEYS: counter hash, names zset[, idempotency record];
-# ARGV: by, name[, fingerprint, ttl ms[, updated_at of a record the domain judged expired]].
-# -> {0, count, created_at, updated_at, expires_at, rules, admin_key_hash}
-#  | {1, fingerprint, count, created_at, updated_at, now, pttl}  (the record, untouched)
+# ARGV: by, name, channel[, fingerprint, ttl ms[, updated_at of a record the domain judged expired]].
+# -> {0, count, created_at, updated_at, expires_at, rules, admin_key_hash, version}
+#  | {1, fingerprint, count, created_at, updated_at, now, pttl, version}  (the record, untouched)
 #  | {3} | {4, message} | {5, rules}
 # The step range of a counter created with rules is in its hash (min_step, max_step: within
 # 2^53, so Lua's doubles compare them exactly) and checked before anything is written.
-# A record whose updated_at is ARGV[5] is the one Python was told to disregard: it is replaced
+# A record whose updated_at is ARGV[6] is the one Python was told to disregard: it is replaced
 # only if it is still that record, so two callers never both apply over one expired record.
 _INCREMENT_LUA: Final = (
     _LUA_PRELUDE
     + """
 if KEYS[3] then
-  local rec = redis.pcall('HMGET', KEYS[3], 'fingerprint', 'count', 'created_at', 'updated_at')
+  local rec = redis.pcall('HMGET', KEYS[3], 'fingerprint', 'count', 'created_at', 'updated_at',
+                          'version')
   if rec['err'] then return {4, rec['err']} end
-  if rec[1] and rec[4] ~= ARGV[5] then
-    return {1, rec[1], rec[2], rec[3], rec[4], now_us(), redis.call('PTTL', KEYS[3])}
+  if rec[1] and rec[4] ~= ARGV[6] then
+    return {1, rec[1], rec[2], rec[3], rec[4], now_us(), redis.call('PTTL', KEYS[3]), rec[5]}
   end
 end
 local bad = names_unreadable()
 if bad then return bad end
-local limits = redis.pcall('HMGET', KEYS[1], 'min_step', 'max_step', 'ttl_ms')
+local limits = redis.pcall('HMGET', KEYS[1], 'min_step', 'max_step', 'ttl_ms', 'version', 'count',
+                           'created_at')
 bad = refused(limits)
 if bad then return bad end
 local by = tonumber(ARGV[1])
 if (limits[1] and by < tonumber(limits[1])) or (limits[2] and by > tonumber(limits[2])) then
   return {5, redis.call('HGET', KEYS[1], 'rules') or ''}
 end
+local version = version_of(limits[4], limits[5] or limits[6])
+if not version then return bad_version(KEYS[1], limits[4]) end
+version = decimal(version + 1)
 bad = refused(redis.pcall('HINCRBY', KEYS[1], 'count', ARGV[1]))
 if bad then return bad end
 local now = now_us()
 local state = redis.call('HMGET', KEYS[1], 'count', 'created_at')
 if state[2] then
-  redis.call('HSET', KEYS[1], 'updated_at', now)
+  redis.call('HSET', KEYS[1], 'updated_at', now, 'version', version)
 else  -- a new counter
   state[2] = now
-  redis.call('HSET', KEYS[1], 'created_at', now, 'updated_at', now)
+  redis.call('HSET', KEYS[1], 'created_at', now, 'updated_at', now, 'version', version)
   redis.call('ZADD', KEYS[2], 0, ARGV[2])
 end
 push_expiry(KEYS[1], limits[3], now)
 if KEYS[3] then
-  redis.call('HSET', KEYS[3], 'fingerprint', ARGV[3], 'count', state[1],
-             'created_at', state[2], 'updated_at', now)
-  redis.call('PEXPIRE', KEYS[3], ARGV[4])
+  redis.call('HSET', KEYS[3], 'fingerprint', ARGV[4], 'count', state[1],
+             'created_at', state[2], 'updated_at', now, 'version', version)
+  redis.call('PEXPIRE', KEYS[3], ARGV[5])
 end
+redis.call('PUBLISH', ARGV[3], version .. ' ' .. state[1])
 local full = state_of(KEYS[1])
-return {0, full[1], full[2], full[3], full[4], full[5], full[6]}
+return {0, full[1], full[2], full[3], full[4], full[5], full[6], full[7]}
 """
 )
 
-# KEYS: counter hash, names zset; ARGV: count, name.
-# -> {0, previous, count, created_at, updated_at, expires_at, rules, admin_key_hash} | {4, message}
-# HINCRBY by 0 makes Redis itself check that the stored count is a 64-bit integer (and creates a
-# missing counter at 0, the "previous" value of a new counter) before anything is overwritten.
+# KEYS: counter hash, names zset; ARGV: count, name, channel, expected version ('' for none).
+# -> {0, previous, count, created_at, updated_at, expires_at, rules, admin_key_hash, version}
+#  | {4, message} | {7, version}
+# The version is checked first, writing nothing. Then HINCRBY by 0 makes Redis itself check that
+# the stored count is a 64-bit integer (and creates a missing counter at 0, the "previous" value
+# of a new counter) before anything is overwritten.
 _SET_LUA: Final = (
     _LUA_PRELUDE
     + """
 local bad = names_unreadable()
 if bad then return bad end
+local stored = redis.pcall('HGET', KEYS[1], 'version')
+bad = refused(stored)
+if bad then return bad end
+local version = version_of(stored, redis.call('EXISTS', KEYS[1]) == 1)
+if not version then return bad_version(KEYS[1], stored) end
+bad = mismatch(ARGV[4], version)
+if bad then return bad end
+version = decimal(version + 1)
 bad = refused(redis.pcall('HINCRBY', KEYS[1], 'count', 0))
 if bad then return bad end
 local previous = redis.call('HGET', KEYS[1], 'count')
 local now = now_us()
-redis.call('HSET', KEYS[1], 'count', ARGV[1], 'updated_at', now)
+redis.call('HSET', KEYS[1], 'count', ARGV[1], 'updated_at', now, 'version', version)
 redis.call('HSETNX', KEYS[1], 'created_at', now)
 redis.call('ZADD', KEYS[2], 0, ARGV[2])
 push_expiry(KEYS[1], redis.call('HGET', KEYS[1], 'ttl_ms'), now)
+redis.call('PUBLISH', ARGV[3], version .. ' ' .. ARGV[1])
 local full = state_of(KEYS[1])
-return {0, previous, full[1], full[2], full[3], full[4], full[5], full[6]}
+return {0, previous, full[1], full[2], full[3], full[4], full[5], full[6], full[7]}
 """
 )
 
-# KEYS: counter hash, names zset; ARGV: name.
-# -> {0} (did not exist) | {1, count, created_at, updated_at, expires_at, rules, admin_key_hash}
-#  | {4, message}
+# KEYS: counter hash, names zset; ARGV: name, channel, expected version ('' for none).
+# -> {0} (did not exist)
+#  | {1, count, created_at, updated_at, expires_at, rules, admin_key_hash, version}
+#  | {4, message} | {7, version}
 _DELETE_LUA: Final = (
     _LUA_PRELUDE
     + """
 local bad = names_unreadable()
 if bad then return bad end
-if redis.call('EXISTS', KEYS[1]) == 0 then
+local stored = redis.pcall('HGET', KEYS[1], 'version')
+bad = refused(stored)
+if bad then return bad end
+local exists = redis.call('EXISTS', KEYS[1]) == 1
+local version = version_of(stored, exists)
+if not version then return bad_version(KEYS[1], stored) end
+bad = mismatch(ARGV[3], version)
+if bad then return bad end
+if not exists then
   redis.call('ZREM', KEYS[2], ARGV[1])
   return {0}
 end
@@ -161,13 +212,15 @@ if bad then return bad end
 local state = state_of(KEYS[1])
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
-return {1, state[1], state[2], state[3], state[4], state[5], state[6]}
+redis.call('PUBLISH', ARGV[2], decimal(version + 1) .. ' deleted')
+return {1, state[1], state[2], state[3], state[4], state[5], state[6], decimal(version)}
 """
 )
 
 # KEYS: counter hash, names zset; ARGV: count, name, rules (JSON), min_step, max_step, ttl ms,
-# admin_key_hash ('' where there is none).
-# -> {0, count, created_at, updated_at, expires_at, rules, admin_key_hash} | {4, message} | {6}
+# admin_key_hash ('' where there is none), channel.
+# -> {0, count, created_at, updated_at, expires_at, rules, admin_key_hash, version} | {4, message}
+#  | {6}
 # An expired counter is a missing key (Redis deleted it), so it may be created again.
 _CREATE_LUA: Final = (
     _LUA_PRELUDE
@@ -176,19 +229,22 @@ local bad = names_unreadable()
 if bad then return bad end
 if redis.call('EXISTS', KEYS[1]) == 1 then return {6} end
 local now = now_us()
-redis.call('HSET', KEYS[1], 'count', ARGV[1], 'created_at', now, 'updated_at', now, 'rules', ARGV[3])
+redis.call('HSET', KEYS[1], 'count', ARGV[1], 'created_at', now, 'updated_at', now, 'rules', ARGV[3],
+           'version', '1')
 local optional = {min_step = ARGV[4], max_step = ARGV[5], ttl_ms = ARGV[6], admin_key_hash = ARGV[7]}
 for field, value in pairs(optional) do
   if value ~= '' then redis.call('HSET', KEYS[1], field, value) end
 end
 if ARGV[6] ~= '' then push_expiry(KEYS[1], ARGV[6], now) end
 redis.call('ZADD', KEYS[2], 0, ARGV[2])
+redis.call('PUBLISH', ARGV[8], '1 ' .. ARGV[1])
 local full = state_of(KEYS[1])
-return {0, full[1], full[2], full[3], full[4], full[5], full[6]}
+return {0, full[1], full[2], full[3], full[4], full[5], full[6], full[7]}
 """
 )
 
-# KEYS: counter hash. -> {0, count, created_at, updated_at, expires_at, rules, admin_key_hash}
+# KEYS: counter hash.
+# -> {0, count, created_at, updated_at, expires_at, rules, admin_key_hash, version}
 #  | {0} (missing) | {4, message}. A get that moves the expiry of a counter with a ttl.
 _TOUCH_LUA: Final = (
     _LUA_PRELUDE
@@ -199,7 +255,7 @@ local bad = refused(ttl)
 if bad then return bad end
 push_expiry(KEYS[1], ttl, now_us())
 local full = state_of(KEYS[1])
-return {0, full[1], full[2], full[3], full[4], full[5], full[6]}
+return {0, full[1], full[2], full[3], full[4], full[5], full[6], full[7]}
 """
 )
 

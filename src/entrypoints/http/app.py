@@ -37,6 +37,7 @@ from entrypoints.http.controllers import (
 )
 from entrypoints.http.cors import cors_config
 from entrypoints.http.countapi import countapi_router
+from entrypoints.http.counter_routes import ONE_COUNTER_CONTROLLERS
 from entrypoints.http.dependencies import (
     BACKEND_STATE_KEY,
     FAST_PATH_STATE_KEY,
@@ -182,6 +183,7 @@ def create_app(
             DefaultCounterController,
             CounterController,
             NamespaceCounterController,
+            *ONE_COUNTER_CONTROLLERS,
             countapi_router(),
             HealthController,
             *BADGE_CONTROLLERS,

@@ -2,7 +2,7 @@
 validates, and the error table in errors.py answers for every failure.
 
 The increment handlers are the reference and the OpenAPI documentation of `POST /counter`,
-`POST /counters/{name}` and `POST /namespaces/{namespace}/counters/{key}` (namespaced.py); their
+`POST /counters/{name}` and `POST /namespaces/{namespace}/counters/{key}` (counter_routes.py); their
 route-level layer (increment_route.py) answers most of those
 requests itself, the same way, inside the same router and middleware."""
 
@@ -12,9 +12,9 @@ import base64
 import binascii
 from functools import cache
 from importlib.metadata import version
-from typing import Annotated, Any
+from typing import Annotated
 
-from litestar import Controller, Request, Response, delete, get, put, route
+from litestar import Controller, Response, get, route
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.enums import HttpMethod, MediaType
@@ -40,7 +40,6 @@ from domain.model import (
     check_name,
 )
 from domain.services import CounterService
-from entrypoints.http.auth import require_admin_or_counter_key
 from entrypoints.http.errors import PROBLEM_JSON
 from entrypoints.http.head import head_twin
 from entrypoints.http.increment_route import IncrementRoute
@@ -58,7 +57,6 @@ from entrypoints.http.schemas import (
     ProblemDetails,
     ReadyResponse,
     ReplacedResponse,
-    SetRequest,
     counter_response,
     rules_response,
 )
@@ -277,7 +275,8 @@ class DefaultCounterController(ExactAllowController):
 
 
 class CounterController(ExactAllowController):
-    """Named counters of the namespace `default` (namespaced.py serves every namespace)."""
+    """The listing of the namespace `default` (counter_routes.py serves each counter,
+    namespaced.py every namespace)."""
 
     path = "/counters"
     tags = ["counters"]  # noqa: RUF012 (Litestar declares it so)
@@ -299,83 +298,6 @@ class CounterController(ExactAllowController):
     ) -> CounterPage:
         """Returns the counters of the namespace `default` sorted by name, a page at a time."""
         return counter_page(await counter_service.list(DEFAULT_NAMESPACE, decode_cursor(cursor), limit))
-
-    @get(
-        "/{name:str}",
-        operation_id="getCounter",
-        operation_class=DocumentedOperation,
-        summary="Read a counter",
-        responses={**STORE_ERRORS, **NAME_ERRORS},
-    )
-    async def get_counter(
-        self, counter_service: NamedDependency[CounterService], name: CounterNameParam
-    ) -> CounterResponse:
-        """Returns the named counter; 0 before its first increment."""
-        return counter_response(await counter_service.get(CounterId.default(name)))
-
-    @IncrementHandler(
-        "/{name:str}",
-        http_method="POST",
-        operation_id="incrementCounter",
-        summary="Increment a counter",
-        status_code=HTTP_200_OK,
-        responses=INCREMENT_ERRORS,
-        response_headers=REPLAYED_HEADERS,
-        middleware=[IncrementRoute],
-        operation_class=OptionalBodyOperation,
-    )
-    async def increment_counter(
-        self,
-        counter_service: NamedDependency[CounterService],
-        name: CounterNameParam,
-        idempotency_key: IdempotencyKey = None,
-        data: JSONBody[IncrementRequest | None] = None,
-    ) -> Response[CounterResponse]:
-        """Adds `by` (default 1; negative decrements) atomically and returns the new value."""
-        by = 1 if data is None else data.by
-        return incremented(await counter_service.increment(CounterId.default(name), by, idempotency_key))
-
-    @put(
-        "/{name:str}",
-        operation_id="setCounter",
-        operation_class=DocumentedOperation,
-        summary="Set a counter (admin)",
-        security=ADMIN_SECURITY,
-        responses=SET_ERRORS,
-    )
-    async def set_counter(
-        self,
-        request: Request[Any, Any, Any],
-        counter_service: NamedDependency[CounterService],
-        name: CounterNameParam,
-        data: JSONBody[SetRequest],
-    ) -> ReplacedResponse:
-        """Sets the counter to `count` and returns the new value with the previous one. Takes the
-        admin token, the counter's own admin key, or nothing when the counter is resettable."""
-        counter = CounterId.default(name)
-        await require_admin_or_counter_key(request, counter_service, counter, reset=True)
-        return replaced_response(await counter_service.set(counter, data.count))
-
-    @delete(
-        "/{name:str}",
-        operation_id="deleteCounter",
-        operation_class=DocumentedOperation,
-        summary="Delete a counter (admin)",
-        status_code=HTTP_200_OK,
-        security=ADMIN_SECURITY,
-        responses=ADMIN_ERRORS,
-    )
-    async def delete_counter(
-        self,
-        request: Request[Any, Any, Any],
-        counter_service: NamedDependency[CounterService],
-        name: CounterNameParam,
-    ) -> CounterResponse:
-        """Removes the counter (it reads 0 afterwards) and returns its last value. Takes the
-        admin token or the counter's own admin key."""
-        counter = CounterId.default(name)
-        await require_admin_or_counter_key(request, counter_service, counter, reset=False)
-        return deleted_response(counter, await counter_service.delete(counter))
 
 
 class HealthController(ExactAllowController):

@@ -32,6 +32,7 @@ from domain.errors import (
     StoreCorruptedError,
     StoreFullError,
     StoreUnavailableError,
+    VersionMismatchError,
 )
 from domain.model import DEFAULT_NAMESPACE
 from entrypoints.http.schemas import ProblemDetails
@@ -80,6 +81,7 @@ _TABLE: tuple[tuple[type[Exception], int, str], ...] = (
     # well-formed, the counter's own rules forbid it.
     (StepOutOfRangeError, 403, "step-out-of-range"),
     (ForbiddenError, 403, "forbidden"),
+    (VersionMismatchError, 412, "version-mismatch"),
     (IdempotencyKeyReusedError, 422, "idempotency-key-reused"),
     (OutcomeUnknownError, 503, "outcome-unknown"),
     (StoreFullError, 507, "store-full"),

@@ -1,55 +1,36 @@
 """Counters of every namespace: `/namespaces/{namespace}/counters[/{key}]`.
 
-The same operations, bodies, answers and authorization as `/counters[/{name}]`, which serve the
-namespace `default` (controllers.py); the increment passes through the same lean route layer
-(increment_route.py), which reads `{namespace}` and `{key}` from the path."""
+The listing and the explicit create of a namespace's counters; each counter's own routes are
+counter_routes.py's, the same handlers as `/counters/{name}` (the namespace `default`)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from litestar import Request, Response, delete, get, post, put
+from litestar import get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter, QueryParameter
-from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from litestar.status_codes import HTTP_201_CREATED
 
 from domain.model import NAME_RULE, CounterId
 from domain.rules import Rules
 from domain.services import CounterService
-from entrypoints.http.auth import require_admin_or_counter_key
 from entrypoints.http.controllers import (
-    ADMIN_ERRORS,
-    ADMIN_SECURITY,
     BODY_ERRORS,
-    INCREMENT_ERRORS,
     LIST_ERRORS,
-    NAME_ERRORS,
     NAME_SCHEMA,
-    REPLAYED_HEADERS,
-    SET_ERRORS,
     STORE_ERRORS,
     ExactAllowController,
-    IdempotencyKey,
-    IncrementHandler,
     counter_page,
     decode_cursor,
-    deleted_response,
-    incremented,
     problem,
-    replaced_response,
 )
-from entrypoints.http.increment_route import IncrementRoute
-from entrypoints.http.openapi import DocumentedOperation, OptionalBodyOperation
+from entrypoints.http.openapi import DocumentedOperation
 from entrypoints.http.schemas import (
     CURSOR_PATTERN,
     CounterPage,
-    CounterResponse,
     CreatedResponse,
     CreateRequest,
-    IncrementRequest,
-    ReplacedResponse,
-    SetRequest,
-    counter_response,
     created_response,
 )
 
@@ -125,83 +106,3 @@ class NamespaceCounterController(ExactAllowController):
             CounterId(namespace, data.key), data.count, rules, admin_key=data.admin_key
         )
         return created_response(counter, admin_key)
-
-    @get(
-        "/{key:str}",
-        operation_id="getNamespaceCounter",
-        operation_class=DocumentedOperation,
-        summary="Read a counter of a namespace",
-        responses={**STORE_ERRORS, **NAME_ERRORS},
-    )
-    async def get_counter(
-        self, counter_service: NamedDependency[CounterService], namespace: NamespaceParam, key: KeyParam
-    ) -> CounterResponse:
-        """Returns the counter; 0 before its first increment."""
-        return counter_response(await counter_service.get(CounterId(namespace, key)))
-
-    @IncrementHandler(
-        "/{key:str}",
-        http_method="POST",
-        operation_id="incrementNamespaceCounter",
-        summary="Increment a counter of a namespace",
-        status_code=HTTP_200_OK,
-        responses=INCREMENT_ERRORS,
-        response_headers=REPLAYED_HEADERS,
-        middleware=[IncrementRoute],
-        operation_class=OptionalBodyOperation,
-    )
-    async def increment_counter(
-        self,
-        counter_service: NamedDependency[CounterService],
-        namespace: NamespaceParam,
-        key: KeyParam,
-        idempotency_key: IdempotencyKey = None,
-        data: JSONBody[IncrementRequest | None] = None,
-    ) -> Response[CounterResponse]:
-        """Adds `by` (default 1; negative decrements) atomically and returns the new value."""
-        by = 1 if data is None else data.by
-        return incremented(await counter_service.increment(CounterId(namespace, key), by, idempotency_key))
-
-    @put(
-        "/{key:str}",
-        operation_id="setNamespaceCounter",
-        operation_class=DocumentedOperation,
-        summary="Set a counter of a namespace (admin)",
-        security=ADMIN_SECURITY,
-        responses=SET_ERRORS,
-    )
-    async def set_counter(
-        self,
-        request: Request[Any, Any, Any],
-        counter_service: NamedDependency[CounterService],
-        namespace: NamespaceParam,
-        key: KeyParam,
-        data: JSONBody[SetRequest],
-    ) -> ReplacedResponse:
-        """Sets the counter to `count` and returns the new value with the previous one. Takes the
-        admin token, the counter's own admin key, or nothing when the counter is resettable."""
-        counter = CounterId(namespace, key)
-        await require_admin_or_counter_key(request, counter_service, counter, reset=True)
-        return replaced_response(await counter_service.set(counter, data.count))
-
-    @delete(
-        "/{key:str}",
-        operation_id="deleteNamespaceCounter",
-        operation_class=DocumentedOperation,
-        summary="Delete a counter of a namespace (admin)",
-        status_code=HTTP_200_OK,
-        security=ADMIN_SECURITY,
-        responses=ADMIN_ERRORS,
-    )
-    async def delete_counter(
-        self,
-        request: Request[Any, Any, Any],
-        counter_service: NamedDependency[CounterService],
-        namespace: NamespaceParam,
-        key: KeyParam,
-    ) -> CounterResponse:
-        """Removes the counter (it reads 0 afterwards) and returns its last value. Takes the
-        admin token or the counter's own admin key."""
-        counter = CounterId(namespace, key)
-        await require_admin_or_counter_key(request, counter_service, counter, reset=False)
-        return deleted_response(counter, await counter_service.delete(counter))

@@ -86,11 +86,11 @@ class MeasuredRepository:
             self._increment_applied()
         return result
 
-    async def set(self, name: CounterId, count: int) -> Replaced:
-        return await self._set.measure(self.inner.set(name, count))
+    async def set(self, name: CounterId, count: int, expected_version: int | None = None) -> Replaced:
+        return await self._set.measure(self.inner.set(name, count, expected_version))
 
-    async def delete(self, name: CounterId) -> Counter | None:
-        return await self._delete.measure(self.inner.delete(name))
+    async def delete(self, name: CounterId, expected_version: int | None = None) -> Counter | None:
+        return await self._delete.measure(self.inner.delete(name, expected_version))
 
     async def list(self, namespace: str, after: str | None, limit: int) -> Page:
         return await self._list.measure(self.inner.list(namespace, after, limit))
@@ -131,13 +131,13 @@ class TracedRepository:
         with self._span("increment", name):
             return await self.inner.increment(name, by, idempotency)
 
-    async def set(self, name: CounterId, count: int) -> Replaced:
+    async def set(self, name: CounterId, count: int, expected_version: int | None = None) -> Replaced:
         with self._span("set", name):
-            return await self.inner.set(name, count)
+            return await self.inner.set(name, count, expected_version)
 
-    async def delete(self, name: CounterId) -> Counter | None:
+    async def delete(self, name: CounterId, expected_version: int | None = None) -> Counter | None:
         with self._span("delete", name):
-            return await self.inner.delete(name)
+            return await self.inner.delete(name, expected_version)
 
     async def list(self, namespace: str, after: str | None, limit: int) -> Page:
         with self._span("list"):
