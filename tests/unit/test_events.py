@@ -63,8 +63,7 @@ async def test_the_first_event_is_the_current_state_with_the_retry_hint(
         assert stream.response_headers["x-accel-buffering"] == "no"
         first = await stream._chunks.get()
     assert first == (
-        b"retry: 2000\r\n\r\n"
-        b'id: 3\r\ndata: {"namespace":"default","key":"abc","value":3,"version":3}\r\n\r\n'
+        b'retry: 2000\r\n\r\nid: 3\r\ndata: {"namespace":"default","key":"abc","value":3,"version":3}\r\n\r\n'
     )
 
 
@@ -234,10 +233,12 @@ async def test_the_three_routes_are_documented(store: InMemoryCounterRepository)
     assert operations == {"defaultCounterEvents", "counterEvents", "namespaceCounterEvents"}
 
 
-async def test_head_of_a_stream_answers_its_headers_and_frees_its_slot(store: InMemoryCounterRepository) -> None:
+async def test_head_of_a_stream_answers_its_headers_and_frees_its_slot(
+    store: InMemoryCounterRepository,
+) -> None:
     async with make_client(store) as client:
         response = await client.head("/counters/abc/events")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
     assert response.content == b""
-    assert _streams(client.app).open == 0  # type: ignore[arg-type]
+    assert _streams(client.app).open == 0
