@@ -10,6 +10,7 @@ pytest.register_assert_rewrite("tests.integration.redis_fixtures")
 from kube_emulator.testing import kube_api, kube_kubeconfig  # noqa: E402
 from tests.integration.configmap_fixtures import admin, api_client, cm_name, inject, kube, open_repo  # noqa: E402
 from tests.integration.redis_fixtures import (  # noqa: E402
+    raw_redis,
     redis_prefix,
     redis_repository,
     redis_server,
@@ -25,6 +26,7 @@ __all__ = [
     "kube_api",
     "kube_kubeconfig",
     "open_repo",
+    "raw_redis",
     "redis_prefix",
     "redis_repository",
     "redis_server",

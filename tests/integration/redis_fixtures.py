@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+import redis.asyncio
 
 from adapters.redis import RedisCounterRepository, open_redis_repository
 from tests.integration.server_process import free_port
@@ -266,3 +267,14 @@ async def redis_repository(redis_url: str, redis_prefix: str) -> AsyncIterator[R
     """A RedisCounterRepository on the test server under the test's own prefix."""
     async with contextlib.asynccontextmanager(open_redis_repository)(redis_url, redis_prefix) as repository:
         yield repository
+
+
+@pytest.fixture
+async def raw_redis(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
+    """A plain client of the test server, to look at and tamper with the keys behind a
+    repository's back."""
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()

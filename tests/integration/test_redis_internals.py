@@ -127,12 +127,8 @@ async def pool(redis_url: str) -> AsyncIterator[ConnectionPool]:
 
 
 @pytest.fixture
-async def raw(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
-    client = redis.asyncio.Redis.from_url(redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
+def raw(raw_redis: redis.asyncio.Redis) -> redis.asyncio.Redis:
+    return raw_redis
 
 
 async def read(connection: AbstractConnection) -> Any:

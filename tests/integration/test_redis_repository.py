@@ -40,13 +40,8 @@ OpenRepository = Callable[..., Awaitable[RedisCounterRepository]]
 
 
 @pytest.fixture
-async def raw(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
-    """A plain client, to look at and tamper with the keys behind the repository's back."""
-    client = redis.asyncio.Redis.from_url(redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
+def raw(raw_redis: redis.asyncio.Redis) -> redis.asyncio.Redis:
+    return raw_redis
 
 
 @pytest.fixture

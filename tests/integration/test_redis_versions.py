@@ -4,7 +4,6 @@ before versions, an unreadable version, and the change published by every write 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio
@@ -20,12 +19,8 @@ COUNTER = CounterId("blog", "post")
 
 
 @pytest.fixture
-async def raw(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
-    client = redis.asyncio.Redis.from_url(redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
+def raw(raw_redis: redis.asyncio.Redis) -> redis.asyncio.Redis:
+    return raw_redis
 
 
 def test_the_channel_names_the_prefix_namespace_and_key() -> None:

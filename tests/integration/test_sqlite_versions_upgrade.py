@@ -15,39 +15,18 @@ from adapters.sqlite_schema import SCHEMA_VERSION
 from domain.errors import StoreCorruptedError
 from domain.idempotency import Idempotency
 from domain.model import CounterId
+from tests.integration.test_sqlite_rules_upgrade import _STAMPS, _VERSION_3
 
-_STAMPS = "'2026-01-02T03:04:05.000000+00:00', '2026-01-02T03:04:06.000000+00:00'"
 _VISITS = CounterId.default("visits")
 _KEY = Idempotency.for_increment("retried-across-the-upgrade", _VISITS, 1, 3600.0)
-# The schema version 4 wrote, as it wrote it.
+# A file of version 4: version 3's tables, as version 3 wrote them, with the columns and the
+# index the upgrade to version 4 added.
 _VERSION_4 = (
-    """CREATE TABLE counters (
-        namespace TEXT NOT NULL,
-        key TEXT NOT NULL,
-        count INTEGER NOT NULL CHECK (typeof(count) = 'integer'),
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        rules TEXT,
-        expires_at REAL,
-        admin_key_hash TEXT,
-        PRIMARY KEY (namespace, key)
-    ) WITHOUT ROWID""",
-    """CREATE TABLE idempotency_records (
-        record_key TEXT PRIMARY KEY NOT NULL,
-        fingerprint TEXT NOT NULL,
-        name TEXT NOT NULL,
-        count INTEGER NOT NULL,
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        expires_at REAL NOT NULL,
-        namespace TEXT NOT NULL
-    ) WITHOUT ROWID""",
-    "CREATE INDEX idempotency_records_by_expiry ON idempotency_records (expires_at)",
+    *(statement for statement in _VERSION_3 if not statement.startswith(("INSERT", "PRAGMA"))),
+    "ALTER TABLE counters ADD COLUMN rules TEXT",
+    "ALTER TABLE counters ADD COLUMN expires_at REAL",
+    "ALTER TABLE counters ADD COLUMN admin_key_hash TEXT",
     "CREATE INDEX counters_by_expiry ON counters (expires_at) WHERE expires_at IS NOT NULL",
-    """CREATE TABLE store_probe (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        probed_at TEXT NOT NULL
-    )""",
     f"INSERT INTO counters VALUES ('default', 'visits', 41, {_STAMPS}, NULL, NULL, NULL)",
     f"INSERT INTO counters VALUES ('blog', 'post', 7, {_STAMPS}, NULL, NULL, NULL)",
     "PRAGMA user_version = 4",

@@ -18,7 +18,12 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 async def test_default_counter_starts_at_zero_and_counts_each_post(client: Client) -> None:
-    assert (await client.get("/counter")).json() == {"namespace": "default", "name": "default", "count": 0}
+    assert (await client.get("/counter")).json() == {
+        "namespace": "default",
+        "name": "default",
+        "count": 0,
+        "version": 0,
+    }
     for expected in (1, 2, 3):
         response = await client.post("/counter")
         assert response.status_code == 200

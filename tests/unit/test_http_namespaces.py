@@ -90,6 +90,7 @@ async def test_admin_routes_of_a_namespace(client: Client) -> None:
         "namespace": "blog",
         "name": "visits",
         "count": 0,
+        "version": 0,
     }
     allow = (await client.options(path)).headers["allow"]
     assert allow == "DELETE, GET, HEAD, OPTIONS, POST, PUT"

@@ -60,6 +60,7 @@ from entrypoints.http.schemas import (
     counter_response,
     rules_response,
 )
+from entrypoints.http.versions import ETAG_HEADERS, IfNoneMatch, not_modified, tagged
 
 
 def problem(description: str) -> ResponseSpec:
@@ -83,7 +84,20 @@ STORE_ERRORS = {
         " nothing was changed. Retry after `Retry-After` seconds; `RateLimit-*` describe the limit."
     ),
 }
-NAME_ERRORS = {400: _problem(f"Invalid counter namespace or key ({NAME_RULE}); the detail names which.")}
+NAME_ERRORS = {
+    400: _problem(
+        f"Invalid counter namespace or key ({NAME_RULE}), or a malformed `If-Match` or"
+        " `If-None-Match`; the detail names which."
+    )
+}
+# The answers of a conditional request (versions.py).
+NOT_MODIFIED = {304: ResponseSpec(None, description="The counter is at the version `If-None-Match` names.")}
+PRECONDITION_FAILED = {
+    412: _problem(
+        "`If-Match` names no version the counter is at; nothing was changed. The `ETag` of this"
+        " answer is the counter's version now."
+    )
+}
 BODY_ERRORS = {
     413: _problem("The request body is larger than the limit."),
     415: _problem("A request body needs `Content-Type: application/json`."),
@@ -129,7 +143,8 @@ SET_ERRORS = {
     507: _problem("The store has no room for a new counter; existing counters can be set."),
     400: _problem(
         "Invalid counter namespace or key, or a body that is not strictly `SetRequest` (malformed"
-        " JSON, a key given twice, an unknown or missing field, a `count` that is not a JSON integer)."
+        " JSON, a key given twice, an unknown or missing field, a `count` that is not a JSON integer),"
+        " or a malformed `If-Match`."
     ),
 }
 LIST_ERRORS = {**STORE_ERRORS, 400: _problem("Invalid namespace, `cursor` or `limit`.")}
@@ -164,7 +179,8 @@ REPLAYED_HEADERS = [
         documentation_only=True,
         description="`true` when this is the recorded response of an earlier request with the same"
         " Idempotency-Key; nothing was changed. Absent otherwise.",
-    )
+    ),
+    *ETAG_HEADERS,
 ]
 
 
@@ -231,7 +247,12 @@ class ExactAllowController(Controller):
 
 def incremented(result: Incremented) -> Response[CounterResponse]:
     headers = {REPLAYED_HEADER: "true"} if result.replayed else None
-    return Response(counter_response(result.counter), status_code=HTTP_200_OK, headers=headers)
+    return tagged(counter_response(result.counter), result.counter, headers=headers)
+
+
+def read_counter(counter: Counter, if_none_match: str | None) -> Response[CounterResponse]:
+    """The answer of a read: the counter with its ETag, or a 304 while If-None-Match names it."""
+    return not_modified(if_none_match, counter) or tagged(counter_response(counter), counter)
 
 
 class DefaultCounterController(ExactAllowController):
@@ -244,12 +265,19 @@ class DefaultCounterController(ExactAllowController):
     @get(
         operation_id="getDefaultCounter",
         summary="Read the default counter",
-        responses=STORE_ERRORS,
+        responses={
+            **STORE_ERRORS,
+            **NOT_MODIFIED,
+            400: _problem("A malformed `If-None-Match`; the detail says why."),
+        },
+        response_headers=ETAG_HEADERS,
         operation_class=DocumentedOperation,
     )
-    async def get_default(self, counter_service: NamedDependency[CounterService]) -> CounterResponse:
+    async def get_default(
+        self, counter_service: NamedDependency[CounterService], if_none_match: IfNoneMatch = None
+    ) -> Response[CounterResponse]:
         """Returns the default counter; 0 before the first increment."""
-        return counter_response(await counter_service.get(CounterId.default(DEFAULT_COUNTER)))
+        return read_counter(await counter_service.get(CounterId.default(DEFAULT_COUNTER)), if_none_match)
 
     @IncrementHandler(
         http_method="POST",
@@ -356,6 +384,7 @@ def replaced_response(result: Replaced) -> ReplacedResponse:
         name=result.counter.key,
         count=result.counter.count,
         previous=result.previous,
+        version=result.counter.version,
         created_at=result.counter.created_at,
         updated_at=result.counter.updated_at,
         rules=rules_response(result.counter.rules),

@@ -16,7 +16,7 @@ from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK
 
-from domain.model import CounterId
+from domain.model import Counter, CounterId, VersionMatch
 from domain.services import CounterService
 from entrypoints.http.auth import require_admin_or_counter_key
 from entrypoints.http.controllers import (
@@ -24,6 +24,8 @@ from entrypoints.http.controllers import (
     ADMIN_SECURITY,
     INCREMENT_ERRORS,
     NAME_ERRORS,
+    NOT_MODIFIED,
+    PRECONDITION_FAILED,
     REPLAYED_HEADERS,
     SET_ERRORS,
     STORE_ERRORS,
@@ -33,6 +35,7 @@ from entrypoints.http.controllers import (
     IncrementHandler,
     deleted_response,
     incremented,
+    read_counter,
     replaced_response,
 )
 from entrypoints.http.increment_route import IncrementRoute
@@ -43,8 +46,8 @@ from entrypoints.http.schemas import (
     IncrementRequest,
     ReplacedResponse,
     SetRequest,
-    counter_response,
 )
+from entrypoints.http.versions import ETAG_HEADERS, IfMatch, IfNoneMatch, tagged, version_match
 
 
 class _OneCounter(ExactAllowController):
@@ -69,13 +72,17 @@ class _OneCounter(ExactAllowController):
         operation_id="get{noun}",
         operation_class=DocumentedOperation,
         summary="Read a counter{where}",
-        responses={**STORE_ERRORS, **NAME_ERRORS},
+        responses={**STORE_ERRORS, **NAME_ERRORS, **NOT_MODIFIED},
+        response_headers=ETAG_HEADERS,
     )
     async def get_counter(
-        self, counter_service: NamedDependency[CounterService], counter_id: NamedDependency[CounterId]
-    ) -> CounterResponse:
+        self,
+        counter_service: NamedDependency[CounterService],
+        counter_id: NamedDependency[CounterId],
+        if_none_match: IfNoneMatch = None,
+    ) -> Response[CounterResponse]:
         """Returns the counter; 0 before its first increment."""
-        return counter_response(await counter_service.get(counter_id))
+        return read_counter(await counter_service.get(counter_id), if_none_match)
 
     @IncrementHandler(
         http_method="POST",
@@ -103,7 +110,8 @@ class _OneCounter(ExactAllowController):
         operation_class=DocumentedOperation,
         summary="Set a counter{where} (admin)",
         security=ADMIN_SECURITY,
-        responses=SET_ERRORS,
+        responses={**SET_ERRORS, **PRECONDITION_FAILED},
+        response_headers=ETAG_HEADERS,
     )
     async def set_counter(
         self,
@@ -111,11 +119,14 @@ class _OneCounter(ExactAllowController):
         counter_service: NamedDependency[CounterService],
         counter_id: NamedDependency[CounterId],
         data: JSONBody[SetRequest],
-    ) -> ReplacedResponse:
+        if_match: IfMatch = None,
+    ) -> Response[ReplacedResponse]:
         """Sets the counter to `count` and returns the new value with the previous one. Takes the
-        admin token, the counter's own admin key, or nothing when the counter is resettable."""
-        await require_admin_or_counter_key(request, counter_service, counter_id, reset=True)
-        return replaced_response(await counter_service.set(counter_id, data.count))
+        admin token, the counter's own admin key, or nothing when the counter is resettable.
+        With `If-Match`, only if the counter is at one of its versions (compare-and-set)."""
+        match = await _authorized(request, counter_service, counter_id, if_match, reset=True)
+        result = await counter_service.set(counter_id, data.count, match=match)
+        return tagged(replaced_response(result), result.counter)
 
     @delete(
         operation_id="delete{noun}",
@@ -123,18 +134,36 @@ class _OneCounter(ExactAllowController):
         summary="Delete a counter{where} (admin)",
         status_code=HTTP_200_OK,
         security=ADMIN_SECURITY,
-        responses=ADMIN_ERRORS,
+        responses={**ADMIN_ERRORS, **PRECONDITION_FAILED},
+        response_headers=ETAG_HEADERS,
     )
     async def delete_counter(
         self,
         request: Request[Any, Any, Any],
         counter_service: NamedDependency[CounterService],
         counter_id: NamedDependency[CounterId],
-    ) -> CounterResponse:
-        """Removes the counter (it reads 0 afterwards) and returns its last value. Takes the
-        admin token or the counter's own admin key."""
-        await require_admin_or_counter_key(request, counter_service, counter_id, reset=False)
-        return deleted_response(counter_id, await counter_service.delete(counter_id))
+        if_match: IfMatch = None,
+    ) -> Response[CounterResponse]:
+        """Removes the counter (it reads 0 afterwards) and returns its last value and version.
+        Takes the admin token or the counter's own admin key. With `If-Match`, only if the
+        counter is at one of its versions (compare-and-set)."""
+        match = await _authorized(request, counter_service, counter_id, if_match, reset=False)
+        deleted = await counter_service.delete(counter_id, match=match)
+        return tagged(deleted_response(counter_id, deleted), deleted or Counter(counter_id, 0))
+
+
+async def _authorized(
+    request: Request[Any, Any, Any],
+    counter_service: CounterService,
+    counter_id: CounterId,
+    if_match: str | None,
+    *,
+    reset: bool,
+) -> VersionMatch | None:
+    """The condition of a set or delete, once the caller may change the counter (a caller who
+    may not learns nothing of its versions)."""
+    await require_admin_or_counter_key(request, counter_service, counter_id, reset=reset)
+    return version_match(if_match)
 
 
 def _named(name: CounterNameParam) -> CounterId:

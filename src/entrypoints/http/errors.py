@@ -36,6 +36,7 @@ from domain.errors import (
 )
 from domain.model import DEFAULT_NAMESPACE
 from entrypoints.http.schemas import ProblemDetails
+from entrypoints.http.versions import ETAG, etag
 
 logger = logging.getLogger("counter.http")
 
@@ -133,6 +134,8 @@ def problem_for(exc: Exception, path: str, counter: str | None = None) -> Respon
         detail = _CORRUPTED_DETAIL.format(counter="a counter" if counter is None else f"counter {counter!r}")
     elif isinstance(exc, TooManyStreamsError):
         headers["Retry-After"] = str(exc.retry_after)
+    elif isinstance(exc, VersionMismatchError):
+        headers[ETAG] = etag(exc.current)
     elif isinstance(exc, UnauthorizedError):
         headers["WWW-Authenticate"] = 'Bearer realm="counter-admin"'
     status, slug = mapping

@@ -164,6 +164,7 @@ class IncrementRoute:
         body = _encode(counter_response(result.counter))
         headers = [_REPLAYED, _JSON] if result.replayed else [_JSON]
         headers.append((b"content-length", b"%d" % len(body)))
+        headers.append((b"etag", b'"%d"' % result.counter.version))  # versions.etag, as bytes
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body, "more_body": False})
 

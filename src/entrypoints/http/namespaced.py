@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import get, post
+from litestar import Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
@@ -33,6 +33,7 @@ from entrypoints.http.schemas import (
     CreateRequest,
     created_response,
 )
+from entrypoints.http.versions import ETAG_HEADERS, tagged
 
 NamespaceParam = Annotated[
     str, PathParameter(description=f"The counter's namespace: {NAME_RULE}.", schema_extra=NAME_SCHEMA)
@@ -86,13 +87,14 @@ class NamespaceCounterController(ExactAllowController):
         summary="Create a counter of a namespace with its rules",
         status_code=HTTP_201_CREATED,
         responses=CREATE_ERRORS,
+        response_headers=ETAG_HEADERS,
     )
     async def create_counter(
         self,
         counter_service: NamedDependency[CounterService],
         namespace: NamespaceParam,
         data: JSONBody[CreateRequest],
-    ) -> CreatedResponse:
+    ) -> Response[CreatedResponse]:
         """Creates the counter at `count` with rules fixed for its lifetime (delete it and create
         it again to change them): the range of one increment, whether anyone may set it, an
         expiry pushed forward by each write. The answer holds, this once, its own admin key."""
@@ -105,4 +107,4 @@ class NamespaceCounterController(ExactAllowController):
         counter, admin_key = await counter_service.create(
             CounterId(namespace, data.key), data.count, rules, admin_key=data.admin_key
         )
-        return created_response(counter, admin_key)
+        return tagged(created_response(counter, admin_key), counter, HTTP_201_CREATED)

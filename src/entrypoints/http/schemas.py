@@ -121,6 +121,15 @@ class RulesResponse(msgspec.Struct, omit_defaults=True):
     ttl_seconds: Annotated[int, msgspec.Meta(ge=1, le=MAX_TTL_SECONDS)] | None = None
 
 
+Version = Annotated[
+    int,
+    msgspec.Meta(
+        ge=0,
+        description="Grows with every change of the counter (0: it does not exist, 1 once made);"
+        ' the answer\'s `ETag` is its quoted value (`"7"`), for `If-Match`.',
+        examples=[7],
+    ),
+]
 _RULES_DOC = msgspec.Meta(description="Only on a counter created explicitly (POST on the namespace).")
 _EXPIRES_DOC = msgspec.Meta(description="When it expires unless written again (only with a ttl).")
 
@@ -132,6 +141,7 @@ class CounterResponse(msgspec.Struct, omit_defaults=True):
         int,
         msgspec.Meta(ge=INT64_MIN, le=INT64_MAX, description="Current value (signed 64-bit).", examples=[3]),
     ]
+    version: Version
     created_at: Annotated[
         datetime | None, msgspec.Meta(description="When the counter was first written (not every store).")
     ] = None
@@ -146,6 +156,7 @@ class CreatedResponse(msgspec.Struct, omit_defaults=True):
     namespace: Annotated[str, _NAMESPACE_DOC]
     name: Annotated[str, _KEY_DOC]
     count: Int64
+    version: Version
     rules: RulesResponse
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -166,6 +177,7 @@ class ReplacedResponse(msgspec.Struct, omit_defaults=True):
     previous: Annotated[
         int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX, description="The value before this request.")
     ]
+    version: Version
     created_at: datetime | None = None
     updated_at: datetime | None = None
     rules: Annotated[RulesResponse | None, _RULES_DOC] = None
@@ -204,6 +216,7 @@ def counter_response(counter: Counter) -> CounterResponse:
         namespace=counter.namespace,
         name=counter.key,
         count=counter.count,
+        version=counter.version,
         created_at=counter.created_at,
         updated_at=counter.updated_at,
         rules=rules_response(counter.rules),
@@ -227,6 +240,7 @@ def created_response(counter: Counter, admin_key: str | None) -> CreatedResponse
         namespace=counter.namespace,
         name=counter.key,
         count=counter.count,
+        version=counter.version,
         rules=rules_response(counter.rules) or RulesResponse(resettable=False),
         created_at=counter.created_at,
         updated_at=counter.updated_at,

@@ -19,7 +19,7 @@ from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
 
-from domain.model import DEFAULT_COUNTER
+from domain.model import DEFAULT_COUNTER, Counter
 from domain.services import CounterService
 from entrypoints.http.badges.query import DEFAULT_COLOR, BadgeQuery, provide_badge_query
 from entrypoints.http.badges.render import clean_text, render_badge
@@ -78,7 +78,8 @@ _DOCUMENTED_HEADERS = [
     ResponseHeader(
         name="ETag",
         documentation_only=True,
-        description="A strong validator of this exact body: the first 128 bits of its SHA-256.",
+        description="A strong validator of this picture: the counter's version and a digest of"
+        ' what the query asks for (`"<version>-<digest>"`); it changes exactly when the picture does.',
     )
 ]
 _HIT_DESCRIPTION = (
@@ -112,35 +113,34 @@ class ShieldsEndpoint(
     label_color: str | None = None
 
 
-def _headers(body: bytes) -> dict[str, str]:
-    # Counters have no version yet, so the ETag is the hash of the rendered bytes: the same count
-    # with the same query gives the same tag. Once counters carry a version, it is that version.
-    return {**NO_CACHE_HEADERS, "ETag": f'"{hashlib.sha256(body).hexdigest()[:32]}"'}
+def _headers(counter: Counter, query: BadgeQuery, default_label: str) -> dict[str, str]:
+    # What the picture is made of: the counter's state (its version) and what shapes the picture
+    # (the query, and the label the route gives when the query names none).
+    shape = hashlib.sha256(repr((query, default_label)).encode()).hexdigest()[:16]
+    return {**NO_CACHE_HEADERS, "ETag": f'"{counter.version}-{shape}"'}
 
 
-def _svg(query: BadgeQuery, default_label: str, count: int) -> Response[bytes]:
+def _svg(query: BadgeQuery, default_label: str, counter: Counter) -> Response[bytes]:
     svg = render_badge(
         default_label if query.label is None else query.label,
-        query.message(count),
+        query.message(counter.count),
         label_color=query.label_color,
         color=query.color,
         style=query.style,
     )
-    body = svg.encode()
-    return Response(body, media_type=SVG, headers=_headers(body))
+    return Response(svg.encode(), media_type=SVG, headers=_headers(counter, query, default_label))
 
 
-def _shields(query: BadgeQuery, default_label: str, count: int) -> Response[ShieldsEndpoint]:
+def _shields(query: BadgeQuery, default_label: str, counter: Counter) -> Response[ShieldsEndpoint]:
     endpoint = ShieldsEndpoint(
         schema_version=1,
         label=clean_text(default_label if query.label is None else query.label),
-        message=clean_text(query.message(count)),
+        message=clean_text(query.message(counter.count)),
         color=(query.color_asked or DEFAULT_COLOR).removeprefix("#"),
         label_color=None if query.label_color_asked is None else query.label_color_asked.removeprefix("#"),
     )
-    # Returned as the Struct, so that the OpenAPI document states its shape; the tag is of the
-    # bytes Litestar sends, which msgspec encodes the same way.
-    return Response(endpoint, media_type=SHIELDS_JSON, headers=_headers(msgspec.json.encode(endpoint)))
+    # Returned as the Struct, so that the OpenAPI document states its shape.
+    return Response(endpoint, media_type=SHIELDS_JSON, headers=_headers(counter, query, default_label))
 
 
 _BADGE: dict[str, Any] = {
@@ -169,7 +169,7 @@ class _Badges(ExactAllowController):
         target: NamedDependency[BadgeTarget],
         badge: NamedDependency[BadgeQuery],
     ) -> Response[bytes]:
-        return _svg(badge, target.label, (await counter_service.get(target.counter)).count)
+        return _svg(badge, target.label, await counter_service.get(target.counter))
 
     @get(
         "/hit.svg",
@@ -187,7 +187,7 @@ class _Badges(ExactAllowController):
         badge: NamedDependency[BadgeQuery],
     ) -> Response[bytes]:
         incremented = await counter_service.increment(target.counter)
-        return _svg(badge, target.label, incremented.counter.count)
+        return _svg(badge, target.label, incremented.counter)
 
     @get(
         "/shields.json",
@@ -203,7 +203,7 @@ class _Badges(ExactAllowController):
         target: NamedDependency[BadgeTarget],
         badge: NamedDependency[BadgeQuery],
     ) -> Response[ShieldsEndpoint]:
-        return _shields(badge, target.label, (await counter_service.get(target.counter)).count)
+        return _shields(badge, target.label, await counter_service.get(target.counter))
 
 
 def _dependencies(target: Callable[..., BadgeTarget]) -> dict[str, Provide]:
