@@ -242,3 +242,12 @@ async def test_head_of_a_stream_answers_its_headers_and_frees_its_slot(
     assert response.headers["content-type"].startswith("text/event-stream")
     assert response.content == b""
     assert _streams(client.app).open == 0
+
+
+async def test_a_stream_passes_the_rate_limits_like_any_get(store: InMemoryCounterRepository) -> None:
+    async for app in _served(store, rate_limit_per_client="1/minute"):
+        async with RawStream(app, "/counters/abc/events") as allowed:
+            assert allowed.status == 200
+            async with RawStream(app, "/counters/abc/events") as limited:
+                assert limited.status == 429
+        assert _streams(app).open == 0
