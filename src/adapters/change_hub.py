@@ -10,7 +10,7 @@ buffer full ends that consumer (see domain.changes).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from domain.changes import ChangesEndedError
 from domain.model import Counter, CounterId
@@ -102,6 +102,19 @@ class ChangeHub:
             consumers = self._consumers[counter] = set()
             self._on_watch(counter)
         consumers.add(subscription)
+        return subscription
+
+    async def subscribe(
+        self, counter: CounterId, buffer: int, live: Callable[[CounterId], Awaitable[None]]
+    ) -> HubSubscription:
+        """`add`, then wait for `live(counter)`: the store's signal of it is live. A consumer whose
+        wait fails (the store is down) leaves at once."""
+        subscription = self.add(counter, buffer)
+        try:
+            await live(counter)
+        except BaseException:
+            subscription.close()
+            raise
         return subscription
 
     def _leave(self, subscription: HubSubscription) -> None:

@@ -50,13 +50,7 @@ class SqliteCounterChanges:
         self._ready: asyncio.Future[None] | None = None
 
     async def subscribe(self, counter: CounterId, buffer: int) -> HubSubscription:
-        subscription = self.hub.add(counter, buffer)
-        try:
-            await self._polling()
-        except BaseException:
-            subscription.close()
-            raise
-        return subscription
+        return await self.hub.subscribe(counter, buffer, self._polling)
 
     async def aclose(self) -> None:
         self.hub.end_all("the store is closing")
@@ -66,7 +60,7 @@ class SqliteCounterChanges:
         await asyncio.get_running_loop().run_in_executor(self._executor, self._disconnect)
         self._executor.shutdown(wait=False)
 
-    async def _polling(self) -> None:
+    async def _polling(self, _counter: CounterId) -> None:
         """Start the poll if it is not running; return once it has its first data_version, so a
         read made after this misses no later commit."""
         if self._task is None or self._ready is None:

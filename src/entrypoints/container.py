@@ -10,7 +10,7 @@ import importlib
 import inspect
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from dependency_injector import containers, providers
 
@@ -115,28 +115,28 @@ def build_container(settings: Settings) -> Container:
     return container
 
 
-async def start_service(container: Container) -> CounterService:
-    """Open the selected store and build the service on it.
+T = TypeVar("T")
 
-    A provider returns an awaitable when an async Resource is behind it, and a plain value when
-    a test has overridden the store with an object; both are fine here.
-    """
-    service = container.counter_service()
-    if inspect.isawaitable(service):
-        service = await service
-    if not isinstance(service, CounterService):
-        raise TypeError(f"counter_service provided {type(service).__name__}, not CounterService")
-    return service
+
+async def _provided(provider: Any, expected: type[T]) -> T:
+    """What `provider` gives, awaited when an async Resource is behind it (a test that has
+    overridden the store with an object gets a plain value; both are fine)."""
+    value = provider()
+    if inspect.isawaitable(value):
+        value = await value
+    if not isinstance(value, expected):
+        raise TypeError(f"the container provided {type(value).__name__}, not {expected.__name__}")
+    return value
+
+
+async def start_service(container: Container) -> CounterService:
+    """Open the selected store and build the service on it."""
+    return await _provided(container.counter_service, CounterService)
 
 
 async def start_changes(container: Container) -> CounterChanges:
     """Open the selected store's change signal (after `start_service`: it shares the store)."""
-    changes = container.changes()
-    if inspect.isawaitable(changes):
-        changes = await changes
-    if not isinstance(changes, CounterChanges):
-        raise TypeError(f"changes provided {type(changes).__name__}, not CounterChanges")
-    return changes
+    return await _provided(container.changes, CounterChanges)  # type: ignore[type-abstract]
 
 
 __all__ = ["Container", "CounterRepository", "build_container", "start_changes", "start_service"]

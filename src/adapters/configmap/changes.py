@@ -59,13 +59,7 @@ class ConfigMapCounterChanges:
         self._again = False
 
     async def subscribe(self, counter: CounterId, buffer: int) -> HubSubscription:
-        subscription = self.hub.add(counter, buffer)
-        try:
-            await asyncio.shield(self._watching())
-        except BaseException:
-            subscription.close()
-            raise
-        return subscription
+        return await self.hub.subscribe(counter, buffer, self._watching)
 
     def close(self) -> None:
         """Stop the watch; its thread ends with the request in flight, without being waited for."""
@@ -77,8 +71,9 @@ class ConfigMapCounterChanges:
         if self._refreshing is not None:
             self._refreshing.cancel()
 
-    def _watching(self) -> asyncio.Future[None]:
-        """Started on the first subscription; done once the watch knows where it starts from."""
+    async def _watching(self, _counter: CounterId) -> None:
+        """The watch, started on the first subscription; returns once it knows where it starts
+        from (a failed start is tried again by the next subscription)."""
         if self._ready is None or (self._ready.done() and self._ready.exception() is not None):
             self._loop = asyncio.get_running_loop()
             self._ready = self._loop.create_future()
@@ -86,7 +81,7 @@ class ConfigMapCounterChanges:
                 target=self._run, name=f"configmap-watch {self.name}", daemon=True
             )
             self._thread.start()
-        return self._ready
+        await asyncio.shield(self._ready)
 
     # --- in the watch's thread ------------------------------------------------------------------
 

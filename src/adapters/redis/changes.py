@@ -73,18 +73,15 @@ class RedisCounterChanges:
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def subscribe(self, counter: CounterId, buffer: int) -> HubSubscription:
-        subscription = self.hub.add(counter, buffer)
-        channel = changes_channel(self._prefix, counter)
+        return await self.hub.subscribe(counter, buffer, self._confirmation)
+
+    async def _confirmation(self, counter: CounterId) -> None:
+        """Return once Redis has confirmed the SUBSCRIBE of `counter`'s channel."""
         try:
             async with asyncio.timeout(self._subscribe_timeout):
-                await asyncio.shield(self._confirmed[channel])
+                await asyncio.shield(self._confirmed[changes_channel(self._prefix, counter)])
         except (TimeoutError, RedisError, OSError) as error:
-            subscription.close()
             raise StoreUnavailableError(f"cannot subscribe to the changes in Redis: {error!r}") from None
-        except BaseException:
-            subscription.close()
-            raise
-        return subscription
 
     async def aclose(self) -> None:
         self.hub.end_all("the store is closing")

@@ -19,18 +19,11 @@ from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
 
-from domain.model import DEFAULT_COUNTER, Counter
+from domain.model import Counter
 from domain.services import CounterService
 from entrypoints.http.badges.query import DEFAULT_COLOR, BadgeQuery, provide_badge_query
 from entrypoints.http.badges.render import clean_text, render_badge
-from entrypoints.http.badges.targets import (
-    OPERATIONS_OPT,
-    BadgeTarget,
-    default_target,
-    named_target,
-    namespaced_target,
-    operation_id_of,
-)
+from entrypoints.http.badges.targets import BadgeTarget, on_counter_paths, operation_id_of
 from entrypoints.http.controllers import STORE_ERRORS, ExactAllowController
 from entrypoints.http.errors import PROBLEM_JSON
 from entrypoints.http.openapi import DocumentedOperation
@@ -213,29 +206,4 @@ def _dependencies(target: Callable[..., BadgeTarget]) -> dict[str, Provide]:
     }
 
 
-class DefaultCounterBadges(_Badges):
-    """Badges of the default counter (the one `POST /counter` counts)."""
-
-    path = "/counter"
-    dependencies = _dependencies(default_target)
-    # `counter`: the counter its errors name, see errors.py
-    opt = {"counter": DEFAULT_COUNTER, OPERATIONS_OPT: "defaultCounter"}  # noqa: RUF012
-
-
-class CounterBadges(_Badges):
-    """Badges of named counters of the namespace `default`."""
-
-    path = "/counters/{name:str}"
-    dependencies = _dependencies(named_target)
-    opt = {OPERATIONS_OPT: "counter"}  # noqa: RUF012
-
-
-class NamespaceCounterBadges(_Badges):
-    """Badges of the counters of a namespace."""
-
-    path = "/namespaces/{namespace:str}/counters/{key:str}"
-    dependencies = _dependencies(namespaced_target)
-    opt = {OPERATIONS_OPT: "namespaceCounter"}  # noqa: RUF012
-
-
-BADGE_CONTROLLERS = [DefaultCounterBadges, CounterBadges, NamespaceCounterBadges]
+BADGE_CONTROLLERS = on_counter_paths(_Badges, "Badges", _dependencies)

@@ -3,9 +3,12 @@ badge routes and of the live updates, one function per kind of path."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from litestar import Controller
+from litestar.di import Provide
 from litestar.handlers import HTTPRouteHandler
 from litestar.types import OperationIDCreator
 
@@ -48,3 +51,35 @@ def operation_id_of(action: str) -> OperationIDCreator:
         return f"{handler.opt[OPERATIONS_OPT]}{action}"
 
     return operation_id
+
+
+_C = TypeVar("_C", bound=Controller)
+
+# Each counter path: the prefix of its controller's name and operation ids, its path, its target,
+# and the `counter` its errors name when the path names none (see errors.py).
+_PATHS: tuple[tuple[str, str, Callable[..., BadgeTarget], dict[str, str]], ...] = (
+    ("DefaultCounter", "/counter", default_target, {"counter": DEFAULT_COUNTER}),
+    ("Counter", "/counters/{name:str}", named_target, {}),
+    ("NamespaceCounter", "/namespaces/{namespace:str}/counters/{key:str}", namespaced_target, {}),
+)
+
+
+def on_counter_paths(
+    base: type[_C], kind: str, dependencies: Callable[[Callable[..., BadgeTarget]], dict[str, Provide]]
+) -> list[type[_C]]:
+    """`base` (a controller whose handlers take `target`) under the default counter's path, a
+    named counter's and a namespaced counter's: `DefaultCounter<kind>`, `Counter<kind>` and
+    `NamespaceCounter<kind>`, each with `dependencies(its target)`."""
+    return [
+        type(
+            f"{prefix}{kind}",
+            (base,),
+            {
+                "__doc__": f"{kind} of the counters of `{path}`.",
+                "path": path,
+                "dependencies": dependencies(target),
+                "opt": {**extra, OPERATIONS_OPT: prefix[0].lower() + prefix[1:]},
+            },
+        )
+        for prefix, path, target, extra in _PATHS
+    ]

@@ -19,16 +19,9 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import HeaderParameter
 from litestar.response import Stream
 
-from domain.model import DEFAULT_COUNTER, INT64_MAX, INT64_MIN, Counter
+from domain.model import INT64_MAX, INT64_MIN, Counter
 from domain.services import CounterService
-from entrypoints.http.badges.targets import (
-    OPERATIONS_OPT,
-    BadgeTarget,
-    default_target,
-    named_target,
-    namespaced_target,
-    operation_id_of,
-)
+from entrypoints.http.badges.targets import BadgeTarget, on_counter_paths, operation_id_of
 from entrypoints.http.controllers import STORE_ERRORS, ExactAllowController, problem
 from entrypoints.http.events.streams import (
     EVENT_STREAM,
@@ -134,28 +127,4 @@ def _dependencies(target: Callable[..., BadgeTarget]) -> dict[str, Provide]:
     }
 
 
-class DefaultCounterEvents(_Events):
-    """Live updates of the default counter."""
-
-    path = "/counter"
-    dependencies = _dependencies(default_target)
-    opt: dict[str, Any] = {"counter": DEFAULT_COUNTER, OPERATIONS_OPT: "defaultCounter"}  # noqa: RUF012
-
-
-class CounterEvents(_Events):
-    """Live updates of named counters of the namespace `default`."""
-
-    path = "/counters/{name:str}"
-    dependencies = _dependencies(named_target)
-    opt: dict[str, Any] = {OPERATIONS_OPT: "counter"}  # noqa: RUF012
-
-
-class NamespaceCounterEvents(_Events):
-    """Live updates of the counters of a namespace."""
-
-    path = "/namespaces/{namespace:str}/counters/{key:str}"
-    dependencies = _dependencies(namespaced_target)
-    opt: dict[str, Any] = {OPERATIONS_OPT: "namespaceCounter"}  # noqa: RUF012
-
-
-EVENT_CONTROLLERS = [DefaultCounterEvents, CounterEvents, NamespaceCounterEvents]
+EVENT_CONTROLLERS = on_counter_paths(_Events, "Events", _dependencies)
