@@ -32,6 +32,8 @@ from entrypoints.http.events.streams import (
 )
 from entrypoints.http.openapi import DocumentedOperation
 
+VERSION_PATTERN = r"^[0-9]{1,18}$"  # a version: a whole number, below 2**63
+
 
 class CounterEvent(msgspec.Struct):
     """The `data` of one event: the counter's state."""
@@ -49,18 +51,17 @@ def render_counter(counter: Counter) -> str:
 
 
 LastEventId = Annotated[
-    int | None,
+    str | None,
     HeaderParameter(
         name="Last-Event-ID",
         required=False,
-        ge=0,
+        pattern=VERSION_PATTERN,
         description=(
-            "The id of the last event received (EventSource sends it when it reconnects): the"
-            " current state is sent at once unless the counter is still at that version."
+            "The id of the last event received (EventSource sends it when it reconnects), a"
+            " version: the current state is sent at once unless the counter is still at it."
         ),
     ),
 ]
-
 _DESCRIPTION = (
     "The counter's live updates as server-sent events (`text/event-stream`): `retry: <ms>`, then"
     ' the current state as `id: <version>` and `data: {"namespace", "key", "value", "version"}`,'
@@ -115,7 +116,7 @@ class _Events(ExactAllowController):
             target.counter,
             counter_service.get,
             render_counter,
-            last_event_id,
+            None if last_event_id is None else int(last_event_id),
             headers_only=request.method == "HEAD",
         )
 
