@@ -173,12 +173,14 @@ def main(argv: list[str] | None = None) -> None:
     sides = {"this": _HERE / "src"} | ({"baseline": args.baseline.resolve() / "src"} if args.baseline else {})
     results: dict[str, list[float]] = {name: [] for name in sides}
     with tempfile.TemporaryDirectory() as work, _redis(args.store) as store_env:
-        env = {**store_env, "COUNTER_SQLITE_PATH": f"{work}/counter.db", "COUNTER_LOG_LEVEL": "info"}
+        env = {**store_env, "COUNTER_LOG_LEVEL": "info"}
         log = Path(work) / "stderr.log"
         try:
             for _ in range(1 if args.profile else args.rounds):
                 for name, src in sides.items():
-                    results[name] += _run_child(src, args, env, log)
+                    # A file per side: a checkout of another schema version may refuse this one's.
+                    side_env = {**env, "COUNTER_SQLITE_PATH": f"{work}/{name}.db"}
+                    results[name] += _run_child(src, args, side_env, log)
         except subprocess.CalledProcessError:
             sys.stderr.write(procs.tail(log, 40))
             raise
