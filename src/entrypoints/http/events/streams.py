@@ -81,6 +81,10 @@ class EventStreams:
     def open(self) -> int:
         return len(self._open)
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
     def start(self, changes: CounterChanges) -> None:
         self.changes = changes
         self._stopping = False
@@ -141,6 +145,8 @@ async def serve_events(
         subscription = await changes.subscribe(counter, streams.limits.buffer_events)
         slot.subscription = subscription
         current = await read(counter)
+        if streams.stopping:  # began to stop while this stream was being opened
+            subscription.end(STOPPING)
     except BaseException:
         slot.release()
         raise
