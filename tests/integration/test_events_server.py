@@ -249,3 +249,24 @@ def test_sigterm_with_100_open_streams_ends_them_and_exits_within_the_grace_peri
     assert took < grace, log
     with contextlib.suppress(subprocess.TimeoutExpired):
         server.process.wait(timeout=1)
+
+
+def test_with_two_workers_the_open_streams_are_summed_and_return_to_0(tmp_path: Path) -> None:
+    env = {"COUNTER_BACKEND": "sqlite", "COUNTER_SQLITE_PATH": str(tmp_path / "counters.db")}
+
+    async def scenario(server: Server) -> None:
+        # One connection per stream: the kernel spreads them over both workers' accept queues.
+        async with httpx.AsyncClient(base_url=server.url, timeout=WAIT) as http:
+            async with contextlib.AsyncExitStack() as stack:
+                held = [
+                    await stack.enter_async_context(sse(http, f"/counters/w{n}/events")) for n in range(6)
+                ]
+                for stream in held:
+                    await stream.next_event()
+                assert await asyncio.to_thread(wait_for_open_streams, server, 6) == 6
+                assert (await http.post("/counters/w0")).status_code == 200
+                assert (await held[0].next_event()).data["value"] == 1
+            assert await asyncio.to_thread(wait_for_open_streams, server, 0) == 0
+
+    with running_server(env, tmp_path / "server.log", workers=2) as server:
+        asyncio.run(scenario(server))
