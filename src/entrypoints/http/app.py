@@ -31,7 +31,6 @@ from entrypoints.http.badges.routes import BADGE_CONTROLLERS
 from entrypoints.http.bodies import StrictJSONRequest
 from entrypoints.http.controllers import (
     CounterController,
-    DefaultCounterController,
     HealthController,
     docs_redirect,
 )
@@ -180,7 +179,6 @@ def create_app(
 
     return CounterApp(
         route_handlers=[
-            DefaultCounterController,
             CounterController,
             NamespaceCounterController,
             *ONE_COUNTER_CONTROLLERS,

@@ -21,15 +21,14 @@ from litestar.enums import HttpMethod, MediaType
 from litestar.exceptions import ValidationException
 from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
+from litestar.params import HeaderParameter, PathParameter, QueryParameter
 from litestar.response import Redirect
 from litestar.routes import HTTPRoute
-from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
+from litestar.status_codes import HTTP_204_NO_CONTENT
 from litestar.types import ExceptionHandlersMap, Scope
 
 from domain.errors import InvalidCounterNameError
 from domain.model import (
-    DEFAULT_COUNTER,
     DEFAULT_NAMESPACE,
     NAME_RULE,
     Counter,
@@ -42,8 +41,7 @@ from domain.model import (
 from domain.services import CounterService
 from entrypoints.http.errors import PROBLEM_JSON
 from entrypoints.http.head import head_twin
-from entrypoints.http.increment_route import IncrementRoute
-from entrypoints.http.openapi import DocumentedOperation, OptionalBodyOperation
+from entrypoints.http.openapi import DocumentedOperation
 from entrypoints.http.schemas import (
     COUNTER_NAME_MAX_LENGTH,
     COUNTER_NAME_PATTERN,
@@ -52,7 +50,6 @@ from entrypoints.http.schemas import (
     REPLAYED_HEADER,
     CounterPage,
     CounterResponse,
-    IncrementRequest,
     LiveResponse,
     ProblemDetails,
     ReadyResponse,
@@ -60,7 +57,7 @@ from entrypoints.http.schemas import (
     counter_response,
     rules_response,
 )
-from entrypoints.http.versions import ETAG_HEADERS, IfNoneMatch, not_modified, tagged
+from entrypoints.http.versions import ETAG_HEADERS, not_modified, tagged
 
 
 def problem(description: str) -> ResponseSpec:
@@ -253,53 +250,6 @@ def incremented(result: Incremented) -> Response[CounterResponse]:
 def read_counter(counter: Counter, if_none_match: str | None) -> Response[CounterResponse]:
     """The answer of a read: the counter with its ETag, or a 304 while If-None-Match names it."""
     return not_modified(if_none_match, counter) or tagged(counter_response(counter), counter)
-
-
-class DefaultCounterController(ExactAllowController):
-    """The original service's contract: one POST, one count, on the counter named `default`."""
-
-    path = "/counter"
-    tags = ["counters"]  # noqa: RUF012 (Litestar declares it so)
-    opt = {"counter": DEFAULT_COUNTER}  # noqa: RUF012 (the counter its errors name, see errors.py)
-
-    @get(
-        operation_id="getDefaultCounter",
-        summary="Read the default counter",
-        responses={
-            **STORE_ERRORS,
-            **NOT_MODIFIED,
-            400: _problem("A malformed `If-None-Match`; the detail says why."),
-        },
-        response_headers=ETAG_HEADERS,
-        operation_class=DocumentedOperation,
-    )
-    async def get_default(
-        self, counter_service: NamedDependency[CounterService], if_none_match: IfNoneMatch = None
-    ) -> Response[CounterResponse]:
-        """Returns the default counter; 0 before the first increment."""
-        return read_counter(await counter_service.get(CounterId.default(DEFAULT_COUNTER)), if_none_match)
-
-    @IncrementHandler(
-        http_method="POST",
-        operation_id="incrementDefaultCounter",
-        summary="Increment the default counter",
-        status_code=HTTP_200_OK,
-        responses=INCREMENT_ERRORS,
-        response_headers=REPLAYED_HEADERS,
-        middleware=[IncrementRoute],
-        operation_class=OptionalBodyOperation,
-    )
-    async def increment_default(
-        self,
-        counter_service: NamedDependency[CounterService],
-        idempotency_key: IdempotencyKey = None,
-        data: JSONBody[IncrementRequest | None] = None,
-    ) -> Response[CounterResponse]:
-        """Adds `by` (default 1) to the default counter atomically and returns the new value."""
-        by = 1 if data is None else data.by
-        return incremented(
-            await counter_service.increment(CounterId.default(DEFAULT_COUNTER), by, idempotency_key)
-        )
 
 
 class CounterController(ExactAllowController):

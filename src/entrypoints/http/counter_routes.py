@@ -1,10 +1,11 @@
-"""One counter's routes, once: read, increment, set and delete, served under `/counters/{name}`
-(a key of the namespace `default`) and `/namespaces/{namespace}/counters/{key}`.
+"""One counter's routes, once: read and increment under `/counter` (the original service's one
+counter), and read, increment, set and delete under `/counters/{name}` (a key of the namespace
+`default`) and `/namespaces/{namespace}/counters/{key}`.
 
-One set of handlers (`_OneCounter`) takes the counter from a dependency (`counter_id`), which
-each path's controller makes from its own path parameters; each controller also says how its
-operation ids and summaries read. The increment's lean layer (increment_route.py) reads the path
-parameters itself, the same way."""
+One set of handlers takes the counter from a dependency (`counter_id`), which each path's
+controller makes from its own path parameters; each controller also says how its operation ids
+and summaries read. The increment's lean layer (increment_route.py) reads the path parameters
+itself, the same way."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK
 
-from domain.model import Counter, CounterId, VersionMatch
+from domain.model import DEFAULT_COUNTER, Counter, CounterId, VersionMatch
 from domain.services import CounterService
 from entrypoints.http.auth import require_admin_or_counter_key
 from entrypoints.http.controllers import (
@@ -50,13 +51,13 @@ from entrypoints.http.schemas import (
 from entrypoints.http.versions import ETAG_HEADERS, IfMatch, IfNoneMatch, tagged, version_match
 
 
-class _OneCounter(ExactAllowController):
-    """The handlers of one counter. A subclass sets `path`, the `counter_id` dependency, and
-    `noun` and `where`, which fill `{noun}` in the operation ids and `{where}` in the summaries."""
+class _CountedCounter(ExactAllowController):
+    """Read and increment one counter. A subclass sets `path`, the `counter_id` dependency, and
+    `noun` and `what`, which fill `{noun}` in the operation ids and `{what}` in the summaries."""
 
     tags = ["counters"]  # noqa: RUF012 (Litestar declares it so)
     noun: ClassVar[str]
-    where: ClassVar[str]
+    what: ClassVar[str]
 
     def get_route_handlers(self) -> list[BaseRouteHandler]:
         handlers = super().get_route_handlers()  # copies of the class's handlers, this controller's own
@@ -65,13 +66,13 @@ class _OneCounter(ExactAllowController):
                 if isinstance(handler.operation_id, str):
                     handler.operation_id = handler.operation_id.format(noun=self.noun)
                 if handler.summary is not None:
-                    handler.summary = handler.summary.format(where=self.where)
+                    handler.summary = handler.summary.format(what=self.what)
         return handlers
 
     @get(
         operation_id="get{noun}",
         operation_class=DocumentedOperation,
-        summary="Read a counter{where}",
+        summary="Read {what}",
         responses={**STORE_ERRORS, **NAME_ERRORS, **NOT_MODIFIED},
         response_headers=ETAG_HEADERS,
     )
@@ -87,7 +88,7 @@ class _OneCounter(ExactAllowController):
     @IncrementHandler(
         http_method="POST",
         operation_id="increment{noun}",
-        summary="Increment a counter{where}",
+        summary="Increment {what}",
         status_code=HTTP_200_OK,
         responses=INCREMENT_ERRORS,
         response_headers=REPLAYED_HEADERS,
@@ -105,10 +106,14 @@ class _OneCounter(ExactAllowController):
         by = 1 if data is None else data.by
         return incremented(await counter_service.increment(counter_id, by, idempotency_key))
 
+
+class _OneCounter(_CountedCounter):
+    """Read, increment, set and delete one counter."""
+
     @put(
         operation_id="set{noun}",
         operation_class=DocumentedOperation,
-        summary="Set a counter{where} (admin)",
+        summary="Set {what} (admin)",
         security=ADMIN_SECURITY,
         responses={**SET_ERRORS, **PRECONDITION_FAILED},
         response_headers=ETAG_HEADERS,
@@ -131,7 +136,7 @@ class _OneCounter(ExactAllowController):
     @delete(
         operation_id="delete{noun}",
         operation_class=DocumentedOperation,
-        summary="Delete a counter{where} (admin)",
+        summary="Delete {what} (admin)",
         status_code=HTTP_200_OK,
         security=ADMIN_SECURITY,
         responses={**ADMIN_ERRORS, **PRECONDITION_FAILED},
@@ -166,6 +171,10 @@ async def _authorized(
     return version_match(if_match)
 
 
+def _default() -> CounterId:
+    return CounterId.default(DEFAULT_COUNTER)
+
+
 def _named(name: CounterNameParam) -> CounterId:
     return CounterId.default(name)
 
@@ -174,13 +183,23 @@ def _namespaced(namespace: NamespaceParam, key: KeyParam) -> CounterId:
     return CounterId(namespace, key)
 
 
+class DefaultCounterRoutes(_CountedCounter):
+    """The original service's contract: one POST, one count, on the counter named `default`."""
+
+    path = "/counter"
+    dependencies = {"counter_id": Provide(_default, sync_to_thread=False)}  # noqa: RUF012
+    opt = {"counter": DEFAULT_COUNTER}  # noqa: RUF012 (the counter its errors name, see errors.py)
+    noun = "DefaultCounter"
+    what = "the default counter"
+
+
 class NamedCounterRoutes(_OneCounter):
     """A named counter of the namespace `default`."""
 
     path = "/counters/{name:str}"
     dependencies = {"counter_id": Provide(_named, sync_to_thread=False)}  # noqa: RUF012
     noun = "Counter"
-    where = ""
+    what = "a counter"
 
 
 class NamespaceCounterRoutes(_OneCounter):
@@ -189,7 +208,7 @@ class NamespaceCounterRoutes(_OneCounter):
     path = "/namespaces/{namespace:str}/counters/{key:str}"
     dependencies = {"counter_id": Provide(_namespaced, sync_to_thread=False)}  # noqa: RUF012
     noun = "NamespaceCounter"
-    where = " of a namespace"
+    what = "a counter of a namespace"
 
 
-ONE_COUNTER_CONTROLLERS = [NamedCounterRoutes, NamespaceCounterRoutes]
+ONE_COUNTER_CONTROLLERS = [DefaultCounterRoutes, NamedCounterRoutes, NamespaceCounterRoutes]
