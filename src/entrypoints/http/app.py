@@ -46,7 +46,7 @@ from entrypoints.http.dependencies import (
 )
 from entrypoints.http.errors import EXCEPTION_HANDLERS
 from entrypoints.http.events import EVENT_CONTROLLERS, EventStreams, StreamLimits
-from entrypoints.http.events.streams import EVENTS_STATE_KEY
+from entrypoints.http.events.streams import EVENTS_STATE_KEY, provide_event_streams
 from entrypoints.http.head import HeadRouter, serving_head
 from entrypoints.http.middleware import RequestContext
 from entrypoints.http.namespaced import NamespaceCounterController
@@ -193,6 +193,7 @@ def create_app(
         dependencies={
             "counter_service": Provide(provide_counter_service, sync_to_thread=False),
             "backend_name": Provide(provide_backend_name, sync_to_thread=False),
+            "event_streams": Provide(provide_event_streams, sync_to_thread=False),
         },
         lifespan=[lifespan, observability],
         state=State(state),

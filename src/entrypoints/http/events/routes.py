@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, get
-from litestar.datastructures import ResponseHeader, State
+from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
 from litestar.params import HeaderParameter
 from litestar.response import Stream
@@ -28,7 +28,6 @@ from entrypoints.http.events.streams import (
     STREAM_HEADERS,
     EventStreams,
     serve_events,
-    streams_of,
 )
 from entrypoints.http.openapi import DocumentedOperation
 
@@ -81,10 +80,6 @@ EVENT_ERRORS = {
 }
 
 
-def provide_event_streams(state: State) -> EventStreams:
-    return streams_of(state)
-
-
 class _Events(ExactAllowController):
     """The live updates of one kind of counter path; each subclass says which counter (the
     `target` dependency) and how its operation id begins (`opt`)."""
@@ -116,7 +111,7 @@ class _Events(ExactAllowController):
             target.counter,
             counter_service.get,
             render_counter,
-            None if last_event_id is None else int(last_event_id),
+            last_event_id,
             headers_only=request.method == "HEAD",
         )
 
@@ -124,7 +119,6 @@ class _Events(ExactAllowController):
 def _dependencies(target: Callable[..., BadgeTarget]) -> dict[str, Provide]:
     return {
         "target": Provide(target, sync_to_thread=False),
-        "event_streams": Provide(provide_event_streams, sync_to_thread=False),
     }
 
 

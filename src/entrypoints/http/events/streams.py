@@ -19,9 +19,9 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from litestar.background_tasks import BackgroundTask
+from litestar.datastructures import State
 from litestar.response import Stream
 from litestar.response.sse import ServerSentEventMessage
 
@@ -127,7 +127,7 @@ async def serve_events(
     counter: CounterId,
     read: Callable[[CounterId], Awaitable[Counter]],
     render: Callable[[Counter], str],
-    last_event_id: int | None = None,
+    last_event_id: str | None = None,
     *,
     headers_only: bool = False,
 ) -> Stream:
@@ -136,6 +136,7 @@ async def serve_events(
     still current), then each change. `read` reads the counter (the service's `get`); what it
     raises (a store that is down) is raised here, before the response begins, so that the error
     table answers it. Past the process's limit of streams, raises TooManyStreamsError.
+    `last_event_id` is the `Last-Event-ID` header as the route took it (`LastEventId`: digits).
     `headers_only` (a HEAD): the same checks and headers, and a body that ends at once."""
     changes = streams.changes
     if changes is None:
@@ -154,9 +155,8 @@ async def serve_events(
         slot.release()
         body: AsyncIterator[bytes] = _nothing()
     else:
-        body = _events(
-            streams.limits, slot, subscription, current, render=render, last_event_id=last_event_id
-        )
+        resumed = None if last_event_id is None else int(last_event_id)
+        body = _events(streams.limits, slot, subscription, current, render=render, last_event_id=resumed)
     return Stream(
         body,
         media_type=EVENT_STREAM,
@@ -212,7 +212,8 @@ def _log_end(counter: CounterId, reason: str) -> None:
     logger.log(level, "event stream ended", extra={"counter": str(counter), "reason": reason})
 
 
-def streams_of(state: Any) -> EventStreams:
+def provide_event_streams(state: State) -> EventStreams:
+    """The `event_streams` dependency of every route that serves a stream (app.py)."""
     streams: EventStreams = state[EVENTS_STATE_KEY]
     return streams
 
