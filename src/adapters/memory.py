@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -17,6 +17,10 @@ from domain.rules import Rules, expired
 # Amortised clean-up of expired Idempotency-Key records: only look when the table has grown by
 # this much, so increments stay O(1).
 _SWEEP_EVERY = 1024
+
+
+def _unobserved(_state: Counter) -> None:
+    """No one listens to the changes."""
 
 
 class InMemoryCounterRepository:
@@ -36,6 +40,9 @@ class InMemoryCounterRepository:
         self._records: dict[str, IdempotencyRecord] = {}  # by Idempotency.record_key
         self._expiring: set[CounterId] = set()  # counters with an expiry, swept now and then
         self._writes = 0
+        # Told of every change as it is made: the new state, or the counter at 0 (version 0)
+        # once it is gone (adapters.memory_changes listens here).
+        self.on_change: Callable[[Counter], None] = _unobserved
 
     async def get(self, counter: CounterId, touch: bool = False) -> Counter:
         now = time.time()
@@ -142,6 +149,7 @@ class InMemoryCounterRepository:
         del keys[bisect.bisect_left(keys, counter.key)]
         if not keys:
             del self._keys[counter.namespace]
+        self.on_change(Counter(counter, 0))
 
     def _write(
         self,
@@ -169,6 +177,7 @@ class InMemoryCounterRepository:
         if current is None:
             bisect.insort(self._keys.setdefault(counter.namespace, []), counter.key)
         self._writes += 1
+        self.on_change(state)
         if self._writes % _SWEEP_EVERY == 0:
             # Expired counters nobody touches again are pruned here, amortised over the writes.
             for expiring in list(self._expiring):

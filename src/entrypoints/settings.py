@@ -334,6 +334,32 @@ class Settings:
         default=0,
         parse=int_between(0, 16),
     )
+    events_max_streams: int = setting(
+        "most live-update streams (GET .../events) one server process keeps open; past it 503 with"
+        " Retry-After",
+        default=1000,
+        parse=int_between(1, 100000),
+    )
+    events_idle_timeout_seconds: int = setting(
+        "a live-update stream is closed after this long without a change (EventSource reconnects)",
+        default=300,
+        parse=int_between(1, 86400),
+    )
+    events_heartbeat_seconds: float = setting(
+        "how often an open stream without changes sends a `: ping` comment",
+        default=15.0,
+        parse=positive_seconds,
+    )
+    events_buffer_events: int = setting(
+        "changes a stream may hold unsent for a slow client; when full, the client is dropped",
+        default=64,
+        parse=int_between(1, 10000),
+    )
+    events_poll_interval_seconds: float = setting(
+        "how often the SQLite store looks for changes by other processes, while streams are open",
+        default=0.25,
+        parse=positive_seconds,
+    )
     cors_allow_origins: str = setting(
         "origins whose browser pages may call the API; empty: CORS off", default="", parse=origins
     )

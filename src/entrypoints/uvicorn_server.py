@@ -43,6 +43,8 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 from uvicorn.supervisors.multiprocess import Multiprocess
 
+from entrypoints.stopping import announce_stopping
+
 logger = logging.getLogger("counter.server")
 
 # Once the server is told to stop, a request whose body is still arriving gets this much longer
@@ -218,6 +220,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             super().timeout_keep_alive_handler()
 
     def shutdown(self) -> None:
+        announce_stopping()  # before uvicorn waits for the answers in flight: streams end now
         grace_ends = self.loop.time() + READ_GRACE_AT_SHUTDOWN_SECONDS
         if self._state is _BODY and self._read_timer is not None and grace_ends < self._read_deadline:
             self._cancel_read_timer()

@@ -40,6 +40,7 @@ def test_schemathesis_finds_nothing(tmp_path: Path, backend: str, fast_path: str
         "COUNTER_SQLITE_PATH": str(tmp_path / "counter.db"),
         "COUNTER_ADMIN_TOKEN": TOKEN,
         "COUNTER_FAST_PATH": fast_path,
+        "COUNTER_EVENTS_IDLE_TIMEOUT_SECONDS": "1",  # a stream's answer ends, so it can be checked
     }
     with running_server(env, tmp_path / "server.log") as server:
         result = subprocess.run(
@@ -76,4 +77,5 @@ def test_schemathesis_finds_nothing(tmp_path: Path, backend: str, fast_path: str
     print(summary)
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
     assert "No issues found" in summary
-    assert "Tested: 46" in summary  # every operation: 15 of the API, 9 of the badges, 22 of /abacus
+    # every operation: 15 of the API, 9 of the badges, 3 of live updates, 23 of /abacus
+    assert "Tested: 50" in summary

@@ -153,7 +153,7 @@ def test_abacus_documents_the_name_rule_of_the_compatible_apis(name: str) -> Non
 
 def test_abacus_operations_state_its_rules_and_answers(document: dict[str, Any]) -> None:
     operations = _operations(document, abacus=True)
-    assert len(operations) == 22
+    assert len(operations) == 23
     abacus_error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
     problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}
     assert document["components"]["securitySchemes"]["abacusAdminKey"]["scheme"] == "bearer"

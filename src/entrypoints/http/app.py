@@ -25,7 +25,7 @@ from litestar.static_files import create_static_files_router
 
 from domain.errors import DomainError
 from entrypoints.access_log import AccessLog
-from entrypoints.container import Container, build_container, start_service
+from entrypoints.container import Container, build_container, start_changes, start_service
 from entrypoints.http.abacus import abacus_router
 from entrypoints.http.auth import ADMIN_TOKEN_STATE_KEY
 from entrypoints.http.badges.routes import BADGE_CONTROLLERS
@@ -46,6 +46,8 @@ from entrypoints.http.dependencies import (
     provide_counter_service,
 )
 from entrypoints.http.errors import EXCEPTION_HANDLERS
+from entrypoints.http.events import EVENT_CONTROLLERS, EventStreams, StreamLimits
+from entrypoints.http.events.streams import EVENTS_STATE_KEY, provide_event_streams
 from entrypoints.http.head import HeadRouter, serving_head
 from entrypoints.http.middleware import RequestContext
 from entrypoints.http.namespaced import NamespaceCounterController
@@ -59,6 +61,7 @@ from entrypoints.observability.metrics import FLUSH_INTERVAL_SECONDS, Metrics
 from entrypoints.observability.tracing import SpanByRoute, Tracing
 from entrypoints.runtime import tune_garbage_collector
 from entrypoints.settings import Settings
+from entrypoints.stopping import when_stopping
 
 logger = logging.getLogger("counter.app")
 
@@ -147,11 +150,15 @@ def create_app(
             logger.error("cannot open the store", extra={"backend": settings.backend, "error": str(error)})  # noqa: TRY400
             raise
         logger.info("store opened", extra={"backend": settings.backend})
+        streams.start(await start_changes(container))
+        forget = when_stopping(streams.stop)
         if tune_gc:
             tune_garbage_collector()
         try:
             yield
         finally:
+            forget()
+            streams.stop()
             shutdown = container.shutdown_resources()
             if shutdown is not None:
                 await shutdown
@@ -162,6 +169,7 @@ def create_app(
 
     metrics: Metrics = container.metrics()
     tracing: Tracing = container.tracing()
+    streams = EventStreams(_stream_limits(settings), metrics.event_streams_open.set)
 
     @asynccontextmanager
     async def observability(_app: Litestar) -> AsyncIterator[None]:
@@ -180,6 +188,7 @@ def create_app(
         plugins.append(tracing.plugin())
     state = _initial_state(settings)
     state[METRICS_STATE_KEY] = metrics
+    state[EVENTS_STATE_KEY] = streams
 
     return CounterApp(
         route_handlers=[
@@ -191,6 +200,7 @@ def create_app(
             HealthController,
             *BADGE_CONTROLLERS,
             PageController,
+            *EVENT_CONTROLLERS,
             docs_redirect,
             serving_head(metrics_endpoint),
             create_static_files_router(path=DOCS_ASSETS_PATH, directories=[_DOCS_ASSETS_DIR]),
@@ -198,6 +208,7 @@ def create_app(
         dependencies={
             "counter_service": Provide(provide_counter_service, sync_to_thread=False),
             "backend_name": Provide(provide_backend_name, sync_to_thread=False),
+            "event_streams": Provide(provide_event_streams, sync_to_thread=False),
         },
         lifespan=[lifespan, observability],
         state=State(state),
@@ -215,6 +226,15 @@ def create_app(
         access_log=AccessLog.configured() if settings.access_log else None,
         traced=tracing.enabled,
         **options,
+    )
+
+
+def _stream_limits(settings: Settings) -> StreamLimits:
+    return StreamLimits(
+        max_streams=settings.events_max_streams,
+        idle_timeout_seconds=settings.events_idle_timeout_seconds,
+        heartbeat_seconds=settings.events_heartbeat_seconds,
+        buffer_events=settings.events_buffer_events,
     )
 
 

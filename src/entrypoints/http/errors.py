@@ -58,6 +58,16 @@ class UnauthorizedError(Exception):
     title = "Unauthorized"
 
 
+class TooManyStreamsError(Exception):
+    """This process serves as many event streams as it may (or is stopping): come back later."""
+
+    title = "Too many event streams"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
 # The status and problem type of each error; its title is the class's own (`title`), written
 # once where the error is defined. Most specific first: the first class the exception is an
 # instance of wins.
@@ -81,6 +91,7 @@ _TABLE: tuple[tuple[type[Exception], int, str], ...] = (
     (StoreCorruptedError, 500, "store-corrupted"),
     (AdminDisabledError, 403, "admin-disabled"),
     (UnauthorizedError, 401, "unauthorized"),
+    (TooManyStreamsError, 503, "too-many-streams"),
 )
 
 
@@ -121,6 +132,8 @@ def problem_for(exc: Exception, path: str, counter: str | None = None) -> Respon
         logger.error("unreadable stored data", extra={"error": detail})
         counter = exc.counter or counter
         detail = _CORRUPTED_DETAIL.format(counter="a counter" if counter is None else f"counter {counter!r}")
+    elif isinstance(exc, TooManyStreamsError):
+        headers["Retry-After"] = str(exc.retry_after)
     elif isinstance(exc, VersionMismatchError):
         headers[ETAG] = etag(exc.current)
     elif isinstance(exc, UnauthorizedError):
@@ -178,6 +191,7 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     DomainError: handle_domain_error,
     AdminDisabledError: handle_domain_error,
     UnauthorizedError: handle_domain_error,
+    TooManyStreamsError: handle_domain_error,
     ValidationException: handle_validation_error,
     HTTPException: handle_http_exception,
     Exception: handle_unexpected,

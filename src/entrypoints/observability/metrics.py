@@ -95,6 +95,10 @@ class Metrics:
             registry=r, multiprocess_mode="livemax",
         )  # fmt: skip
         self.build_info.labels(version, store).set(1)
+        self.event_streams_open = Gauge(
+            "counter_event_streams_open", "Live-update streams (GET .../events) open now",
+            registry=r, multiprocess_mode="livesum",
+        )  # fmt: skip
         self._buffers: list[_Flushable] = []
         self._stats_syncs: list[Callable[[], None]] = []
         self.store_duration_of = {

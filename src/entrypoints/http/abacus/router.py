@@ -20,6 +20,7 @@ from entrypoints.http.abacus.answers import AbacusError, error_answer
 from entrypoints.http.abacus.routes import PUBLIC_ROUTES, UNCOUNTED_OPT
 from entrypoints.http.abacus.shields import SHIELD_ROUTES
 from entrypoints.http.abacus.stats import AbacusStats, operation_of
+from entrypoints.http.abacus.stream import STREAM_ROUTES
 from entrypoints.http.compat.cors import ANY_ORIGIN, OpenCors
 from entrypoints.http.controllers import with_head_and_options
 
@@ -38,9 +39,7 @@ _REFUSALS: dict[type[Exception], AbacusError] = {
     WrongAdminKeyError: AbacusError(401, "token is invalid", {"WWW-Authenticate": "Bearer"}),
 }
 Req = Request[Any, Any, Any]
-# The live updates of a counter, `GET /abacus/stream/{namespace}/{key}` (server-sent events),
-# join these routes from the module that serves live updates to the native API.
-ROUTES: list[BaseRouteHandler] = [*PUBLIC_ROUTES, *SHIELD_ROUTES, *ADMIN_ROUTES]
+ROUTES: list[BaseRouteHandler] = [*PUBLIC_ROUTES, *SHIELD_ROUTES, *ADMIN_ROUTES, *STREAM_ROUTES]
 
 
 def _refused(request: Req, error: Exception) -> Response[Any]:

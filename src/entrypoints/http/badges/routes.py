@@ -11,31 +11,27 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Response, get
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
-from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.types import OperationIDCreator
 
-from domain.model import DEFAULT_COUNTER, Counter, CounterId
+from domain.model import Counter
 from domain.services import CounterService
 from entrypoints.http.badges.query import DEFAULT_COLOR, BadgeQuery, provide_badge_query
 from entrypoints.http.badges.render import clean_text, render_badge
-from entrypoints.http.controllers import STORE_ERRORS, CounterNameParam, ExactAllowController
+from entrypoints.http.badges.targets import BadgeTarget, on_counter_paths, operation_id_of
+from entrypoints.http.controllers import STORE_ERRORS, ExactAllowController
 from entrypoints.http.errors import PROBLEM_JSON
-from entrypoints.http.namespaced import KeyParam, NamespaceParam
 from entrypoints.http.openapi import DocumentedOperation
 from entrypoints.http.rate_limit import WRITES_OPT
 from entrypoints.http.schemas import ProblemDetails
 
 SVG = "image/svg+xml; charset=utf-8"
 SHIELDS_JSON = "application/json"
-DEFAULT_LABEL = "count"
 NO_CACHE_HEADERS = {
     "Cache-Control": "no-cache, no-store, must-revalidate, max-age=0",
     "Pragma": "no-cache",  # for HTTP/1.0 caches
@@ -150,46 +146,13 @@ _BADGE: dict[str, Any] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class BadgeTarget:
-    """The counter a badge route shows, and the label it gets when the query names none."""
-
-    counter: CounterId
-    label: str
-
-
-def _default_target() -> BadgeTarget:
-    return BadgeTarget(CounterId.default(DEFAULT_COUNTER), DEFAULT_LABEL)
-
-
-def _named_target(name: CounterNameParam) -> BadgeTarget:
-    return BadgeTarget(CounterId.default(name), name)
-
-
-def _namespaced_target(namespace: NamespaceParam, key: KeyParam) -> BadgeTarget:
-    return BadgeTarget(CounterId(namespace, key), key)
-
-
-_PREFIX_OPT = "badge_operations"  # in a controller's `opt`: how its operation ids begin
-
-
-def _operation_id(action: str) -> OperationIDCreator:
-    """`<the controller's prefix><action>`: the handlers are shared by the controllers, their
-    operation ids are not (the controller's `opt` reaches its handlers' when they register)."""
-
-    def operation_id(handler: HTTPRouteHandler, _method: Any, _path: Any) -> str:
-        return f"{handler.opt[_PREFIX_OPT]}{action}"
-
-    return operation_id
-
-
 class _Badges(ExactAllowController):
     """The three badge routes of one kind of counter path; each subclass says which counter
     (the `target` dependency) and how its operation ids begin (`opt`)."""
 
     @get(
         "/badge.svg",
-        operation_id=_operation_id("Badge"),
+        operation_id=operation_id_of("Badge"),
         summary="Badge of a counter (reads)",
         description=_READ_DESCRIPTION,
         responses=READ_ERRORS,
@@ -205,7 +168,7 @@ class _Badges(ExactAllowController):
 
     @get(
         "/hit.svg",
-        operation_id=_operation_id("Hit"),
+        operation_id=operation_id_of("Hit"),
         summary="Count a view of a counter and show it",
         responses=HIT_ERRORS,
         description=_HIT_DESCRIPTION,
@@ -223,7 +186,7 @@ class _Badges(ExactAllowController):
 
     @get(
         "/shields.json",
-        operation_id=_operation_id("Shields"),
+        operation_id=operation_id_of("Shields"),
         summary="shields.io endpoint JSON of a counter",
         description=_SHIELDS_DESCRIPTION,
         responses=READ_ERRORS,
@@ -245,29 +208,4 @@ def _dependencies(target: Callable[..., BadgeTarget]) -> dict[str, Provide]:
     }
 
 
-class DefaultCounterBadges(_Badges):
-    """Badges of the default counter (the one `POST /counter` counts)."""
-
-    path = "/counter"
-    dependencies = _dependencies(_default_target)
-    # `counter`: the counter its errors name, see errors.py
-    opt = {"counter": DEFAULT_COUNTER, _PREFIX_OPT: "defaultCounter"}  # noqa: RUF012
-
-
-class CounterBadges(_Badges):
-    """Badges of named counters of the namespace `default`."""
-
-    path = "/counters/{name:str}"
-    dependencies = _dependencies(_named_target)
-    opt = {_PREFIX_OPT: "counter"}  # noqa: RUF012
-
-
-class NamespaceCounterBadges(_Badges):
-    """Badges of the counters of a namespace."""
-
-    path = "/namespaces/{namespace:str}/counters/{key:str}"
-    dependencies = _dependencies(_namespaced_target)
-    opt = {_PREFIX_OPT: "namespaceCounter"}  # noqa: RUF012
-
-
-BADGE_CONTROLLERS = [DefaultCounterBadges, CounterBadges, NamespaceCounterBadges]
+BADGE_CONTROLLERS = on_counter_paths(_Badges, "Badges", _dependencies)
