@@ -201,3 +201,22 @@ def test_the_width_table_is_what_the_script_reads_from_the_font() -> None:
     assert regular == [int(w) for w in font_metrics.REGULAR.split()]
     assert bold == [int(w) for w in font_metrics.BOLD.split()]
     assert module.RANGES == font_metrics.RANGES
+
+
+# The README shows these files as its example badges; each must be what the renderer draws today.
+README_BADGES = {
+    "views-flat.svg": ("views", "1,234", {"color": "blue", "style": "flat"}),
+    "views-flat-square.svg": ("views", "1,234", {"color": "green", "style": "flat-square"}),
+    "views-plastic.svg": ("views", "1,234", {"color": "orange", "style": "plastic"}),
+    "views-for-the-badge.svg": ("views", "1,234", {"color": "#8a2be2", "style": "for-the-badge"}),
+}
+README_BADGE_DIR = Path(__file__).resolve().parents[2] / "docs" / "badges"
+
+
+@pytest.mark.parametrize("name", sorted(README_BADGES))
+def test_the_readme_example_badges_are_what_the_renderer_draws(name: str) -> None:
+    label, message, options = README_BADGES[name]
+    drawn = render_badge(label, message, **options)
+    assert (README_BADGE_DIR / name).read_text(encoding="utf-8") == drawn, (
+        f"docs/badges/{name} is stale: write render_badge{(label, message, options)!r} to it"
+    )
