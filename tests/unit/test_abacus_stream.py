@@ -53,3 +53,13 @@ async def test_the_stream_sends_abacus_values_on_connect_and_for_each_hit(
 async def test_an_invalid_name_is_refused_before_any_stream(app: CounterApp) -> None:
     async with RawStream(app, "/abacus/stream/test/ab") as stream:
         assert stream.status == 400
+
+
+async def test_a_last_event_id_that_is_no_version_starts_with_the_current_value(
+    app: CounterApp, store: InMemoryCounterRepository
+) -> None:
+    await store.increment(COUNTER, 2)
+    async with RawStream(app, "/abacus/stream/test/stream_key", [(b"last-event-id", b"nope")]) as stream:
+        assert stream.status == 200
+        [first] = await stream.events(1)
+    assert (first.id, first.data) == (1, {"value": 2})

@@ -20,10 +20,8 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import redis.asyncio
-from redis.exceptions import RedisError
-
 from adapters.change_hub import ChangeHub, HubSubscription
+from adapters.redis.connection import Client, RedisError, new_pubsub_client
 from adapters.redis.keys import changes_channel
 from domain.errors import DomainError, StoreUnavailableError
 from domain.model import Counter, CounterId
@@ -52,7 +50,7 @@ class RedisCounterChanges:
 
     def __init__(
         self,
-        client: redis.asyncio.Redis,
+        client: Client,
         prefix: str,
         read: Callable[[CounterId], Awaitable[Counter]],
         *,
@@ -224,13 +222,7 @@ async def open_redis_changes(
 ) -> AsyncIterator[RedisCounterChanges]:
     """Resource: the changes of the counters in Redis at `url`, on a client of their own (one
     Pub/Sub connection); nothing is contacted before the first stream."""
-    client = redis.asyncio.Redis.from_url(
-        url,
-        socket_connect_timeout=2.0,
-        socket_keepalive=True,
-        health_check_interval=15.0,
-        client_name="counter-web-server-changes",
-    )
+    client = new_pubsub_client(url, client_name="counter-web-server-changes")
     changes = RedisCounterChanges(client, prefix, repository.get)
     try:
         yield changes

@@ -9,7 +9,8 @@ connection's `socket_timeout` attribute, the pool's `connection_kwargs`, and the
 classes `ResponseError` / `NoScriptError`. None of these is promised across redis-py releases,
 so they are used here and nowhere else, and tests/integration/test_redis_internals.py fails when
 an upgrade changes one of them. The rest of the package sees `DedicatedConnection`, `LinkError`
-and `ReplyError`, and never imports redis.
+and `ReplyError` (and, for the Pub/Sub of live updates, which uses only the documented client
+API, `new_pubsub_client` and `RedisError`), and never imports redis.
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ __all__ = [
     "Client",
     "DedicatedConnection",
     "LinkError",
+    "RedisError",
     "ReplyError",
     "configured_timeout",
     "new_client",
+    "new_pubsub_client",
 ]
 
 Client = redis.asyncio.Redis
@@ -69,6 +72,18 @@ def new_client(
         client_name=client_name,
     )
     return Client(connection_pool=pool), pool
+
+
+def new_pubsub_client(url: str, *, client_name: str) -> Client:
+    """A client for Pub/Sub at `url` (no read timeout: a subscription waits as long as it must;
+    keepalive and health checks find a dead link); nothing is contacted yet."""
+    return Client.from_url(
+        url,
+        socket_connect_timeout=2.0,
+        socket_keepalive=True,
+        health_check_interval=15.0,
+        client_name=client_name,
+    )
 
 
 def configured_timeout(client: Client) -> float | None:

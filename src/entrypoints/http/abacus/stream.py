@@ -4,22 +4,33 @@ Abacus's `data: {"value":N}` as each event's data."""
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, get
 from litestar.di import NamedDependency
+from litestar.params import HeaderParameter
 from litestar.response import Stream
 
 from domain.model import Counter, CounterId
 from domain.services import CounterService
-from entrypoints.http.abacus.docs import TAG
+from entrypoints.http.abacus.docs import NAME_ERROR, TAG
 from entrypoints.http.abacus.names import COUNTER
 from entrypoints.http.abacus.schemas import ValueBody
-from entrypoints.http.events import EventStreams, LastEventId, serve_events
-from entrypoints.http.events.routes import EVENT_ERRORS
+from entrypoints.http.events import EventStreams, serve_events
+from entrypoints.http.events.routes import EVENT_ERRORS, VERSION_PATTERN
 from entrypoints.http.events.streams import EVENT_STREAM
 from entrypoints.http.openapi import DocumentedOperation
+
+# Abacus takes no Last-Event-ID; an EventSource sends back the last id it got (a version), which
+# resumes the stream. Anything else is no version: the stream starts with the current value, and
+# no refusal can come but Abacus's own, for a name.
+VERSION_RE = re.compile(VERSION_PATTERN)
+AnyLastEventId = Annotated[
+    str | None,
+    HeaderParameter(name="Last-Event-ID", required=False, description="The last event id seen (a version)."),
+]
 
 
 def render_value(counter: Counter) -> str:
@@ -35,7 +46,7 @@ def render_value(counter: Counter) -> str:
         ' `data: {"value":N}` as Abacus sends it; the `id:` of each event is the counter\'s'
         " version (`Last-Event-ID` resumes). A missing or deleted counter is sent as value 0."
     ),
-    responses=EVENT_ERRORS,
+    responses={**EVENT_ERRORS, 400: NAME_ERROR},
     operation_class=DocumentedOperation,
     media_type=EVENT_STREAM,
     dependencies=COUNTER,
@@ -46,14 +57,14 @@ async def stream(
     counter_service: NamedDependency[CounterService],
     event_streams: NamedDependency[EventStreams],
     counter: NamedDependency[CounterId],
-    last_event_id: LastEventId = None,
+    last_event_id: AnyLastEventId = None,
 ) -> Stream:
     return await serve_events(
         event_streams,
         counter,
         counter_service.get,
         render_value,
-        last_event_id,
+        last_event_id if last_event_id is not None and VERSION_RE.fullmatch(last_event_id) else None,
         headers_only=request.method == "HEAD",
     )
 
