@@ -7,9 +7,20 @@ DIR` it runs this checkout and DIR's (`DIR/src` first on PYTHONPATH, as `--basel
 harness does) in child processes, alternating, and prints the medians side by side; with
 `--profile FILE` it writes a cProfile of one run instead.
 
+With `--instructions` each child runs under valgrind's callgrind, which counts the instructions
+the process executes instead of timing it: the same count for the same code whatever else the
+machine is doing (one core or two, another build next door), so small differences show on a busy
+shared machine where timings cannot. Each side runs twice, with `--requests N` and with 3N; the
+difference, divided by the requests it adds, is the instructions per request, start-up and
+warm-up cancelled out. About 50 times slower than a timed run: use a few thousand requests.
+Redis's own work runs in redis-server, outside the count (as it runs on the other core in
+`make bench`).
+
     .venv/bin/python -m bench.inprocess --store memory --requests 20000 --rounds 5
     .venv/bin/python -m bench.inprocess --store redis --baseline /tmp/counter-baseline
     .venv/bin/python -m bench.inprocess --store memory --profile /tmp/inc.prof
+    .venv/bin/python -m bench.inprocess --store redis --instructions --requests 2048 \
+        --baseline /tmp/counter-baseline
 
 `--store redis` starts its own redis-server on a free port and stops it (by PID) at the end.
 """
@@ -21,6 +32,8 @@ import asyncio
 import contextlib
 import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -143,12 +156,48 @@ def _redis(store: str) -> Iterator[dict[str, str]]:
 def _run_child(src: Path, args: argparse.Namespace, env: dict[str, str], log: Path) -> list[float]:
     child_env = {**os.environ, **env, "PYTHONPATH": f"{src}:{_HERE}"}
     child_env["COUNTER_ACCESS_LOG"] = "true" if args.access_log else "false"
+    if args.instructions:
+        return [_instructions_per_request(child_env, args, log)]
     command = [sys.executable, "-m", "bench.inprocess", "--child", *args.child_argv]
     with log.open("a") as stderr:
         out = subprocess.run(  # noqa: S603
             command, env=child_env, stdout=subprocess.PIPE, stderr=stderr, check=True, text=True
         )
     return list(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _driven(requests: int, concurrency: int) -> int:
+    """Requests one child drives with `--requests requests --runs 1`: its warm-up and its run."""
+    return (requests // 4 // concurrency + requests // concurrency) * concurrency
+
+
+def _instructions_per_request(env: dict[str, str], args: argparse.Namespace, log: Path) -> float:
+    counts: list[int] = []
+    sizes = [args.requests, 3 * args.requests]
+    for requests in sizes:
+        with tempfile.TemporaryDirectory() as work:
+            command = [
+                "valgrind",
+                "--tool=callgrind",
+                f"--callgrind-out-file={work}/callgrind.out",
+                sys.executable,
+                "-m",
+                "bench.inprocess",
+                "--child",
+                *["--path", args.path, "--requests", str(requests), "--concurrency", str(args.concurrency)],
+                *["--runs", "1"],
+            ]
+            # A fixed hash seed: the same dict and set layouts in both runs.
+            child_env = {**env, "PYTHONHASHSEED": "0"}
+            done = subprocess.run(command, env=child_env, capture_output=True, text=True, check=False)  # noqa: S603
+            with log.open("a") as stderr:
+                stderr.write(done.stderr)
+            found = re.search(r"Collected : (\d+)", done.stderr)
+            if done.returncode or found is None:
+                raise subprocess.CalledProcessError(done.returncode, command)
+            counts.append(int(found.group(1)))
+    added = _driven(sizes[1], args.concurrency) - _driven(sizes[0], args.concurrency)
+    return (counts[1] - counts[0]) / added
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -162,11 +211,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--access-log", action="store_true", help="the defaults: access log on")
     parser.add_argument("--baseline", type=Path, help="a checkout of an earlier commit")
     parser.add_argument("--profile", help="write a cProfile of one run here")
+    parser.add_argument(
+        "--instructions", action="store_true", help="count instructions per request under callgrind instead"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         asyncio.run(_child(args))
         return
+    if args.instructions and shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (Debian: apt-get install -y valgrind)")
+    if args.instructions and args.profile:
+        raise SystemExit("--instructions and --profile do not go together")
     args.child_argv = ["--path", args.path, "--requests", str(args.requests)]
     args.child_argv += ["--concurrency", str(args.concurrency), "--runs", str(args.runs)]
     args.child_argv += ["--profile", args.profile] if args.profile else []
@@ -176,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
         env = {**store_env, "COUNTER_LOG_LEVEL": "info"}
         log = Path(work) / "stderr.log"
         try:
-            for _ in range(1 if args.profile else args.rounds):
+            for _ in range(1 if args.profile or args.instructions else args.rounds):
                 for name, src in sides.items():
                     # A file per side: a checkout of another schema version may refuse this one's.
                     side_env = {**env, "COUNTER_SQLITE_PATH": f"{work}/{name}.db"}
@@ -184,6 +240,17 @@ def main(argv: list[str] | None = None) -> None:
         except subprocess.CalledProcessError:
             sys.stderr.write(procs.tail(log, 40))
             raise
+    _report(results, args)
+
+
+def _report(results: dict[str, list[float]], args: argparse.Namespace) -> None:
+    if args.instructions:
+        for name, runs in results.items():
+            print(f"{name:9s} {statistics.median(runs):9.0f} instructions/request  runs: {runs}")  # noqa: T201
+        if args.baseline:
+            change = statistics.median(results["this"]) / statistics.median(results["baseline"]) - 1
+            print(f"this against the baseline: {change:+.1%} instructions per request")  # noqa: T201
+        return
     for name, runs in results.items():
         # The fastest run is the one the rest of the machine disturbed least.
         line = f"{name:9s} median {statistics.median(runs):6.2f}  min {min(runs):6.2f} us/request  runs: "

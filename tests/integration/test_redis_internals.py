@@ -21,8 +21,10 @@ from typing import Any
 
 import pytest
 import redis.asyncio
+from redis._parsers.hiredis import _AsyncHiredisParser
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import BusyLoadingError, NoScriptError, RedisError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 import adapters.redis
 from adapters.redis.connection import DedicatedConnection, LinkError, ReplyError, configured_timeout
@@ -89,6 +91,9 @@ def test_the_keyword_arguments_keep_their_defaults() -> None:
 
 def test_the_attributes_and_exception_classes_are_there() -> None:
     assert isinstance(inspect.getattr_static(AbstractConnection, "is_connected"), property)
+    # Where the buffered replies are read from (connection._parser._reader, a hiredis Reader).
+    assert "_reader" in _AsyncHiredisParser.__slots__
+    assert issubclass(BusyLoadingError, RedisConnectionError)
     assert issubclass(NoScriptError, ResponseError)
     assert issubclass(ResponseError, RedisError)
     pool = ConnectionPool.from_url("redis://127.0.0.1:1/0", socket_timeout=1.5)
@@ -252,6 +257,84 @@ async def test_the_dedicated_connection_end_to_end(pool: ConnectionPool, raw: re
         assert connection.socket_timeout == 0.2
     finally:
         await pool.release(connection)
+
+
+async def test_replies_already_read_are_taken_from_the_hiredis_reader(
+    pool: ConnectionPool, raw: redis.asyncio.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rest of a pipeline comes out of the parser's buffer (read_response only for what is
+    not read yet), error replies in the middle included, the same replies as read_response's."""
+    dedicated = DedicatedConnection(redis.asyncio.Redis(connection_pool=pool))
+    await dedicated.ready()
+    await raw.set(b"y", b"a string")
+    calls = 0
+    original = AbstractConnection.read_response
+
+    async def counted(self: AbstractConnection, *args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(AbstractConnection, "read_response", counted)
+    commands = [
+        pack(b"PING"),
+        pack(b"EVALSHA", UNKNOWN_SHA, b"0"),
+        pack(b"HGET", b"y", b"f"),
+        pack(b"GET", b"y"),
+        pack(b"EVAL", b"return {1, 'two', {3}}", b"0"),
+    ]
+    try:
+        await dedicated.send(b"".join(commands))
+        await asyncio.sleep(0.05)  # every reply is in the socket before the first is read
+        pong, missing, wrong_type, value, nested = await dedicated.read(len(commands))
+    finally:
+        await dedicated.release()
+    assert calls == 1, f"read_response was called {calls} times for {len(commands)} replies"
+    assert pong == b"PONG"
+    assert isinstance(missing, ReplyError)
+    assert missing.missing_script
+    assert isinstance(wrong_type, ReplyError)
+    assert not wrong_type.missing_script
+    assert "WRONGTYPE" in str(wrong_type)
+    assert value == b"a string"  # undecoded, although the pool decodes responses
+    assert nested == [1, b"two", [3]]
+
+
+async def test_a_loading_reply_in_the_buffer_drops_the_link_as_read_response_does() -> None:
+    """Redis answers -LOADING while it loads its data set; redis-py raises it as a connection
+    error and drops the socket. A peer that answers a pipeline with +PONG, then -LOADING."""
+
+    connections = 0
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        while chunk := await reader.read(65536):  # until the client goes
+            if b"PING" in chunk:  # the test's pipeline
+                writer.write(b"+PONG\r\n-LOADING Redis is loading the dataset in memory\r\n")
+            else:  # redis-py's handshake on connect: +OK to each command
+                commands = sum(line.startswith(b"*") for line in chunk.split(b"\r\n"))
+                writer.write(b"+OK\r\n" * commands)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pool = ConnectionPool.from_url(f"redis://127.0.0.1:{port}/0", socket_timeout=2.0)
+    dedicated = DedicatedConnection(redis.asyncio.Redis(connection_pool=pool))
+    try:
+        await dedicated.ready()
+        await dedicated.send(pack(b"PING") + pack(b"PING"))
+        await asyncio.sleep(0.05)
+        with pytest.raises(LinkError, match="loading"):
+            await dedicated.read(2)
+        await dedicated.ready()
+        assert connections == 2, "the socket was kept: the next round trip did not reconnect"
+    finally:
+        await dedicated.release()
+        await pool.aclose()
+        server.close()
+        await server.wait_closed()
 
 
 async def test_a_refused_connection_is_a_link_error() -> None:

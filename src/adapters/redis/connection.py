@@ -6,7 +6,11 @@ connection from the client's pool directly: `ConnectionPool.get_connection` / `r
 `send_packed_command(check_health=False)`, `read_response(disable_decoding=True,
 timeout=math.inf)`, `can_read`, `check_health`, `is_connected`, `connect` / `disconnect`, the
 connection's `socket_timeout` attribute, the pool's `connection_kwargs`, and the error reply
-classes `ResponseError` / `NoScriptError`. None of these is promised across redis-py releases,
+classes `ResponseError` / `NoScriptError`. Replies that the hiredis parser holds already (all
+but the first of a pipeline, as a rule) are taken from its reader (`_parser._reader.gets`,
+`_parser._connected`, the parser's `NOT_ENOUGH_DATA`) without the three coroutines of
+`read_response` per reply; the first, and any reply not yet read whole, go through
+`read_response`. None of these is promised across redis-py releases,
 so they are used here and nowhere else, and tests/integration/test_redis_internals.py fails when
 an upgrade changes one of them. The rest of the package sees `DedicatedConnection`, `LinkError`
 and `ReplyError` (and, for the Pub/Sub of live updates, which uses only the documented client
@@ -19,7 +23,9 @@ import math
 from typing import Any
 
 import redis.asyncio
+from redis._parsers.hiredis import NOT_ENOUGH_DATA, _AsyncHiredisParser
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from adapters.redis.protocol import describe
@@ -128,11 +134,19 @@ class DedicatedConnection:
         replies: list[Any] = []
         try:
             for _ in range(count):
-                try:
-                    # timeout=math.inf: no per-reply timer, the caller bounds the round trip.
-                    replies.append(await connection.read_response(disable_decoding=True, timeout=math.inf))
-                except ResponseError as error:
-                    replies.append(ReplyError(str(error), missing_script=isinstance(error, NoScriptError)))
+                reply = _buffered_reply(connection)
+                if reply is NOT_ENOUGH_DATA:
+                    try:
+                        # timeout=math.inf: no per-reply timer, the caller bounds the round trip.
+                        reply = await connection.read_response(disable_decoding=True, timeout=math.inf)
+                    except ResponseError as error:
+                        reply = error
+                elif _is_link_failure(reply):  # as read_response treats it: the link is unusable
+                    await connection.disconnect(nowait=True)
+                    raise reply[0] if isinstance(reply, list) else reply
+                if isinstance(reply, ResponseError):
+                    reply = ReplyError(str(reply), missing_script=isinstance(reply, NoScriptError))
+                replies.append(reply)
         except (RedisError, OSError) as exc:
             raise LinkError(describe(exc)) from exc
         return replies
@@ -175,3 +189,19 @@ class DedicatedConnection:
         if not usable:
             await connection.disconnect()
             await connection.connect()
+
+
+def _buffered_reply(connection: AbstractConnection) -> Any:
+    """The next reply when the hiredis parser holds all of it already, else NOT_ENOUGH_DATA.
+    An error reply is returned as its ResponseError, as the parser returns it."""
+    parser = connection._parser  # noqa: SLF001 (this module's purpose: see its docstring)
+    if type(parser) is _AsyncHiredisParser and parser._connected:  # noqa: SLF001
+        return parser._reader.gets(False)  # type: ignore[attr-defined]  # noqa: SLF001, FBT003 (decode)
+    return NOT_ENOUGH_DATA
+
+
+def _is_link_failure(reply: Any) -> bool:
+    """A reply that read_response raises and disconnects for (LOADING and the like)."""
+    if isinstance(reply, list) and reply:
+        reply = reply[0]
+    return isinstance(reply, RedisConnectionError)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from adapters.redis.connection import (
     new_client,
 )
 from adapters.redis.protocol import (
+    bulk,
     describe,
     microseconds,
     pack,
@@ -64,6 +66,11 @@ _EXPIRED_RECORD_ATTEMPTS: Final = 3
 _RESTORE_ATTEMPTS: Final = 5
 _SCAN_COUNT: Final = b"1000"
 _VERSION_DIGITS: Final = 15  # below 2^53: what the scripts' Lua numbers hold exactly
+_BY_ONE: Final = bulk(b"1")  # the amount of nearly every increment, packed once
+# Increment commands kept packed but for their amount, for the counters in use: the keys, the
+# name and the channel of a counter never change, and packing them was a fifth of the adapter's
+# work per increment.
+_PREPARED_INCREMENTS: Final = 4096
 
 
 class RedisCounterRepository:
@@ -81,6 +88,7 @@ class RedisCounterRepository:
         self._timeout = timeout
         self._prefix = prefix.encode()
         self._batcher = Batcher(DedicatedConnection(client), timeout)
+        self._prepared_increment = functools.lru_cache(maxsize=_PREPARED_INCREMENTS)(self._prepare_increment)
 
     @property
     def prefix(self) -> str:
@@ -128,12 +136,16 @@ class RedisCounterRepository:
     async def increment(
         self, name: CounterId, by: int, idempotency: Idempotency | None = None
     ) -> Incremented:
-        keys = [self._counter_key(name), self._names_key_of(name.namespace)]
-        args = [b"%d" % by, name.key.encode(), names.changes_channel(self._prefix, name)]
         if idempotency is None:  # the hot path: one call level fewer
-            reply = await self._call(scripts.INCREMENT.call(keys, args), scripts.INCREMENT, write=True)
-            return self._incremented(name, by, keys[0], reply)
-        keys.append(self._record_key(idempotency))
+            key, call = self._prepared_increment(name)
+            command = call.with_first(_BY_ONE if by == 1 else bulk(b"%d" % by))
+            try:  # _call written out: on the hot path a coroutine level costs measurably
+                reply = await self._batcher.call(command, scripts.INCREMENT)
+            except (UnreachableError, ReplyError) as exc:
+                raise self._translate(exc, write=True) from exc
+            return self._incremented(name, by, key, reply)
+        keys = [self._counter_key(name), self._names_key_of(name.namespace), self._record_key(idempotency)]
+        args = [b"%d" % by, name.key.encode(), names.changes_channel(self._prefix, name)]
         args += [idempotency.fingerprint.encode(), b"%d" % max(1, math.ceil(idempotency.ttl_seconds * 1000))]
         disregard: tuple[bytes, ...] = ()
         for _ in range(_EXPIRED_RECORD_ATTEMPTS):
@@ -270,6 +282,15 @@ class RedisCounterRepository:
     async def _increment(self, keys: Sequence[bytes], args: Sequence[bytes]) -> Any:
         return await self._call(scripts.INCREMENT.call(keys, args), scripts.INCREMENT, write=True)
 
+    def _prepare_increment(self, name: CounterId) -> tuple[bytes, scripts.PreparedCall]:
+        """The counter's key and its increment command (no Idempotency-Key) but for the amount."""
+        key = self._counter_key(name)
+        call = scripts.INCREMENT.prepare(
+            [key, self._names_key_of(name.namespace)],
+            [name.key.encode(), names.changes_channel(self._prefix, name)],
+        )
+        return key, call
+
     def _incremented(self, name: CounterId, by: int, key: bytes, reply: Sequence[Any]) -> Incremented:
         status = reply[0]
         if status == scripts.APPLIED:
@@ -351,18 +372,27 @@ class RedisCounterRepository:
         return self._counter(name, key, b"0" if count is None else count, created_at, updated_at, *rest)
 
     @staticmethod
-    def _counter(
-        name: CounterId, key: bytes, count: object, created_at: object, updated_at: object, *rest: object
+    def _counter(  # noqa: PLR0917 (a counter's hash fields, in the order the scripts return them)
+        name: CounterId,
+        key: bytes,
+        count: object,
+        created_at: object,
+        updated_at: object,
+        expires_at: object = None,
+        rules: object = None,
+        admin_key_hash: object = None,
+        version: object = None,
     ) -> Counter:
-        """`rest`: expires_at, rules, admin_key_hash and version, where the reply has them. A
-        counter without a version was written before versions: it is at version 1."""
-        expires_at, rules, admin_key_hash, version = (*rest, None, None, None, None)[:4]
-        try:
-            parsed = None if rules is None else Rules.load(rules)  # type: ignore[arg-type]
-        except (ValueError, TypeError):
-            raise StoreCorruptedError(
-                f"{key.decode()} holds rules that cannot be read", counter=str(name)
-            ) from None
+        """The fields after `updated_at` where the reply has them. A counter without a version
+        was written before versions: it is at version 1."""
+        parsed = None
+        if rules is not None:
+            try:
+                parsed = Rules.load(rules)  # type: ignore[arg-type]
+            except (ValueError, TypeError):
+                raise StoreCorruptedError(
+                    f"{key.decode()} holds rules that cannot be read", counter=str(name)
+                ) from None
         return Counter(
             id=name,
             count=parse_int64(count, key.decode()),

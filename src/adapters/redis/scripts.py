@@ -333,6 +333,26 @@ class Script:
     def load(self) -> bytes:
         return pack(b"SCRIPT", b"LOAD", self.source)
 
+    def prepare(self, keys: Sequence[bytes], args_after_first: Sequence[bytes]) -> PreparedCall:
+        """The call with every key and argument but the first already packed, for a command
+        sent again and again with another first argument (an increment's amount)."""
+        head = self.call(keys, [])
+        arity = b"*%d\r\n" % (3 + len(keys))
+        head = b"*%d\r\n" % (4 + len(keys) + len(args_after_first)) + head[len(arity) :]
+        return PreparedCall(head, b"".join(map(bulk, args_after_first)))
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedCall:
+    """A script call packed but for its first argument: `head`, then that argument packed with
+    `bulk()`, then `tail`."""
+
+    head: bytes
+    tail: bytes
+
+    def with_first(self, packed_first: bytes) -> bytes:
+        return self.head + packed_first + self.tail
+
 
 INCREMENT: Final = Script.of(_INCREMENT_LUA)
 SET: Final = Script.of(_SET_LUA)
