@@ -18,6 +18,7 @@ from domain.errors import (
     StoreUnavailableError,
 )
 from domain.model import INT64_MAX, Counter, CounterId
+from entrypoints.http.errors import release_dependency_group
 from entrypoints.logs import RequestIdFilter
 from tests.unit.conftest import assert_problem, make_client
 
@@ -165,3 +166,38 @@ async def test_problem_titles_are_the_errors_own(client: Client) -> None:
     }
     for error, response in answers.items():
         assert response.json()["title"] == error.title, response.text
+
+
+def fail_in_a_batch(error: Exception) -> None:
+    raise ExceptionGroup("unhandled errors in a TaskGroup", [error])
+
+
+def raised_from_its_group(error: Exception) -> Exception:
+    """`error` as Litestar raises an error of a batch of dependencies: `from` the task group's
+    exception group, which holds it."""
+    try:
+        try:
+            fail_in_a_batch(error)
+        except ExceptionGroup as group:
+            raise group.exceptions[0] from group
+    except Exception as caught:
+        return caught
+    raise AssertionError
+
+
+async def test_an_error_of_a_dependency_batch_is_unchained_from_the_group_that_holds_it() -> None:
+    error = raised_from_its_group(ValueError("refused"))
+    group = error.__cause__
+    assert isinstance(group, ExceptionGroup)
+    assert error in group.exceptions
+    await release_dependency_group(error, {})
+    assert (error.__cause__, error.__context__) == (None, None)
+    assert error.__traceback__ is not None  # its own traceback stays, for the log
+
+
+async def test_any_other_cause_is_kept() -> None:
+    other = raised_from_its_group(KeyError("other"))
+    error = ValueError("refused")
+    error.__cause__ = other.__cause__  # a group, but not one that holds this error
+    await release_dependency_group(error, {})
+    assert error.__cause__ is other.__cause__

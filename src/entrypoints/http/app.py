@@ -45,7 +45,7 @@ from entrypoints.http.dependencies import (
     provide_backend_name,
     provide_counter_service,
 )
-from entrypoints.http.errors import EXCEPTION_HANDLERS
+from entrypoints.http.errors import EXCEPTION_HANDLERS, release_dependency_group
 from entrypoints.http.events import EVENT_CONTROLLERS, EventStreams, StreamLimits
 from entrypoints.http.events.streams import EVENTS_STATE_KEY, provide_event_streams
 from entrypoints.http.head import HeadRouter, serving_head
@@ -213,6 +213,7 @@ def create_app(
         lifespan=[lifespan, observability],
         state=State(state),
         exception_handlers=EXCEPTION_HANDLERS,
+        after_exception=[release_dependency_group],
         openapi_config=_openapi_config(),
         # Metrics and spans first, then the rate limits: a refusal is counted and traced too.
         middleware=[*middleware, *limits.middleware, *options.pop("middleware", ())],

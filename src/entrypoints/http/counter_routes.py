@@ -174,8 +174,10 @@ async def _authorized(
 
 
 # What the dependency gives: the namespace and the key, as the path has them. The handler makes
-# the CounterId, which checks them: an error raised while Litestar resolves a dependency keeps
-# the frames of that resolution in a reference cycle, one raised in the handler does not.
+# the CounterId, which checks them, as the increment's lean layer does. (An error raised while
+# Litestar resolves several dependencies at once is chained to a task group that holds it, a
+# reference cycle per refusal; errors.release_dependency_group unchains it, so either place is
+# free of cycles.)
 Names = tuple[str, str]
 
 

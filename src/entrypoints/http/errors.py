@@ -196,3 +196,14 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     HTTPException: handle_http_exception,
     Exception: handle_unexpected,
 }
+
+
+async def release_dependency_group(exc: Exception, _scope: Any) -> None:
+    """Litestar resolves the dependencies of a batch in a task group and re-raises the group's
+    first error `from` the group, which holds that error: a reference cycle through the group's
+    traceback and every frame of the request, left for the collector (which the server runs
+    rarely) after each refusal raised in such a dependency. The error keeps its own traceback; the
+    group goes. An app-level `after_exception` hook, so it holds for every route."""
+    group = exc.__cause__
+    if isinstance(group, BaseExceptionGroup) and any(error is exc for error in group.exceptions):
+        exc.__cause__ = exc.__context__ = None

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
+
+from litestar import Request
+from litestar.di import Provide
+from litestar.params import FromPath
 
 from domain.model import DEFAULT_NAMESPACE, CounterId
 from entrypoints.http.compat.names import NAME_MAX_LENGTH, NAME_MIN_LENGTH, NAME_RE
@@ -52,6 +57,16 @@ def counter_id(headers: Mapping[str, str], first: str, second: str | None) -> Co
     """`/op/key` is the key in namespace `default`; `/op/namespace/key` names both."""
     namespace, key = (DEFAULT_NAMESPACE, first) if second is None else (first, second)
     return CounterId(check(_resolve(namespace, headers)), check(_resolve(key, headers)))
+
+
+def provide_counter(
+    request: Request[Any, Any, Any], first: FromPath[str], second: FromPath[str | None] = None
+) -> CounterId:
+    """The counter of `/op/key` or `/op/namespace/key`, for every route that names one."""
+    return counter_id(request.headers, first, second)
+
+
+COUNTER = {"counter": Provide(provide_counter, sync_to_thread=False)}
 
 
 def x_path(counter: CounterId) -> str:

@@ -2,7 +2,8 @@
 
 A key made by `/hit` takes steps of 0 or 1 and cannot be set; `/create` fixes the bounds and
 whether `/set` is allowed. Every counter made here expires six months after its last write.
-`set` and `update` never create: a missing key answers 404, as CountAPI's did.
+`set` and `update` never create: a missing key answers 404, as CountAPI's did. A route that
+names a key takes it, checked, from the router's `counter` dependency (names.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from typing import Any
 
 from litestar import Request, Response, Router, get
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath
 
 from domain.errors import CounterExistsError, ForbiddenError, StepOutOfRangeError
 from domain.model import DEFAULT_NAMESPACE, INT64_MAX, INT64_MIN, CounterId
@@ -23,7 +23,7 @@ from domain.services import CounterService
 from entrypoints.http.compat.numbers import plain_integer
 from entrypoints.http.controllers import service_version
 from entrypoints.http.countapi.answers import BadRequestError, answer, countapi_cors
-from entrypoints.http.countapi.names import MalformedNameError, check, counter_id
+from entrypoints.http.countapi.names import COUNTER, MalformedNameError, check
 from entrypoints.http.head import serving_head
 
 TTL_SECONDS = 15_770_000  # CountAPI's "six months" (its own sample ttl was 15 769 998 014 ms)
@@ -103,11 +103,9 @@ async def hit(
     request: Req,
     counter_service: NamedDependency[CounterService],
     countapi_stats: NamedDependency[CountapiStats],
-    first: FromPath[str],
-    second: FromPath[str | None] = None,
+    counter: NamedDependency[CounterId],
 ) -> Response[bytes]:
     """Adds 1, making a missing key first (steps 0..1, no set)."""
-    counter = counter_id(request.headers, first, second)
     if await counter_service.ensure(counter, HIT_RULES):
         countapi_stats.keys_created += 1
     return await _add(request, counter_service, countapi_stats, counter, 1)
@@ -118,11 +116,9 @@ async def update(
     request: Req,
     counter_service: NamedDependency[CounterService],
     countapi_stats: NamedDependency[CountapiStats],
-    first: FromPath[str],
-    second: FromPath[str | None] = None,
+    counter: NamedDependency[CounterId],
 ) -> Response[bytes]:
     """Adds `amount`, which must lie within the key's bounds."""
-    counter = counter_id(request.headers, first, second)
     amount = _integer(request, "amount", None)
     return await _add(request, counter_service, countapi_stats, counter, amount)
 
@@ -131,10 +127,8 @@ async def update(
 async def get_value(
     request: Req,
     counter_service: NamedDependency[CounterService],
-    first: FromPath[str],
-    second: FromPath[str | None] = None,
+    counter: NamedDependency[CounterId],
 ) -> Response[bytes]:
-    counter = counter_id(request.headers, first, second)
     current = await counter_service.get(counter, touch=True)
     if not current.exists:
         return answer(request, 404, {"value": None}, counter)
@@ -146,11 +140,9 @@ async def set_value(
     request: Req,
     counter_service: NamedDependency[CounterService],
     countapi_stats: NamedDependency[CountapiStats],
-    first: FromPath[str],
-    second: FromPath[str | None] = None,
+    counter: NamedDependency[CounterId],
 ) -> Response[bytes]:
     """Sets `value` on a key created with `enable_reset`; answers the previous value."""
-    counter = counter_id(request.headers, first, second)
     value = _integer(request, "value", None)
     current = await counter_service.get(counter)
     if not current.exists:
@@ -167,11 +159,9 @@ async def set_value(
 async def info(
     request: Req,
     counter_service: NamedDependency[CounterService],
-    first: FromPath[str],
-    second: FromPath[str | None] = None,
+    counter: NamedDependency[CounterId],
 ) -> Response[bytes]:
     """The key's eight fields; `ttl` (milliseconds left) and `created` (epoch ms)."""
-    counter = counter_id(request.headers, first, second)
     current = await counter_service.get(counter)
     if not current.exists:
         return answer(request, 404, dict.fromkeys(INFO_FIELDS), counter)
@@ -247,7 +237,7 @@ def countapi_router() -> Router:
     return Router(
         "/countapi",
         route_handlers=[serving_head(h) for h in (hit, update, get_value, set_value, info, create, stats)],
-        dependencies={"countapi_stats": Provide(provide_stats, sync_to_thread=False)},
+        dependencies={"countapi_stats": Provide(provide_stats, sync_to_thread=False), **COUNTER},
         before_request=count_request,
         exception_handlers={BadRequestError: _bad_request, MalformedNameError: _bad_request},
         middleware=[countapi_cors()],
