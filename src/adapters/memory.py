@@ -23,6 +23,15 @@ def _unobserved(_state: Counter) -> None:
     """No one listens to the changes."""
 
 
+def _check(
+    counter: CounterId, current: Counter | None, version: int | None, created_at: datetime | None
+) -> None:
+    if current is None:
+        check_version(counter, version, 0, created_at)
+    else:
+        check_version(counter, version, current.version, created_at, current.created_at)
+
+
 class InMemoryCounterRepository:
     """Single-process store. No operation awaits in the middle, so each is atomic on the one
     event loop that serves it; a second worker process would see other counts, so the settings
@@ -79,16 +88,27 @@ class InMemoryCounterRepository:
             self._sweep(now)
         return Incremented(counter=state)
 
-    async def set(self, counter: CounterId, count: int, expected_version: int | None = None) -> Replaced:
+    async def set(
+        self,
+        counter: CounterId,
+        count: int,
+        expected_version: int | None = None,
+        expected_created_at: datetime | None = None,
+    ) -> Replaced:
         now = time.time()
         current = self._live(counter, now)
-        check_version(counter, expected_version, 0 if current is None else current.version)
+        _check(counter, current, expected_version, expected_created_at)
         state = self._write(counter, count, now)
         return Replaced(counter=state, previous=0 if current is None else current.count)
 
-    async def delete(self, counter: CounterId, expected_version: int | None = None) -> Counter | None:
+    async def delete(
+        self,
+        counter: CounterId,
+        expected_version: int | None = None,
+        expected_created_at: datetime | None = None,
+    ) -> Counter | None:
         current = self._live(counter, time.time())
-        check_version(counter, expected_version, 0 if current is None else current.version)
+        _check(counter, current, expected_version, expected_created_at)
         if current is not None:
             self._remove(counter)
         return current

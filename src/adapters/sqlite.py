@@ -33,6 +33,7 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Literal, Self, TypeVar
 
@@ -158,11 +159,22 @@ class SqliteCounterRepository:
     ) -> Incremented:
         return await self._write(lambda tx: tx.increment(counter, by, idempotency))
 
-    async def set(self, counter: CounterId, count: int, expected_version: int | None = None) -> Replaced:
-        return await self._write(lambda tx: tx.set(counter, count, expected_version))
+    async def set(
+        self,
+        counter: CounterId,
+        count: int,
+        expected_version: int | None = None,
+        expected_created_at: datetime | None = None,
+    ) -> Replaced:
+        return await self._write(lambda tx: tx.set(counter, count, expected_version, expected_created_at))
 
-    async def delete(self, counter: CounterId, expected_version: int | None = None) -> Counter | None:
-        return await self._write(lambda tx: tx.delete(counter, expected_version))
+    async def delete(
+        self,
+        counter: CounterId,
+        expected_version: int | None = None,
+        expected_created_at: datetime | None = None,
+    ) -> Counter | None:
+        return await self._write(lambda tx: tx.delete(counter, expected_version, expected_created_at))
 
     async def list(self, namespace: str, after: str | None, limit: int) -> Page:
         return await self._read(lambda tx: tx.list(namespace, after, limit))

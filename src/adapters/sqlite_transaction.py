@@ -152,17 +152,19 @@ class Transaction:
             )
         return Incremented(counter=counter)
 
-    def set(self, name: CounterId, count: int, expected_version: int | None) -> Replaced:
+    def set(
+        self, name: CounterId, count: int, expected_version: int | None, expected_created_at: datetime | None
+    ) -> Replaced:
         """An admin overwrite, but not of unreadable data: that is left for a human to look at
         (delete removes it)."""
         check_value(count)  # a value SQLite cannot hold would fail the whole batch
         row = self._live(name, prune=True)
         if row is None:
-            check_version(name, expected_version, 0)
+            check_version(name, expected_version, 0, expected_created_at)
             self._cursor.execute(_INSERT, (name.namespace, name.key, count, self.now_text, self.now_text))
             return Replaced(counter=Counter(name, count, self.now, self.now, version=1), previous=0)
         current = _counter(name, *row)
-        check_version(name, expected_version, current.version)
+        check_version(name, expected_version, current.version, expected_created_at, current.created_at)
         return Replaced(counter=self._updated(current, count), previous=current.count)
 
     def _updated(self, current: Counter, count: int) -> Counter:
@@ -176,15 +178,17 @@ class Transaction:
             name, count, current.created_at, self.now, current.rules, moment, current.admin_key_hash, version
         )
 
-    def delete(self, name: CounterId, expected_version: int | None) -> Counter | None:
+    def delete(
+        self, name: CounterId, expected_version: int | None, expected_created_at: datetime | None
+    ) -> Counter | None:
         """Remove the counter and return its last state. Unreadable data is refused here too, as
         in every store: it is reported and left for a human to look at, never silently dropped."""
         row = self._live(name, prune=True)
         if row is None:
-            check_version(name, expected_version, 0)
+            check_version(name, expected_version, 0, expected_created_at)
             return None
         counter = _counter(name, *row)  # raises StoreCorruptedError before anything is deleted
-        check_version(name, expected_version, counter.version)
+        check_version(name, expected_version, counter.version, expected_created_at, counter.created_at)
         self._cursor.execute(_DELETE, (name.namespace, name.key))
         return counter
 

@@ -124,12 +124,26 @@ class Counter:
         return self.id.key
 
 
-def check_version(counter: CounterId, expected: int | None, current: int) -> None:
-    """Raise VersionMismatchError unless `expected` is None (no condition) or `current`. Stores
-    call it in the same atomic step as the write it guards; 0 expects the counter not to exist."""
+def check_version(
+    counter: CounterId,
+    expected: int | None,
+    current: int,
+    expected_created_at: datetime | None = None,
+    created_at: datetime | None = None,
+) -> None:
+    """Raise VersionMismatchError unless `expected` is None (no condition) or `current`, and
+    `expected_created_at` is None or the counter's `created_at`: the moment that tells one life
+    of a counter from the next, as versions start again at 1 once it is deleted. Stores call it
+    in the same atomic step as the write it guards; 0 expects the counter not to exist."""
     if expected is not None and expected != current:
         raise VersionMismatchError(
             f"counter {str(counter)!r} is at version {current}, not {expected}; nothing was changed",
+            current=current,
+        )
+    if expected_created_at is not None and expected_created_at != created_at:
+        raise VersionMismatchError(
+            f"counter {str(counter)!r} is no longer the one made at {expected_created_at.isoformat()}"
+            " (it was deleted, or made again); nothing was changed",
             current=current,
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from domain.idempotency import Idempotency
@@ -32,7 +33,9 @@ class CounterRepository(Protocol):
     - a counter's version is 0 while it does not exist, 1 once made (again), and grows by at
       least one with every change (create, increment, set), in the same atomic step, and is kept
       with an Idempotency-Key's record; a set or a delete with `expected_version` checks it in
-      that step too (domain.model.check_version) and changes nothing when it does not hold;
+      that step too (domain.model.check_version) and changes nothing when it does not hold, and
+      so with `expected_created_at`, the `created_at` of the life of the counter it may change
+      (a counter deleted and made again has another one, whatever its version);
     - `restore` writes a counter with exactly the given state, in one atomic step with the
       reading of what it holds, as `domain.restore` decides.
     """
@@ -55,14 +58,27 @@ class CounterRepository(Protocol):
         """Add `by` (non-zero, may be negative) and return the new state."""
         ...
 
-    async def set(self, counter: CounterId, count: int, expected_version: int | None = None) -> Replaced:
+    async def set(
+        self,
+        counter: CounterId,
+        count: int,
+        expected_version: int | None = None,
+        expected_created_at: datetime | None = None,
+    ) -> Replaced:
         """Set the counter to `count`, creating it if needed; return the new and previous values.
-        `expected_version` (0: it does not exist): otherwise raise VersionMismatchError."""
+        Only at `expected_version` (0: it does not exist) and, when given, on the counter made at
+        `expected_created_at`: otherwise raise VersionMismatchError."""
         ...
 
-    async def delete(self, counter: CounterId, expected_version: int | None = None) -> Counter | None:
+    async def delete(
+        self,
+        counter: CounterId,
+        expected_version: int | None = None,
+        expected_created_at: datetime | None = None,
+    ) -> Counter | None:
         """Remove the counter and return its last state, or None when it did not exist.
-        `expected_version` (0: it does not exist): otherwise raise VersionMismatchError."""
+        Only at `expected_version` (0: it does not exist) and, when given, on the counter made at
+        `expected_created_at`: otherwise raise VersionMismatchError."""
         ...
 
     async def list(self, namespace: str, after: str | None, limit: int) -> Page:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from domain.errors import (
     CounterExistsError,
@@ -37,6 +38,10 @@ Window = list[tuple[int, Counter]]  # line numbers and their counters
 # Lines restored at once: the stores that group writes (SQLite, ConfigMap) commit them together.
 IMPORT_WINDOW = 256
 DEFAULT_IDEMPOTENCY_TTL_SECONDS = 24 * 3600.0
+# How many times a change by a counter's admin key (or of a resettable counter) reads and judges
+# the counter when the store finds it is no longer the one judged (CounterService._as_owner).
+OWNER_ATTEMPTS = 3
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -72,20 +77,16 @@ class CounterService:
     async def authorize(self, counter: CounterId, admin_key: str | None, *, reset: bool = False) -> bool:
         """Whether a caller without the service admin token may change `counter`: it holds the
         counter's admin key, or (`reset`: to set or reset it) the counter is resettable."""
-        current = await self.repository.get(counter)
-        if reset and current.rules is not None and current.rules.resettable:
-            return True
-        return admin_key_matches(admin_key, current.admin_key_hash)
+        return _refusal(await self.repository.get(counter), admin_key, resettable=reset) is None
 
     async def check_owner(self, counter: CounterId, admin_key: str) -> Counter:
         """The counter, when `admin_key` is its own admin key (the caller may then change it
         as an admin). NoAdminKeyError when it has none, WrongAdminKeyError for another key:
         told apart, for an API that answers them differently."""
         current = await self.repository.get(counter)
-        if current.admin_key_hash is None:
-            raise NoAdminKeyError(f"counter {str(counter)!r} has no admin key")
-        if not admin_key_matches(admin_key, current.admin_key_hash):
-            raise WrongAdminKeyError(f"that is not the admin key of counter {str(counter)!r}")
+        refusal = _refusal(current, admin_key, resettable=False)
+        if refusal is not None:
+            raise refusal
         return current
 
     async def increment(
@@ -107,14 +108,20 @@ class CounterService:
         admin: bool = True,
         admin_key: str | None = None,
         match: VersionMatch | None = None,
+        key_only: bool = False,
     ) -> Replaced:
         """`admin`: the caller holds the service admin token (checked by the entrypoint);
-        otherwise it needs the counter's admin key, or the counter must be resettable. `match`:
-        only when the counter is at one of those versions (VersionMismatchError otherwise)."""
+        otherwise it needs the counter's admin key, or the counter must be resettable (unless
+        `key_only`), judged with the write (`_as_owner`). `match`: only when the counter is at one
+        of those versions (VersionMismatchError otherwise)."""
         check_value(count)
-        if not admin and not await self.authorize(counter, admin_key, reset=True):
-            raise ForbiddenError(f"counter {str(counter)!r} may only be set with its admin key")
-        return await self.repository.set(counter, count, await self._expected(counter, match))
+        if admin:
+            return await self.repository.set(counter, count, await self._expected(counter, match))
+
+        def write(version: int | None, made: datetime | None) -> Awaitable[Replaced]:
+            return self.repository.set(counter, count, version, made)
+
+        return await self._as_owner(counter, admin_key, match, write, resettable=not key_only)
 
     async def delete(
         self,
@@ -124,9 +131,46 @@ class CounterService:
         admin_key: str | None = None,
         match: VersionMatch | None = None,
     ) -> Counter | None:
-        if not admin and not await self.authorize(counter, admin_key):
-            raise ForbiddenError(f"counter {str(counter)!r} may only be deleted with its admin key")
-        return await self.repository.delete(counter, await self._expected(counter, match))
+        if admin:
+            return await self.repository.delete(counter, await self._expected(counter, match))
+
+        def write(version: int | None, made: datetime | None) -> Awaitable[Counter | None]:
+            return self.repository.delete(counter, version, made)
+
+        return await self._as_owner(counter, admin_key, match, write, resettable=False)
+
+    async def _as_owner(
+        self,
+        counter: CounterId,
+        admin_key: str | None,
+        match: VersionMatch | None,
+        write: Callable[[int | None, datetime | None], Awaitable[T]],
+        *,
+        resettable: bool,
+    ) -> T:
+        """`write` by a caller without the service admin token, judged (`_refusal`) on the counter
+        as read, on condition that the store still holds that counter: the same life (its
+        `created_at`; its key and rules never change within one) and, with `match`, the version
+        read. An increment meanwhile changes neither its life nor its owner, so it does not stop
+        the write; a counter deleted, or made again (at any version), is read and judged again,
+        OWNER_ATTEMPTS times at most: the caller gets the refusal of the counter that is there."""
+        refused: VersionMismatchError | None = None
+        for _ in range(OWNER_ATTEMPTS):
+            current = await self.repository.get(counter)
+            refusal = _refusal(current, admin_key, resettable=resettable)
+            if refusal is not None:
+                raise refusal
+            version = None if match is None else _allowed(counter, match, current.version)
+            try:
+                return await write(version, current.created_at)
+            except VersionMismatchError as error:
+                refused = error
+        if match is not None and refused is not None:
+            raise refused  # the client's own condition kept failing: its 412
+        raise ForbiddenError(
+            f"counter {str(counter)!r} was deleted and made again while it was being changed;"
+            " nothing was changed"
+        )
 
     async def _expected(self, counter: CounterId, match: VersionMatch | None) -> int | None:
         """The one version the store checks atomically with the write. Where `match` allows
@@ -136,14 +180,7 @@ class CounterService:
             return None
         if match.versions is not None and len(match.versions) == 1:
             return next(iter(match.versions))
-        current = (await self.repository.get(counter)).version
-        if not match.matches(current):
-            raise VersionMismatchError(
-                f"counter {str(counter)!r} is at version {current}, which If-Match does not allow;"
-                " nothing was changed",
-                current=current,
-            )
-        return current
+        return _allowed(counter, match, (await self.repository.get(counter)).version)
 
     async def list(self, namespace: str, after: str | None = None, limit: int = 100) -> Page:
         check_name(namespace, "namespace")
@@ -241,6 +278,31 @@ class CounterService:
         existing = None if stored.created_at is None else stored
         outcome = decide_restore(existing, counter, replace=replace, now=datetime.now(UTC))
         return Restored(outcome, existing or counter)
+
+
+def _refusal(current: Counter, admin_key: str | None, *, resettable: bool) -> ForbiddenError | None:
+    """Why a caller without the service admin token may not change `current`, or None when it
+    may: it holds the counter's admin key, or (`resettable`: to set or reset it) the counter is
+    resettable. NoAdminKeyError when the counter has no key (a missing one has none),
+    WrongAdminKeyError for another key."""
+    if resettable and current.rules is not None and current.rules.resettable:
+        return None
+    if current.admin_key_hash is None:
+        return NoAdminKeyError(f"counter {str(current.id)!r} has no admin key")
+    if not admin_key_matches(admin_key, current.admin_key_hash):
+        return WrongAdminKeyError(f"that is not the admin key of counter {str(current.id)!r}")
+    return None
+
+
+def _allowed(counter: CounterId, match: VersionMatch, current: int) -> int:
+    """`current`, the version read, when `match` allows it; else VersionMismatchError."""
+    if not match.matches(current):
+        raise VersionMismatchError(
+            f"counter {str(counter)!r} is at version {current}, which If-Match does not allow;"
+            " nothing was changed",
+            current=current,
+        )
+    return current
 
 
 @dataclass(slots=True)

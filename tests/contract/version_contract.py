@@ -160,3 +160,52 @@ class VersionContract:
             await repository.set(COUNTER, 1, expected_version=2)
         assert (await repository.get(COUNTER)).version == 0
         assert (await repository.list(COUNTER.namespace, None, 10)).counters == []
+
+    # --- the life of a counter: a set or delete on `expected_created_at` --------------------
+
+    async def test_a_change_on_the_counters_own_created_at_is_applied(
+        self, repository: CounterRepository
+    ) -> None:
+        made = await repository.create(COUNTER, 3, Rules(), None)
+        await repository.increment(COUNTER, 1)  # a change within the same life
+        replaced = await repository.set(COUNTER, 10, expected_created_at=made.created_at)
+        assert (replaced.previous, replaced.counter.count) == (4, 10)
+        read = await repository.get(COUNTER)
+        assert read.created_at == made.created_at
+        deleted = await repository.delete(COUNTER, read.version, expected_created_at=read.created_at)
+        assert deleted is not None
+        assert deleted.count == 10
+        assert (await repository.get(COUNTER)).version == 0
+
+    async def test_a_counter_made_again_at_the_same_version_is_not_the_one_expected(
+        self, repository: CounterRepository
+    ) -> None:
+        """Versions start again at 1, so only the creation time tells the two lives apart."""
+        first = await repository.create(COUNTER, 3, Rules(), "first-owner")
+        await repository.delete(COUNTER)
+        await asyncio.sleep(0.002)  # the coarsest store (ConfigMap) stamps to the millisecond
+        again = await repository.create(COUNTER, 7, Rules(), "second-owner")
+        assert again.version == first.version
+        assert again.created_at != first.created_at
+        for write in (
+            repository.set(COUNTER, 0, first.version, expected_created_at=first.created_at),
+            repository.set(COUNTER, 0, expected_created_at=first.created_at),
+            repository.delete(COUNTER, first.version, expected_created_at=first.created_at),
+            repository.delete(COUNTER, expected_created_at=first.created_at),
+        ):
+            with pytest.raises(VersionMismatchError) as refused:
+                await write
+            assert refused.value.current == again.version
+        read = await repository.get(COUNTER)
+        assert (read.count, read.version, read.admin_key_hash) == (7, again.version, "second-owner")
+        assert read.created_at == again.created_at
+
+    async def test_a_counter_gone_is_not_the_one_expected(self, repository: CounterRepository) -> None:
+        made = await repository.create(COUNTER, 3, Rules(), None)
+        await repository.delete(COUNTER)
+        with pytest.raises(VersionMismatchError):
+            await repository.set(COUNTER, 5, expected_created_at=made.created_at)
+        with pytest.raises(VersionMismatchError):
+            await repository.delete(COUNTER, expected_created_at=made.created_at)
+        assert (await repository.get(COUNTER)).version == 0
+        assert (await repository.list(COUNTER.namespace, None, 10)).counters == []

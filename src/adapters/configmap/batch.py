@@ -54,6 +54,7 @@ class Op:
     rules: Rules | None = None  # create
     admin_key_hash: str | None = None  # create
     expected_version: int | None = None  # set, delete: compare-and-set
+    expected_created_at: datetime | None = None  # set, delete: on this life of the counter only
     restored: Counter | None = None  # restore: the state to write
     replace: bool = False  # restore
 
@@ -84,6 +85,16 @@ def plan(ops: list[Op], snapshot: Snapshot, codec: Codec, *, force: bool) -> Pla
     return Plan(outcomes=outcomes, changes=changes, must_write=must_write)
 
 
+def _check(
+    counter_id: CounterId, old: Value | None, version: int | None, created_at: datetime | None
+) -> None:
+    if old is None:
+        check_version(counter_id, version, 0, created_at)
+        return
+    made = None if old.created_at is None else parse_time(old.created_at)
+    check_version(counter_id, version, old.version, created_at, made)
+
+
 def mark_retrieved(future: asyncio.Future[Any]) -> None:
     """A done-callback: the callers who wanted the exception may have been cancelled meanwhile."""
     if not future.cancelled():
@@ -111,14 +122,14 @@ class Batch:
             if op.kind == "increment":
                 return self._increment(op.name, op.amount, op.idempotency)
             if op.kind == "set":
-                return self._set(op.name, op.amount, op.expected_version)
+                return self._set(op.name, op.amount, op.expected_version, op.expected_created_at)
             if op.kind == "create":
                 return self._create(op.name, op.amount, op.rules or Rules(), op.admin_key_hash)
             if op.kind == "touch":
                 return self._touch(op.name)
             if op.kind == "restore" and op.restored is not None:
                 return self._restore(op.restored, op.replace)
-            return self._delete(op.name, op.expected_version)
+            return self._delete(op.name, op.expected_version, op.expected_created_at)
         except DomainError as error:
             return error
 
@@ -151,10 +162,16 @@ class Batch:
         self.records_changed = True
         return Incremented(counter=counter)
 
-    def _set(self, counter_id: CounterId, count: int, expected_version: int | None) -> Replaced:
+    def _set(
+        self,
+        counter_id: CounterId,
+        count: int,
+        expected_version: int | None,
+        expected_created_at: datetime | None,
+    ) -> Replaced:
         name = data_key(counter_id)
         old = self._live(name)
-        check_version(counter_id, expected_version, 0 if old is None else old.version)
+        _check(counter_id, old, expected_version, expected_created_at)
         new = self._next(old, count)
         self._put(name, new)
         return Replaced(counter=new.counter(counter_id), previous=0 if old is None else old.count)
@@ -205,10 +222,12 @@ class Batch:
         self._put(name, new)
         return Restored(outcome, new.counter(wanted.id))
 
-    def _delete(self, counter_id: CounterId, expected_version: int | None) -> Counter | None:
+    def _delete(
+        self, counter_id: CounterId, expected_version: int | None, expected_created_at: datetime | None
+    ) -> Counter | None:
         name = data_key(counter_id)
         old = self._live(name)
-        check_version(counter_id, expected_version, 0 if old is None else old.version)
+        _check(counter_id, old, expected_version, expected_created_at)
         if old is None:
             return None
         self._remove(name)

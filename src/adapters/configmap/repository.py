@@ -24,6 +24,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 from typing import Any, Final, Literal, TypedDict, Unpack
 
 from kubernetes import client as k8s_client
@@ -153,13 +154,28 @@ class ConfigMapCounterRepository:
         result: Incremented = await self._submit("increment", name, by, idempotency)
         return result
 
-    async def set(self, name: CounterId, count: int, expected_version: int | None = None) -> Replaced:
-        result: Replaced = await self._submit("set", name, count, None, expected_version=expected_version)
+    async def set(
+        self,
+        name: CounterId,
+        count: int,
+        expected_version: int | None = None,
+        expected_created_at: datetime | None = None,
+    ) -> Replaced:
+        made = expected_created_at
+        result: Replaced = await self._submit(
+            "set", name, count, None, expected_version=expected_version, expected_created_at=made
+        )
         return result
 
-    async def delete(self, name: CounterId, expected_version: int | None = None) -> Counter | None:
+    async def delete(
+        self,
+        name: CounterId,
+        expected_version: int | None = None,
+        expected_created_at: datetime | None = None,
+    ) -> Counter | None:
+        made = expected_created_at
         result: Counter | None = await self._submit(
-            "delete", name, 0, None, expected_version=expected_version
+            "delete", name, 0, None, expected_version=expected_version, expected_created_at=made
         )
         return result
 
@@ -233,6 +249,7 @@ class ConfigMapCounterRepository:
         rules: Rules | None = None,
         admin_key_hash: str | None = None,
         expected_version: int | None = None,
+        expected_created_at: datetime | None = None,
         restored: Counter | None = None,
         replace: bool = False,
     ) -> Any:
@@ -250,6 +267,7 @@ class ConfigMapCounterRepository:
             rules,
             admin_key_hash,
             expected_version,
+            expected_created_at,
             restored,
             replace,
         )

@@ -163,25 +163,37 @@ class RedisCounterRepository:
             " kept it; nothing was changed"
         )
 
-    async def set(self, name: CounterId, count: int, expected_version: int | None = None) -> Replaced:
+    async def set(
+        self,
+        name: CounterId,
+        count: int,
+        expected_version: int | None = None,
+        expected_created_at: datetime | None = None,
+    ) -> Replaced:
         keys = [self._counter_key(name), self._names_key_of(name.namespace)]
         args = [b"%d" % count, name.key.encode(), names.changes_channel(self._prefix, name)]
-        command = scripts.SET.call(keys, [*args, _expected(expected_version)])
-        reply = await self._call(command, scripts.SET, write=True)
+        expected = _expected(expected_version, expected_created_at)
+        reply = await self._call(scripts.SET.call(keys, [*args, *expected]), scripts.SET, write=True)
         if reply[0] != scripts.APPLIED:
-            raise self._refused(name, expected_version, reply)
+            raise self._refused(name, expected_version, expected_created_at, reply)
         counter = self._counter(name, keys[0], *reply[2:])
         return Replaced(counter=counter, previous=parse_int64(reply[1], keys[0].decode()))
 
-    async def delete(self, name: CounterId, expected_version: int | None = None) -> Counter | None:
+    async def delete(
+        self,
+        name: CounterId,
+        expected_version: int | None = None,
+        expected_created_at: datetime | None = None,
+    ) -> Counter | None:
         keys = [self._counter_key(name), self._names_key_of(name.namespace)]
-        args = [name.key.encode(), names.changes_channel(self._prefix, name), _expected(expected_version)]
-        reply = await self._call(scripts.DELETE.call(keys, args), scripts.DELETE, write=True)
+        args = [name.key.encode(), names.changes_channel(self._prefix, name)]
+        expected = _expected(expected_version, expected_created_at)
+        reply = await self._call(scripts.DELETE.call(keys, [*args, *expected]), scripts.DELETE, write=True)
         if reply[0] == scripts.NOT_FOUND:
             return None
         if reply[0] == scripts.DELETED:
             return self._counter(name, keys[0], *reply[1:])
-        raise self._refused(name, expected_version, reply)
+        raise self._refused(name, expected_version, expected_created_at, reply)
 
     async def list(self, namespace: str, after: str | None, limit: int) -> Page:
         start = b"-" if after is None else b"(" + after.encode()
@@ -344,11 +356,14 @@ class RedisCounterRepository:
         return StoreUnavailableError(describe(exc))
 
     @classmethod
-    def _refused(cls, name: CounterId, expected: int | None, reply: Sequence[Any]) -> Exception:
+    def _refused(
+        cls, name: CounterId, expected: int | None, made: datetime | None, reply: Sequence[Any]
+    ) -> Exception:
         """The error of a conditional write the script refused: a version mismatch, or data it
         cannot read."""
         if reply[0] == scripts.VERSION_MISMATCH and isinstance(reply[1], int):
-            check_version(name, expected, reply[1])
+            created_at = parse_time(reply[2]) if len(reply) > _MISMATCH_CREATED_AT else None
+            check_version(name, expected, reply[1], made, created_at)
         return cls._corrupted(reply)
 
     @staticmethod
@@ -455,8 +470,13 @@ def _pack_hmget(key: bytes) -> bytes:
     )
 
 
-def _expected(version: int | None) -> bytes:
-    return b"" if version is None else b"%d" % version
+_MISMATCH_CREATED_AT = 2  # where a refused set or delete answers the counter's created_at
+
+
+def _expected(version: int | None, created_at: datetime | None) -> tuple[bytes, bytes]:
+    """The condition of a set or delete as the scripts read it, b"" for none."""
+    made = b"" if created_at is None else microseconds(created_at)
+    return (b"" if version is None else b"%d" % version, made)
 
 
 def _parse_version(raw: object, name: CounterId, key: bytes) -> int:

@@ -84,9 +84,14 @@ end
 local function bad_version(key, stored)
   return {4, key .. ' holds the version ' .. tostring(stored) .. ', which is not a version'}
 end
--- The expected version of a conditional write ('' for none) does not hold: {7, current}.
-local function mismatch(expected, version)
-  if expected ~= '' and tonumber(expected) ~= version then return {7, version} end
+-- The expected version of a conditional write ('' for none) does not hold, or the counter is not
+-- the one made at the expected created_at ('' for none): {7, current, its created_at or ''}.
+local function mismatch(expected, version, made)
+  local created = ''
+  if made ~= '' then created = redis.call('HGET', KEYS[1], 'created_at') or '' end
+  if (expected ~= '' and tonumber(expected) ~= version) or created ~= made then
+    return {7, version, created}
+  end
   return nil
 end
 local function decimal(number)
@@ -154,9 +159,10 @@ return {0, full[1], full[2], full[3], full[4], full[5], full[6], full[7]}
 """
 )
 
-# KEYS: counter hash, names zset; ARGV: count, name, channel, expected version ('' for none).
+# KEYS: counter hash, names zset; ARGV: count, name, channel, expected version, expected
+# created_at (microseconds) ('' for none).
 # -> {0, previous, count, created_at, updated_at, expires_at, rules, admin_key_hash, version}
-#  | {4, message} | {7, version}
+#  | {4, message} | {7, version, created_at}
 # The version is checked first, writing nothing. Then HINCRBY by 0 makes Redis itself check that
 # the stored count is a 64-bit integer (and creates a missing counter at 0, the "previous" value
 # of a new counter) before anything is overwritten.
@@ -170,7 +176,7 @@ bad = refused(stored)
 if bad then return bad end
 local version = version_of(stored, redis.call('EXISTS', KEYS[1]) == 1)
 if not version then return bad_version(KEYS[1], stored) end
-bad = mismatch(ARGV[4], version)
+bad = mismatch(ARGV[4], version, ARGV[5])
 if bad then return bad end
 version = decimal(version + 1)
 bad = refused(redis.pcall('HINCRBY', KEYS[1], 'count', 0))
@@ -187,10 +193,11 @@ return {0, previous, full[1], full[2], full[3], full[4], full[5], full[6], full[
 """
 )
 
-# KEYS: counter hash, names zset; ARGV: name, channel, expected version ('' for none).
+# KEYS: counter hash, names zset; ARGV: name, channel, expected version, expected created_at
+# (microseconds) ('' for none).
 # -> {0} (did not exist)
 #  | {1, count, created_at, updated_at, expires_at, rules, admin_key_hash, version}
-#  | {4, message} | {7, version}
+#  | {4, message} | {7, version, created_at}
 _DELETE_LUA: Final = (
     _LUA_PRELUDE
     + """
@@ -202,7 +209,7 @@ if bad then return bad end
 local exists = redis.call('EXISTS', KEYS[1]) == 1
 local version = version_of(stored, exists)
 if not version then return bad_version(KEYS[1], stored) end
-bad = mismatch(ARGV[3], version)
+bad = mismatch(ARGV[3], version, ARGV[4])
 if bad then return bad end
 if not exists then
   redis.call('ZREM', KEYS[2], ARGV[1])

@@ -19,7 +19,7 @@ from litestar.status_codes import HTTP_200_OK
 
 from domain.model import DEFAULT_COUNTER, DEFAULT_NAMESPACE, Counter, CounterId, VersionMatch
 from domain.services import CounterService
-from entrypoints.http.auth import require_admin_or_counter_key
+from entrypoints.http.auth import Caller, require_admin_or_counter_key
 from entrypoints.http.controllers import (
     ADMIN_ERRORS,
     ADMIN_SECURITY,
@@ -130,8 +130,10 @@ class _OneCounter(_CountedCounter):
         admin token, the counter's own admin key, or nothing when the counter is resettable.
         With `If-Match`, only if the counter is at one of its versions (compare-and-set)."""
         counter_id = CounterId(*names)
-        match = await _authorized(request, counter_service, counter_id, if_match, reset=True)
-        result = await counter_service.set(counter_id, data.count, match=match)
+        caller, match = await _authorized(request, counter_service, counter_id, if_match, reset=True)
+        result = await counter_service.set(
+            counter_id, data.count, admin=caller.admin, admin_key=caller.key, match=match
+        )
         return tagged(replaced_response(result), result.counter)
 
     @delete(
@@ -154,8 +156,10 @@ class _OneCounter(_CountedCounter):
         Takes the admin token or the counter's own admin key. With `If-Match`, only if the
         counter is at one of its versions (compare-and-set)."""
         counter_id = CounterId(*names)
-        match = await _authorized(request, counter_service, counter_id, if_match, reset=False)
-        deleted = await counter_service.delete(counter_id, match=match)
+        caller, match = await _authorized(request, counter_service, counter_id, if_match, reset=False)
+        deleted = await counter_service.delete(
+            counter_id, admin=caller.admin, admin_key=caller.key, match=match
+        )
         return tagged(deleted_response(counter_id, deleted), deleted or Counter(counter_id, 0))
 
 
@@ -166,11 +170,12 @@ async def _authorized(
     if_match: str | None,
     *,
     reset: bool,
-) -> VersionMatch | None:
-    """The condition of a set or delete, once the caller may change the counter (a caller who
-    may not learns nothing of its versions)."""
-    await require_admin_or_counter_key(request, counter_service, counter_id, reset=reset)
-    return version_match(if_match)
+) -> tuple[Caller, VersionMatch | None]:
+    """Who changes the counter and the condition of the set or delete, once the caller may
+    change it (a caller who may not learns nothing of its versions). A caller with the counter's
+    key (or none, on a resettable counter) is judged again by the service, with the write."""
+    caller = await require_admin_or_counter_key(request, counter_service, counter_id, reset=reset)
+    return caller, version_match(if_match)
 
 
 # What the dependency gives: the namespace and the key, as the path has them. The handler makes

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
 from domain.errors import DomainError, StoreCorruptedError, StoreUnavailableError
@@ -87,11 +88,22 @@ class MeasuredRepository:
             self._increment_applied()
         return result
 
-    async def set(self, name: CounterId, count: int, expected_version: int | None = None) -> Replaced:
-        return await self._set.measure(self.inner.set(name, count, expected_version))
+    async def set(
+        self,
+        name: CounterId,
+        count: int,
+        expected_version: int | None = None,
+        expected_created_at: datetime | None = None,
+    ) -> Replaced:
+        return await self._set.measure(self.inner.set(name, count, expected_version, expected_created_at))
 
-    async def delete(self, name: CounterId, expected_version: int | None = None) -> Counter | None:
-        return await self._delete.measure(self.inner.delete(name, expected_version))
+    async def delete(
+        self,
+        name: CounterId,
+        expected_version: int | None = None,
+        expected_created_at: datetime | None = None,
+    ) -> Counter | None:
+        return await self._delete.measure(self.inner.delete(name, expected_version, expected_created_at))
 
     async def list(self, namespace: str, after: str | None, limit: int) -> Page:
         return await self._list.measure(self.inner.list(namespace, after, limit))
@@ -139,13 +151,24 @@ class TracedRepository:
         with self._span("increment", name):
             return await self.inner.increment(name, by, idempotency)
 
-    async def set(self, name: CounterId, count: int, expected_version: int | None = None) -> Replaced:
+    async def set(
+        self,
+        name: CounterId,
+        count: int,
+        expected_version: int | None = None,
+        expected_created_at: datetime | None = None,
+    ) -> Replaced:
         with self._span("set", name):
-            return await self.inner.set(name, count, expected_version)
+            return await self.inner.set(name, count, expected_version, expected_created_at)
 
-    async def delete(self, name: CounterId, expected_version: int | None = None) -> Counter | None:
+    async def delete(
+        self,
+        name: CounterId,
+        expected_version: int | None = None,
+        expected_created_at: datetime | None = None,
+    ) -> Counter | None:
         with self._span("delete", name):
-            return await self.inner.delete(name, expected_version)
+            return await self.inner.delete(name, expected_version, expected_created_at)
 
     async def list(self, namespace: str, after: str | None, limit: int) -> Page:
         with self._span("list"):

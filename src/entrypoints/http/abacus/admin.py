@@ -11,6 +11,7 @@ before its admin key.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar import Request, Response, post
@@ -63,12 +64,23 @@ def _token(request: Req) -> str:
     return token
 
 
+@dataclass(frozen=True, slots=True)
+class Owned:
+    """The counter the path names and the request's token, its admin key when it was checked.
+    A set, reset or delete presents the key again with its write (`admin=False`), so that a
+    counter deleted and made again by someone else meanwhile is refused, not changed."""
+
+    counter: CounterId
+    key: str
+
+
 async def provide_owned(
     request: Req, counter_service: NamedDependency[CounterService], counter: NamedDependency[CounterId]
-) -> CounterId:
+) -> Owned:
     """The counter the path names, once the request's token is its admin key."""
-    await counter_service.check_owner(counter, _token(request))
-    return counter
+    key = _token(request)
+    await counter_service.check_owner(counter, key)
+    return Owned(counter, key)
 
 
 _ADMIN: dict[str, Any] = {
@@ -103,11 +115,12 @@ def _paths(operation: str) -> list[str]:
 )
 async def set_value(
     counter_service: NamedDependency[CounterService],
-    owned: NamedDependency[CounterId],
+    owned: NamedDependency[Owned],
     value: SetValueParam = None,
 ) -> Response[ValueBody]:
     new = _value(value, "value must be a number")
-    return answer(200, {"value": (await counter_service.set(owned, new)).counter.count})
+    replaced = await counter_service.set(owned.counter, new, admin=False, admin_key=owned.key, key_only=True)
+    return answer(200, {"value": replaced.counter.count})
 
 
 @post(
@@ -119,9 +132,10 @@ async def set_value(
 )
 async def reset(
     counter_service: NamedDependency[CounterService],
-    owned: NamedDependency[CounterId],
+    owned: NamedDependency[Owned],
 ) -> Response[ValueBody]:
-    return answer(200, {"value": (await counter_service.set(owned, 0)).counter.count})
+    replaced = await counter_service.set(owned.counter, 0, admin=False, admin_key=owned.key, key_only=True)
+    return answer(200, {"value": replaced.counter.count})
 
 
 @post(
@@ -133,13 +147,13 @@ async def reset(
 )
 async def update(
     counter_service: NamedDependency[CounterService],
-    owned: NamedDependency[CounterId],
+    owned: NamedDependency[Owned],
     value: UpdateValueParam = None,
 ) -> Response[ValueBody]:
     by = _value(value, "value must be a number, this means no floats.")
     if by == 0:
         raise AbacusError(400, BY_ZERO)
-    return answer(200, {"value": (await counter_service.increment(owned, by)).counter.count})
+    return answer(200, {"value": (await counter_service.increment(owned.counter, by)).counter.count})
 
 
 @post(
@@ -152,10 +166,10 @@ async def update(
 )
 async def delete(
     counter_service: NamedDependency[CounterService],
-    owned: NamedDependency[CounterId],
+    owned: NamedDependency[Owned],
 ) -> Response[DeletedBody]:
-    await counter_service.delete(owned)
-    return answer(200, {"message": f"Deleted key: {full_key(owned)}", "status": "ok"})
+    await counter_service.delete(owned.counter, admin=False, admin_key=owned.key)
+    return answer(200, {"message": f"Deleted key: {full_key(owned.counter)}", "status": "ok"})
 
 
 ADMIN_ROUTES = [set_value, reset, update, delete]
