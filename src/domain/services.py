@@ -77,16 +77,18 @@ class CounterService:
     async def authorize(self, counter: CounterId, admin_key: str | None, *, reset: bool = False) -> bool:
         """Whether a caller without the service admin token may change `counter`: it holds the
         counter's admin key, or (`reset`: to set or reset it) the counter is resettable."""
-        return _refusal(await self.repository.get(counter), admin_key, resettable=reset) is None
+        try:
+            _judge(await self.repository.get(counter), admin_key, resettable=reset)
+        except ForbiddenError:
+            return False
+        return True
 
     async def check_owner(self, counter: CounterId, admin_key: str) -> Counter:
         """The counter, when `admin_key` is its own admin key (the caller may then change it
         as an admin). NoAdminKeyError when it has none, WrongAdminKeyError for another key:
         told apart, for an API that answers them differently."""
         current = await self.repository.get(counter)
-        refusal = _refusal(current, admin_key, resettable=False)
-        if refusal is not None:
-            raise refusal
+        _judge(current, admin_key, resettable=False)
         return current
 
     async def increment(
@@ -148,7 +150,7 @@ class CounterService:
         *,
         resettable: bool,
     ) -> T:
-        """`write` by a caller without the service admin token, judged (`_refusal`) on the counter
+        """`write` by a caller without the service admin token, judged (`_judge`) on the counter
         as read, on condition that the store still holds that counter: the same life (its
         `created_at`; its key and rules never change within one) and, with `match`, the version
         read. An increment meanwhile changes neither its life nor its owner, so it does not stop
@@ -157,16 +159,18 @@ class CounterService:
         refused: VersionMismatchError | None = None
         for _ in range(OWNER_ATTEMPTS):
             current = await self.repository.get(counter)
-            refusal = _refusal(current, admin_key, resettable=resettable)
-            if refusal is not None:
-                raise refusal
+            _judge(current, admin_key, resettable=resettable)
             version = None if match is None else _allowed(counter, match, current.version)
             try:
                 return await write(version, current.created_at)
             except VersionMismatchError as error:
                 refused = error
         if match is not None and refused is not None:
-            raise refused  # the client's own condition kept failing: its 412
+            try:
+                raise refused  # the client's own condition kept failing: its 412
+            finally:
+                # Its traceback holds this frame: without this, a reference cycle per refusal.
+                refused = None
         raise ForbiddenError(
             f"counter {str(counter)!r} was deleted and made again while it was being changed;"
             " nothing was changed"
@@ -280,18 +284,18 @@ class CounterService:
         return Restored(outcome, existing or counter)
 
 
-def _refusal(current: Counter, admin_key: str | None, *, resettable: bool) -> ForbiddenError | None:
-    """Why a caller without the service admin token may not change `current`, or None when it
-    may: it holds the counter's admin key, or (`resettable`: to set or reset it) the counter is
-    resettable. NoAdminKeyError when the counter has no key (a missing one has none),
-    WrongAdminKeyError for another key."""
+def _judge(current: Counter, admin_key: str | None, *, resettable: bool) -> None:
+    """Raise unless a caller without the service admin token may change `current`: it holds the
+    counter's admin key, or (`resettable`: to set or reset it) the counter is resettable.
+    NoAdminKeyError when the counter has no key (a missing one has none), WrongAdminKeyError for
+    another key. Raised here, never returned to be raised: an error held in a local of the
+    frame that raises it is a reference cycle through its traceback."""
     if resettable and current.rules is not None and current.rules.resettable:
-        return None
+        return
     if current.admin_key_hash is None:
-        return NoAdminKeyError(f"counter {str(current.id)!r} has no admin key")
+        raise NoAdminKeyError(f"counter {str(current.id)!r} has no admin key")
     if not admin_key_matches(admin_key, current.admin_key_hash):
-        return WrongAdminKeyError(f"that is not the admin key of counter {str(current.id)!r}")
-    return None
+        raise WrongAdminKeyError(f"that is not the admin key of counter {str(current.id)!r}")
 
 
 def _allowed(counter: CounterId, match: VersionMatch, current: int) -> int:
