@@ -25,7 +25,8 @@ server or a primary, not Redis Cluster (a script's keys would have to share a ha
 
 One concern a module: `protocol` packs commands and parses stored values, `scripts` holds the
 Lua and how it is called, `connection` is the only user of redis-py internals, `batcher` turns
-concurrent calls into pipelines, `repository` maps the port onto all of them.
+concurrent calls into pipelines, `fields` maps a counter's hash to a Counter and back,
+`repository` maps the port onto all of them.
 """
 
 from adapters.redis.keys import changes_channel

@@ -16,8 +16,8 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from adapters.redis import fields, scripts
 from adapters.redis import keys as names
-from adapters.redis import scripts
 from adapters.redis.batcher import Batcher, UnreachableError
 from adapters.redis.connection import (
     Client,
@@ -65,7 +65,6 @@ _EXPIRED_RECORD_ATTEMPTS: Final = 3
 # How often one restore may find the counter changed between its judgement and its write.
 _RESTORE_ATTEMPTS: Final = 5
 _SCAN_COUNT: Final = b"1000"
-_VERSION_DIGITS: Final = 15  # below 2^53: what the scripts' Lua numbers hold exactly
 _BY_ONE: Final = bulk(b"1")  # the amount of nearly every increment, packed once
 # Increment commands kept packed but for their amount, for the counters in use: the keys, the
 # name and the channel of a counter never change, and packing them was a fifth of the adapter's
@@ -113,16 +112,16 @@ class RedisCounterRepository:
             reply = await self._call(scripts.TOUCH.call([key], []), scripts.TOUCH, write=True)
             if reply[0] != scripts.APPLIED:
                 raise self._corrupted(reply)
-            return Counter(name, 0) if len(reply) == 1 else self._counter(name, key, *reply[1:])
-        reply = await self._call(_pack_hmget(key), write=False)
-        return self._read_counter(name, key, reply) or Counter(name, 0)
+            return Counter(name, 0) if len(reply) == 1 else fields.counter(name, key, *reply[1:])
+        reply = await self._call(fields.pack_hmget(key), write=False)
+        return fields.read_counter(name, key, reply) or Counter(name, 0)
 
     async def create(self, name: CounterId, count: int, rules: Rules, admin_key_hash: str | None) -> Counter:
         keys = [self._counter_key(name), self._names_key_of(name.namespace)]
         args = [
             b"%d" % count,
             name.key.encode(),
-            *_rule_fields(rules),
+            *fields.rule_fields(rules),
             (admin_key_hash or "").encode(),
             names.changes_channel(self._prefix, name),
         ]
@@ -131,7 +130,7 @@ class RedisCounterRepository:
             raise CounterExistsError(f"counter {str(name)!r} exists")
         if reply[0] != scripts.APPLIED:
             raise self._corrupted(reply)
-        return self._counter(name, keys[0], *reply[1:])
+        return fields.counter(name, keys[0], *reply[1:])
 
     async def increment(
         self, name: CounterId, by: int, idempotency: Idempotency | None = None
@@ -176,7 +175,7 @@ class RedisCounterRepository:
         reply = await self._call(scripts.SET.call(keys, [*args, *expected]), scripts.SET, write=True)
         if reply[0] != scripts.APPLIED:
             raise self._refused(name, expected_version, expected_created_at, reply)
-        counter = self._counter(name, keys[0], *reply[2:])
+        counter = fields.counter(name, keys[0], *reply[2:])
         return Replaced(counter=counter, previous=parse_int64(reply[1], keys[0].decode()))
 
     async def delete(
@@ -192,7 +191,7 @@ class RedisCounterRepository:
         if reply[0] == scripts.NOT_FOUND:
             return None
         if reply[0] == scripts.DELETED:
-            return self._counter(name, keys[0], *reply[1:])
+            return fields.counter(name, keys[0], *reply[1:])
         raise self._refused(name, expected_version, expected_created_at, reply)
 
     async def list(self, namespace: str, after: str | None, limit: int) -> Page:
@@ -203,14 +202,14 @@ class RedisCounterRepository:
         names = [self._decode_name(names_key, namespace, raw) for raw in raw_names[:limit]]
         keys = [self._counter_key(name) for name in names]
         # Issued in one go, so they leave as one pipeline.
-        futures = [self._batcher.call(_pack_hmget(key)) for key in keys]
+        futures = [self._batcher.call(fields.pack_hmget(key)) for key in keys]
         replies = await asyncio.gather(*futures, return_exceptions=True)
         counters: list[Counter] = []
         gone: list[tuple[CounterId, bytes]] = []
         for name, key, reply in zip(names, keys, replies, strict=True):
             if isinstance(reply, BaseException):
                 raise self._translate(reply, write=False) from reply
-            counter = self._read_counter(name, key, reply)
+            counter = fields.read_counter(name, key, reply)
             if counter is not None:
                 counters.append(counter)
             else:  # deleted since the listing, or expired
@@ -255,9 +254,9 @@ class RedisCounterRepository:
                 return Restored(outcome, existing or counter)
             state = state_to_restore(counter, existing, now)
             mode = [b"absent", b"", b""] if seen is None else [b"replace", *seen]
-            fields = [*_restore_fields(state, now), names.changes_channel(self._prefix, name)]
+            written = [*fields.restore_fields(state, now), names.changes_channel(self._prefix, name)]
             reply = await self._call(
-                scripts.RESTORE.call(keys, [*mode, *fields]), scripts.RESTORE, write=True
+                scripts.RESTORE.call(keys, [*mode, *written]), scripts.RESTORE, write=True
             )
             if reply[0] == scripts.APPLIED:
                 return Restored(outcome, state)
@@ -266,7 +265,7 @@ class RedisCounterRepository:
             if len(reply) == 1:  # deleted since it was judged
                 existing, seen = None, None
                 continue
-            existing = self._counter(name, keys[0], *reply[1:])
+            existing = fields.counter(name, keys[0], *reply[1:])
             seen = (reply[1], reply[3] or b"")
         raise StoreUnavailableError(
             f"counter {str(name)!r} kept changing while it was restored; nothing was changed"
@@ -306,10 +305,10 @@ class RedisCounterRepository:
     def _incremented(self, name: CounterId, by: int, key: bytes, reply: Sequence[Any]) -> Incremented:
         status = reply[0]
         if status == scripts.APPLIED:
-            return Incremented(counter=self._counter(name, key, *reply[1:]))
+            return Incremented(counter=fields.counter(name, key, *reply[1:]))
         if status == scripts.STEP_REFUSED:
             # The domain words the refusal; the script only found it outside the range.
-            rules = self._counter(name, key, b"0", None, None, None, reply[1]).rules
+            rules = fields.counter(name, key, b"0", None, None, None, reply[1]).rules
             if rules is not None:
                 rules.check_step(name, by)
         if status == scripts.OVERFLOW:
@@ -329,7 +328,7 @@ class RedisCounterRepository:
         # which this adapter never writes; it is kept until someone deletes it.
         expires_at = math.inf if ttl_ms < 0 else now + ttl_ms / 1000
         # The fingerprint covers the counter's name, so a record that matches was made for `name`.
-        counter = self._counter(name, key, count, created_at, updated_at, None, None, None, version)
+        counter = fields.counter(name, key, count, created_at, updated_at, None, None, None, version)
         return IdempotencyRecord(fingerprint.decode(errors="replace"), counter, expires_at), now
 
     async def _call(self, command: bytes, script: scripts.Script | None = None, *, write: bool) -> Any:
@@ -380,94 +379,12 @@ class RedisCounterRepository:
     def _record_key(self, idempotency: Idempotency) -> bytes:
         return names.record_key(self._prefix, idempotency)
 
-    def _read_counter(self, name: CounterId, key: bytes, fields: Sequence[Any]) -> Counter | None:
-        count, created_at, updated_at, *rest = fields
-        if count is None and created_at is None and updated_at is None:
-            return None
-        return self._counter(name, key, b"0" if count is None else count, created_at, updated_at, *rest)
-
-    @staticmethod
-    def _counter(  # noqa: PLR0917 (a counter's hash fields, in the order the scripts return them)
-        name: CounterId,
-        key: bytes,
-        count: object,
-        created_at: object,
-        updated_at: object,
-        expires_at: object = None,
-        rules: object = None,
-        admin_key_hash: object = None,
-        version: object = None,
-    ) -> Counter:
-        """The fields after `updated_at` where the reply has them. A counter without a version
-        was written before versions: it is at version 1."""
-        parsed = None
-        if rules is not None:
-            try:
-                parsed = Rules.load(rules)  # type: ignore[arg-type]
-            except (ValueError, TypeError):
-                raise StoreCorruptedError(
-                    f"{key.decode()} holds rules that cannot be read", counter=str(name)
-                ) from None
-        return Counter(
-            id=name,
-            count=parse_int64(count, key.decode()),
-            created_at=parse_time(created_at),
-            updated_at=parse_time(updated_at),
-            rules=parsed,
-            expires_at=parse_time(expires_at),
-            admin_key_hash=admin_key_hash.decode() if isinstance(admin_key_hash, bytes) else None,
-            version=1 if version is None else _parse_version(version, name, key),
-        )
-
     @staticmethod
     def _decode_name(names_key: bytes, namespace: str, raw: object) -> CounterId:
         if isinstance(raw, bytes) and raw.isascii():
             with contextlib.suppress(InvalidCounterNameError):
                 return CounterId(namespace, raw.decode())
         raise StoreCorruptedError(f"{names_key.decode()} holds {raw!r}, which is not a counter name")
-
-
-def _rule_fields(rules: Rules | None) -> list[bytes]:
-    """The rules as a counter's hash keeps them: their JSON, min_step, max_step and ttl_ms, which
-    the scripts read ('' where there is none)."""
-    if rules is None:
-        return [b"", b"", b"", b""]
-    return [
-        rules.dump().encode(),
-        b"" if rules.min_step is None else b"%d" % rules.min_step,
-        b"" if rules.max_step is None else b"%d" % rules.max_step,
-        b"" if rules.ttl_seconds is None else b"%d" % (rules.ttl_seconds * 1000),
-    ]
-
-
-def _restore_fields(state: Counter, now: datetime) -> list[bytes]:
-    """`now`: for the times state_to_restore has filled already, as far as mypy knows."""
-    expires = state.expires_at
-    return [
-        b"%d" % state.count,
-        state.key.encode(),
-        microseconds(state.created_at or now),
-        microseconds(state.updated_at or now),
-        *_rule_fields(state.rules),
-        (state.admin_key_hash or "").encode(),
-        b"" if expires is None else microseconds(expires),
-        b"" if expires is None else b"%d" % (int(microseconds(expires)) // 1000),
-        b"%d" % state.version,
-    ]
-
-
-def _pack_hmget(key: bytes) -> bytes:
-    return pack(
-        b"HMGET",
-        key,
-        b"count",
-        b"created_at",
-        b"updated_at",
-        b"expires_at",
-        b"rules",
-        b"admin_key_hash",
-        b"version",
-    )
 
 
 _MISMATCH_CREATED_AT = 2  # where a refused set or delete answers the counter's created_at
@@ -477,14 +394,6 @@ def _expected(version: int | None, created_at: datetime | None) -> tuple[bytes, 
     """The condition of a set or delete as the scripts read it, b"" for none."""
     made = b"" if created_at is None else microseconds(created_at)
     return (b"" if version is None else b"%d" % version, made)
-
-
-def _parse_version(raw: object, name: CounterId, key: bytes) -> int:
-    if isinstance(raw, bytes) and raw.isdigit() and len(raw) <= _VERSION_DIGITS:
-        return int(raw)
-    raise StoreCorruptedError(
-        f"{key.decode()} holds the version {raw!r}, which is not a version", counter=str(name)
-    )
 
 
 async def open_redis_repository(
