@@ -330,12 +330,7 @@ class Script:
         return Script(source=encoded, sha=hashlib.sha1(encoded, usedforsecurity=False).hexdigest().encode())
 
     def call(self, keys: Sequence[bytes], args: Sequence[bytes]) -> bytes:
-        head = b"*%d\r\n$7\r\nEVALSHA\r\n%b%b" % (
-            3 + len(keys) + len(args),
-            bulk(self.sha),
-            bulk(b"%d" % len(keys)),
-        )
-        return head + b"".join(map(bulk, keys)) + b"".join(map(bulk, args))
+        return self._head(keys, len(args)) + b"".join(map(bulk, args))
 
     def load(self) -> bytes:
         return pack(b"SCRIPT", b"LOAD", self.source)
@@ -343,10 +338,17 @@ class Script:
     def prepare(self, keys: Sequence[bytes], args_after_first: Sequence[bytes]) -> PreparedCall:
         """The call with every key and argument but the first already packed, for a command
         sent again and again with another first argument (an increment's amount)."""
-        head = self.call(keys, [])
-        arity = b"*%d\r\n" % (3 + len(keys))
-        head = b"*%d\r\n" % (4 + len(keys) + len(args_after_first)) + head[len(arity) :]
+        head = self._head(keys, 1 + len(args_after_first))
         return PreparedCall(head, b"".join(map(bulk, args_after_first)))
+
+    def _head(self, keys: Sequence[bytes], argument_count: int) -> bytes:
+        """EVALSHA, the script's hash and its keys: the call up to its first argument."""
+        head = b"*%d\r\n$7\r\nEVALSHA\r\n%b%b" % (
+            3 + len(keys) + argument_count,
+            bulk(self.sha),
+            bulk(b"%d" % len(keys)),
+        )
+        return head + b"".join(map(bulk, keys))
 
 
 @dataclass(frozen=True, slots=True)
